@@ -1,0 +1,68 @@
+# SPY options platform. The README's two commands are `make demo` and `make test`;
+# everything they need is installed here, from pinned versions and lock files.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON      ?= python3
+UV_VERSION  := 0.13.9
+UV_VENV     := .bin/uv-venv
+UV          := $(UV_VENV)/bin/uv
+VENV        := .venv
+PY          := $(VENV)/bin/python
+KUBECONFIG_LOCAL := $(CURDIR)/.local/kubeconfig
+export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
+export UV_PYTHON_DOWNLOADS := never
+
+.PHONY: help venv lock tools lint typecheck test test-unit test-cluster demo cluster cluster-down run bench clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(UV):
+	@echo "[venv] installing uv $(UV_VERSION) into $(UV_VENV)"
+	@$(PYTHON) -m venv $(UV_VENV)
+	@$(UV_VENV)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.synced: $(UV) pyproject.toml uv.lock
+	@echo "[venv] syncing $(VENV) from uv.lock"
+	@$(UV) sync --locked --quiet --python $(PYTHON)
+	@touch $@
+
+venv: $(VENV)/.synced ## create .venv from the lock file
+
+lock: $(UV) ## re-resolve uv.lock after editing pyproject.toml
+	$(UV) lock --python $(PYTHON)
+
+tools: ## build the local control plane's Go tools into .bin/ (cached)
+	@bash tools/build.sh
+
+lint: venv ## ruff + mypy strict
+	@echo "[lint] ruff"
+	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/ruff format --check . >/dev/null || { $(VENV)/bin/ruff format --diff . | head -50; exit 1; }
+	@echo "[lint] mypy --strict"
+	@$(VENV)/bin/mypy operator/spy_operator workloads/analytics/spy_analytics
+
+test: venv tools lint ## run every test (lint, unit, integration on the local control plane)
+	@$(PY) -m pytest
+
+test-unit: venv ## only the tests that need no control plane
+	@$(PY) -m pytest -m "not cluster"
+
+cluster: venv tools ## start the local control plane in the background; kubeconfig in .local/kubeconfig
+	@$(PY) -m spy_operator.devcluster up --state-dir .local
+
+cluster-down: venv ## stop the local control plane
+	@$(PY) -m spy_operator.devcluster down --state-dir .local
+
+run: venv ## run the operator against $$KUBECONFIG (default .local/kubeconfig)
+	@KUBECONFIG=$${KUBECONFIG:-$(KUBECONFIG_LOCAL)} $(PY) -m spy_operator
+
+demo: venv tools ## bring the platform up locally and show it working
+	@$(PY) -m spy_operator.demo --state-dir .local
+
+bench: venv tools ## run the benchmarks (see docs/benchmarks.md)
+	@$(PY) bench/operator_convergence.py
+
+clean: ## remove build outputs (keeps the Go build cache)
+	rm -rf .venv .bin .local

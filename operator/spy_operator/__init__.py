@@ -1,0 +1,1 @@
+"""spy_operator."""
