@@ -13,6 +13,12 @@ KUBECONFIG_LOCAL := $(CURDIR)/.local/kubeconfig
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 export UV_PYTHON_DOWNLOADS := never
 
+# Each part of the platform adds what its tests need (Azurite, Chromium, ...) in its
+# own mk/<part>.mk by appending targets to TEST_DEPS and DEMO_DEPS.
+TEST_DEPS :=
+DEMO_DEPS :=
+-include mk/*.mk
+
 .PHONY: help venv lock tools lint typecheck test test-unit test-cluster demo cluster cluster-down run bench clean
 
 help: ## list the targets
@@ -43,7 +49,7 @@ lint: venv ## ruff + mypy strict
 	@echo "[lint] mypy --strict"
 	@$(VENV)/bin/mypy operator/spy_operator workloads/analytics/spy_analytics
 
-test: venv tools lint ## run every test (lint, unit, integration on the local control plane)
+test: venv tools $(TEST_DEPS) lint ## run every test (lint, unit, integration on the local control plane)
 	@$(PY) -m pytest
 
 test-unit: venv ## only the tests that need no control plane
@@ -58,7 +64,7 @@ cluster-down: venv ## stop the local control plane
 run: venv ## run the operator against $$KUBECONFIG (default .local/kubeconfig)
 	@KUBECONFIG=$${KUBECONFIG:-$(KUBECONFIG_LOCAL)} $(PY) -m spy_operator
 
-demo: venv tools ## bring the platform up locally and show it working
+demo: venv tools $(DEMO_DEPS) ## bring the platform up locally and show it working
 	@$(PY) -m spy_operator.demo --state-dir .local
 
 bench: venv tools ## run the benchmarks (see docs/benchmarks.md)
