@@ -29,7 +29,7 @@ kube_cmds=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
 stale=()
 for c in "${kube_cmds[@]}"; do needs "$c" "$KUBE_VERSION" && stale+=("$c"); done
 if [ ${#stale[@]} -gt 0 ]; then
-  say "building ${stale[*]} $KUBE_VERSION from k8s.io/kubernetes (first build: 15-40 min on 2 cores; cached afterwards)"
+  say "building ${stale[*]} $KUBE_VERSION from k8s.io/kubernetes (first build: about 5-15 min on 2 cores; cached afterwards)"
   minor=${KUBE_VERSION#v1.}; minor=${minor%%.*}
   pkg=k8s.io/component-base/version
   ldflags="-s -w -X $pkg.gitVersion=$KUBE_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
@@ -43,7 +43,7 @@ if [ ${#stale[@]} -gt 0 ]; then
 fi
 
 if needs etcd "$ETCD_VERSION"; then
-  say "building etcd $ETCD_VERSION (first build: a few minutes)"
+  say "building etcd $ETCD_VERSION (first build: about 1 min)"
   start=$SECONDS
   (cd "$here/etcd" && go build -trimpath -ldflags "-s -w" -o "$bin/etcd" go.etcd.io/etcd/server/v3)
   stamp etcd "$ETCD_VERSION"

@@ -1,0 +1,519 @@
+"""Generates the three CRDs in crds/ from one Python description (run `make crds`).
+
+Shared sub-schemas (pull secrets, VPN probe, resources, conditions) are written once
+here so the kinds cannot drift apart; tests/operator/test_crds.py fails when the
+committed YAML is not what this script writes. Every field carries a description so
+`kubectl explain` teaches the API (DESIGN §3).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+GROUP = "spyoptions.io"
+VERSION = "v1alpha1"
+Schema = dict[str, Any]
+
+
+def s(description: str, **kw: Any) -> Schema:
+    return {"type": "string", "description": description, **kw}
+
+
+def i(description: str, **kw: Any) -> Schema:
+    return {"type": "integer", "description": description, **kw}
+
+
+def n(description: str, **kw: Any) -> Schema:
+    return {"type": "number", "description": description, **kw}
+
+
+def b(description: str, **kw: Any) -> Schema:
+    return {"type": "boolean", "description": description, **kw}
+
+
+def obj(description: str, props: Schema, required: list[str] | None = None, **kw: Any) -> Schema:
+    out: Schema = {"type": "object", "description": description, "properties": props, **kw}
+    if required:
+        out["required"] = required
+    return out
+
+
+def local_ref(what: str) -> Schema:
+    return obj(
+        f"Reference to {what} in the same namespace.",
+        {"name": s(f"Name of {what}.", minLength=1, maxLength=253)},
+        ["name"],
+    )
+
+
+IMAGE_PULL_SECRETS: Schema = {
+    "type": "array",
+    "maxItems": 16,
+    "description": (
+        "Secrets of type kubernetes.io/dockerconfigjson used to pull the image. The operator "
+        "checks that each exists, has that type, parses, and has an `auths` entry for the "
+        "image's registry host (e.g. myacr.azurecr.io); the PullSecretReady condition says "
+        "which check failed."
+    ),
+    "items": obj(
+        "A pull secret reference.",
+        {"name": s("Name of a Secret in the same namespace.", minLength=1, maxLength=253)},
+        ["name"],
+    ),
+}
+
+QUANTITY: Schema = {
+    "description": "A Kubernetes quantity, e.g. 500m or 1Gi.",
+    "anyOf": [{"type": "integer"}, {"type": "string"}],
+    "x-kubernetes-int-or-string": True,
+    "pattern": r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$",
+}
+
+RESOURCES = obj(
+    "Compute resources for the workload's container, as in a Pod spec.",
+    {
+        "requests": {
+            "type": "object",
+            "description": "Minimum resources, e.g. {cpu: 100m, memory: 256Mi}.",
+            "additionalProperties": QUANTITY,
+        },
+        "limits": {
+            "type": "object",
+            "description": "Maximum resources, e.g. {cpu: '1', memory: 1Gi}.",
+            "additionalProperties": QUANTITY,
+        },
+    },
+)
+
+VPN = obj(
+    "TCP probe across the site-to-site VPN to Azure. The operator connects to host:port "
+    "with a timeout and records the round-trip time in status (target under 30 ms).",
+    {
+        "host": s("Host name or IP across the tunnel to probe.", minLength=1, maxLength=253),
+        "port": i("TCP port to probe.", minimum=1, maximum=65535),
+        "required": b(
+            "When true, an unreachable probe blocks the workload (for a TradingBot it holds "
+            "replicas at 0). When false, the result is only reported.",
+            default=True,
+        ),
+        "timeoutSeconds": n(
+            "Connect timeout of one probe, seconds.", minimum=0.05, maximum=30, default=2
+        ),
+    },
+    ["host", "port"],
+)
+
+CONDITIONS: Schema = {
+    "type": "array",
+    "description": "Observations of the object's state (Kubernetes API conventions).",
+    "x-kubernetes-list-type": "map",
+    "x-kubernetes-list-map-keys": ["type"],
+    "items": obj(
+        "One condition.",
+        {
+            "type": s(
+                "Condition type: PullSecretReady, VPNReady, GatewayReady, Approved, Armed, "
+                "Halted or Ready."
+            ),
+            "status": s("True, False or Unknown.", enum=["True", "False", "Unknown"]),
+            "reason": s("CamelCase reason for the last transition."),
+            "message": s("Human-readable details."),
+            "lastTransitionTime": s("When the status last changed.", format="date-time"),
+            "observedGeneration": i("The .metadata.generation this condition was computed from."),
+        },
+        ["type", "status"],
+    ),
+}
+
+
+def status_common(extra: Schema) -> Schema:
+    props: Schema = {
+        "observedGeneration": i("The .metadata.generation the operator last reconciled."),
+        "conditions": CONDITIONS,
+        "vpnRttMs": n("Last measured VPN probe round-trip time in milliseconds."),
+    }
+    props.update(extra)
+    return obj("Observed state, written only by the operator.", props)
+
+
+def printer(
+    name: str, path: str, type_: str = "string", priority: int = 0, desc: str = ""
+) -> Schema:
+    col: Schema = {"name": name, "type": type_, "jsonPath": path}
+    if priority:
+        col["priority"] = priority
+    if desc:
+        col["description"] = desc
+    return col
+
+
+READY = printer("Ready", '.status.conditions[?(@.type=="Ready")].status', desc="Ready condition")
+AGE = printer("Age", ".metadata.creationTimestamp", "date")
+
+TRADING_BOT_SPEC = obj(
+    "Desired state of a trading bot. The operator runs its Deployment at 1 replica only "
+    "when the safety gate allows it (docs/safety-gate.md), else at 0.",
+    {
+        "image": s("Container image of the bot, e.g. myacr.azurecr.io/spy-bot:1.2.3.", minLength=1),
+        "gatewayRef": local_ref("the IBGateway the bot sends orders through"),
+        "mode": s(
+            "paper or live. Must match the gateway's tradingMode; a live bot also needs a "
+            "gateway with readOnlyApi false.",
+            enum=["paper", "live"],
+            default="paper",
+        ),
+        "armed": b(
+            "Request to trade. Effective only with a present, unexpired approval, a Ready "
+            "gateway, valid pull secrets, a passing VPN probe (when required) and no global "
+            "halt. Defaults to false.",
+            default=False,
+        ),
+        "approval": obj(
+            "The second person's approval to arm the bot.",
+            {
+                "approvedBy": s("Who approved arming (a user name).", minLength=1, maxLength=253),
+                "reason": s(
+                    "Why the bot may trade; required for live bots.", minLength=1, maxLength=1024
+                ),
+                "expiresAt": s(
+                    "RFC 3339 time after which the approval is void and the bot goes to 0 "
+                    "replicas without any edit, e.g. 2026-11-25T21:00:00Z.",
+                    format="date-time",
+                ),
+            },
+        ),
+        "strategy": obj(
+            "Which strategy the bot runs and its parameters.",
+            {
+                "name": s("Strategy name known to the bot image.", default="iv-mean-reversion"),
+                "parameters": {
+                    "type": "object",
+                    "description": "Strategy parameters as string key/values, passed as JSON.",
+                    "additionalProperties": {"type": "string"},
+                },
+            },
+        ),
+        "risk": obj(
+            "Risk limits enforced by the bot's risk engine.",
+            {
+                "maxContracts": i(
+                    "Largest position in contracts.", minimum=1, maximum=10000, default=1
+                ),
+                "maxOrderNotional": n(
+                    "Largest notional of one order, USD.", minimum=0, default=5000
+                ),
+                "maxDailyLoss": n(
+                    "Loss in USD after which the bot stops for the day.", minimum=0, default=1000
+                ),
+                "maxOrdersPerMinute": i("Order rate limit.", minimum=1, maximum=600, default=5),
+            },
+        ),
+        "imagePullSecrets": IMAGE_PULL_SECRETS,
+        "vpn": VPN,
+        "resources": RESOURCES,
+    },
+    ["image", "gatewayRef"],
+    **{
+        "x-kubernetes-validations": [
+            {
+                "rule": "!self.armed || (has(self.approval) && has(self.approval.approvedBy) && has(self.approval.expiresAt))",
+                "message": "armed: true requires approval.approvedBy and approval.expiresAt",
+                "fieldPath": ".approval",
+                "reason": "FieldValueRequired",
+            },
+            {
+                "rule": "self.mode != 'live' || !has(self.approval) || (has(self.approval.reason) && self.approval.reason.trim().size() > 0)",
+                "message": "mode: live needs an explicit approval.reason",
+                "fieldPath": ".approval.reason",
+                "reason": "FieldValueRequired",
+            },
+        ]
+    },
+)
+
+TRADING_BOT_STATUS = status_common(
+    {
+        "replicas": i("Replicas the safety gate allows now: 0 or 1."),
+        "readyReplicas": i("Ready replicas of the bot's Deployment."),
+        "armed": b("Effective armed state: true only when the gate allows trading."),
+        "reason": s("Why the gate allows or holds the bot (CamelCase), e.g. NotArmed."),
+        "message": s("Human-readable gate decision."),
+        "ibClientId": i("IB API client id allocated to this bot on its gateway."),
+        "deployment": s("Name of the bot's Deployment."),
+    }
+)
+
+IB_GATEWAY_SPEC = obj(
+    "Desired state of an Interactive Brokers Gateway (IBC-based image).",
+    {
+        "image": s(
+            "Gateway container image.", minLength=1, default="ghcr.io/gnzsnz/ib-gateway:stable"
+        ),
+        "tradingMode": s("paper or live account.", enum=["paper", "live"], default="paper"),
+        "credentialsSecretRef": obj(
+            "Secret holding the IB login; must have keys `username` and `password`.",
+            {"name": s("Name of the Secret in the same namespace.", minLength=1)},
+            ["name"],
+        ),
+        "readOnlyApi": b(
+            "Start the API in read-only mode (no orders). Live bots need false.", default=True
+        ),
+        "apiPort": i("TCP port of the TWS API.", minimum=1024, maximum=65535, default=4002),
+        "dailyRestartTime": s(
+            "Local time HH:MM of IBC's daily auto-restart, e.g. 23:45.",
+            pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$",
+        ),
+        "timezone": s("IANA time zone for dailyRestartTime.", default="America/New_York"),
+        "storage": obj(
+            "PersistentVolumeClaim for the gateway's settings, so 2FA device trust survives restarts.",
+            {
+                "size": {**QUANTITY, "description": "Requested size.", "default": "1Gi"},
+                "storageClassName": s("StorageClass; empty for the cluster default."),
+            },
+        ),
+        "imagePullSecrets": IMAGE_PULL_SECRETS,
+        "vpn": VPN,
+        "resources": RESOURCES,
+    },
+    ["credentialsSecretRef"],
+    **{
+        "x-kubernetes-validations": [
+            {
+                "rule": "!has(self.dailyRestartTime) || has(self.timezone)",
+                "message": "dailyRestartTime needs a timezone",
+                "fieldPath": ".timezone",
+            }
+        ]
+    },
+)
+
+IB_GATEWAY_STATUS = status_common(
+    {
+        "endpoint": s("host:port of the TWS API that consumers use; set when Ready."),
+        "readyReplicas": i("Ready replicas of the gateway StatefulSet (0 or 1)."),
+        "statefulSet": s("Name of the gateway StatefulSet."),
+    }
+)
+
+OPTIONS_DETECTOR_SPEC = obj(
+    "Desired state of the options-anomaly detector.",
+    {
+        "image": s("Detector container image.", minLength=1),
+        "gatewayRef": local_ref("the IBGateway the detector reads market data from"),
+        "symbol": s("Underlying symbol.", pattern="^[A-Z]{1,6}$", default="SPY"),
+        "shards": i(
+            "Detector replicas; shard i of n takes the expiries whose index modulo n is i. "
+            "Each shard gets its own IB client id.",
+            minimum=1,
+            maximum=32,
+            default=1,
+        ),
+        "expiryWindow": obj(
+            "Which expiries to watch, in days to expiry (DTE).",
+            {
+                "minDte": i("Smallest DTE.", minimum=0, maximum=1000, default=0),
+                "maxDte": i("Largest DTE.", minimum=0, maximum=1000, default=60),
+            },
+            **{
+                "x-kubernetes-validations": [
+                    {"rule": "self.minDte <= self.maxDte", "message": "minDte must be <= maxDte"}
+                ]
+            },
+        ),
+        "strikeWindow": obj(
+            "Which strikes to watch around the spot price.",
+            {
+                "percent": n(
+                    "Half-width as a fraction of spot, e.g. 0.1 = +/-10%.",
+                    minimum=0.005,
+                    maximum=1,
+                    default=0.1,
+                ),
+            },
+        ),
+        "marketDataType": s(
+            "IB market data type.",
+            enum=["live", "frozen", "delayed", "delayed-frozen"],
+            default="delayed",
+        ),
+        "thresholds": obj(
+            "Detection thresholds (defaults in docs/analytics.md).",
+            {
+                "ivResidualZ": n("IV residual z-score vs the fitted smile.", minimum=0, default=3),
+                "minVolume": i("Volume floor of the volume/OI rule.", minimum=0, default=500),
+                "minOpenInterest": i(
+                    "Open interest floor of the volume/OI rule.", minimum=0, default=100
+                ),
+                "minPrice": n(
+                    "Option price floor of the volume/OI rule, USD.", minimum=0, default=0.1
+                ),
+                "volOiRatio": n("Volume/open interest ratio.", minimum=0, default=1.25),
+                "volumeZ": n(
+                    "Volume z-score vs the contract's intraday baseline.", minimum=0, default=4
+                ),
+                "spreadBlowoutZ": n(
+                    "Bid-ask spread z-score vs its own baseline.", minimum=0, default=4
+                ),
+            },
+        ),
+        "backend": obj(
+            "Where the detector publishes signals.",
+            {
+                "url": s(
+                    "Backend base URL, e.g. http://spy-backend.spy.svc:8000.", pattern="^https?://"
+                ),
+                "tokenSecretRef": obj(
+                    "Secret with the ingest bearer token.",
+                    {
+                        "name": s("Secret name.", minLength=1),
+                        "key": s("Key in the Secret.", default="token"),
+                    },
+                    ["name"],
+                ),
+            },
+            ["url"],
+        ),
+        "imagePullSecrets": IMAGE_PULL_SECRETS,
+        "vpn": VPN,
+        "resources": RESOURCES,
+    },
+    ["image", "gatewayRef"],
+)
+
+OPTIONS_DETECTOR_STATUS = status_common(
+    {
+        "readyShards": i("Ready detector replicas."),
+        "ibClientIds": {
+            "type": "array",
+            "description": "IB client ids of the shards, by ordinal.",
+            "items": {"type": "integer"},
+        },
+        "statefulSet": s("Name of the detector StatefulSet."),
+    }
+)
+
+KINDS: list[dict[str, Any]] = [
+    {
+        "kind": "TradingBot",
+        "plural": "tradingbots",
+        "short": ["tb"],
+        "doc": "A trading bot whose Deployment runs 1 replica only when armed with a valid approval.",
+        "spec": TRADING_BOT_SPEC,
+        "status": TRADING_BOT_STATUS,
+        "columns": [
+            printer("Mode", ".spec.mode"),
+            printer(
+                "Armed", ".status.armed", "boolean", desc="Effective armed state from the gate"
+            ),
+            printer("Approved-By", ".spec.approval.approvedBy"),
+            printer("Expires", ".spec.approval.expiresAt"),
+            printer("Replicas", ".status.replicas", "integer"),
+            READY,
+            printer("Reason", ".status.reason"),
+            AGE,
+            printer("Gateway", ".spec.gatewayRef.name", priority=1),
+            printer("Message", ".status.message", priority=1),
+        ],
+    },
+    {
+        "kind": "IBGateway",
+        "plural": "ibgateways",
+        "short": ["ibgw"],
+        "doc": "An Interactive Brokers Gateway run as a one-replica StatefulSet.",
+        "spec": IB_GATEWAY_SPEC,
+        "status": IB_GATEWAY_STATUS,
+        "columns": [
+            printer("Mode", ".spec.tradingMode"),
+            printer("Read-Only", ".spec.readOnlyApi", "boolean"),
+            printer("Endpoint", ".status.endpoint"),
+            READY,
+            printer("Reason", '.status.conditions[?(@.type=="Ready")].reason'),
+            AGE,
+        ],
+    },
+    {
+        "kind": "OptionsDetector",
+        "plural": "optionsdetectors",
+        "short": ["od"],
+        "doc": "A sharded options-anomaly detector run as a StatefulSet.",
+        "spec": OPTIONS_DETECTOR_SPEC,
+        "status": OPTIONS_DETECTOR_STATUS,
+        "columns": [
+            printer("Symbol", ".spec.symbol"),
+            printer("Shards", ".spec.shards", "integer"),
+            printer("Ready-Shards", ".status.readyShards", "integer"),
+            printer("Gateway", ".spec.gatewayRef.name"),
+            READY,
+            printer("Reason", '.status.conditions[?(@.type=="Ready")].reason'),
+            AGE,
+        ],
+    },
+]
+
+
+def crd(kind: dict[str, Any]) -> dict[str, Any]:
+    plural = kind["plural"]
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {
+            "name": f"{plural}.{GROUP}",
+            "labels": {"app.kubernetes.io/part-of": "spyoptions"},
+        },
+        "spec": {
+            "group": GROUP,
+            "scope": "Namespaced",
+            "names": {
+                "kind": kind["kind"],
+                "listKind": f"{kind['kind']}List",
+                "plural": plural,
+                "singular": kind["kind"].lower(),
+                "shortNames": kind["short"],
+                "categories": ["spyoptions"],
+            },
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": kind["columns"],
+                    "schema": {
+                        "openAPIV3Schema": obj(
+                            kind["doc"],
+                            {
+                                "apiVersion": s("API version: spyoptions.io/v1alpha1."),
+                                "kind": s(f"Kind: {kind['kind']}."),
+                                "metadata": {"type": "object"},
+                                "spec": kind["spec"],
+                                "status": kind["status"],
+                            },
+                            ["spec"],
+                        )
+                    },
+                }
+            ],
+        },
+    }
+
+
+HEADER = "# Generated by crds/generate.py; edit that file and run `make crds`.\n"
+
+
+def render(kind: dict[str, Any]) -> str:
+    return HEADER + yaml.safe_dump(crd(kind), sort_keys=False, width=100)
+
+
+def main(argv: list[str]) -> int:
+    out_dir = Path(argv[1]) if len(argv) > 1 else Path(__file__).parent
+    for kind in KINDS:
+        (out_dir / f"{kind['plural']}.yaml").write_text(render(kind))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
