@@ -1,0 +1,1 @@
+"""HTTP layer: dependencies, one router per resource, combined in `api.main`."""

@@ -1,0 +1,69 @@
+"""Annotated dependencies of the routes: settings, store, publisher, metrics, auth."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from spy_backend.metrics import BackendMetrics
+from spy_backend.realtime import Publisher
+from spy_backend.settings import Settings
+from spy_backend.storage import TableStore
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_store(request: Request) -> TableStore:
+    store: TableStore = request.app.state.store
+    return store
+
+
+def get_publisher(request: Request) -> Publisher:
+    publisher: Publisher = request.app.state.publisher
+    return publisher
+
+
+def get_metrics(request: Request) -> BackendMetrics:
+    metrics: BackendMetrics = request.app.state.metrics
+    return metrics
+
+
+def get_clock(request: Request) -> Callable[[], datetime]:
+    clock: Callable[[], datetime] = request.app.state.clock
+    return clock
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+StoreDep = Annotated[TableStore, Depends(get_store)]
+PublisherDep = Annotated[Publisher, Depends(get_publisher)]
+MetricsDep = Annotated[BackendMetrics, Depends(get_metrics)]
+ClockDep = Annotated[Callable[[], datetime], Depends(get_clock)]
+
+_bearer = HTTPBearer(auto_error=False, description="The detector's ingest token.")
+
+
+def require_ingest_token(
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> None:
+    """401 without a bearer token, 403 with a wrong one (constant-time comparison)."""
+    if credentials is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "missing bearer token",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    expected = settings.ingest_token.get_secret_value().encode()
+    if not hmac.compare_digest(credentials.credentials.encode(), expected):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "invalid token")
+
+
+IngestAuth = Depends(require_ingest_token)

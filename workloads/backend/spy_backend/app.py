@@ -1,0 +1,175 @@
+"""Application factory: wires settings, storage, realtime, routers and middleware.
+
+`create_app()` is what uvicorn serves (`python -m spy_backend`), what the tests and
+benchmarks run in-process, and what `devserver` starts for the demo.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+
+from fastapi import FastAPI, Request, Response
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from spy_backend import __version__
+from spy_backend.api.main import api_router, probe_router
+from spy_backend.metrics import BackendMetrics
+from spy_backend.realtime import LocalHub, Publisher, WebPubSubPublisher
+from spy_backend.retention import run_purge_loop
+from spy_backend.settings import Settings
+from spy_backend.storage import StorageUnavailableError, TableStore
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """Ingest, query and realtime delivery of SPY option anomalies and signals.
+The wire format is docs/wire-format.md; realtime clients call `/api/v1/negotiate` and
+speak `json.webpubsub.azure.v1` to the URL it returns."""
+
+
+class BodyLimit:
+    """Answer 413 to request bodies over `max_bytes` before anything parses them."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+            await self._too_large(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                raise _BodyTooLargeError
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _BodyTooLargeError:
+            await self._too_large(scope, receive, send)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body = {"detail": f"request body larger than {self.max_bytes} bytes"}
+        await JSONResponse(body, status_code=413)(scope, receive, send)
+
+
+class _BodyTooLargeError(Exception):
+    pass
+
+
+def build_publisher(settings: Settings) -> Publisher:
+    if settings.realtime == "azure":
+        assert settings.webpubsub_connection_string is not None  # checked by Settings
+        return WebPubSubPublisher(
+            settings.webpubsub_connection_string.get_secret_value(),
+            settings.webpubsub_hub,
+            settings.client_token_minutes,
+        )
+    return LocalHub(
+        settings.local_hub_key.get_secret_value(),
+        settings.webpubsub_hub,
+        settings.client_token_minutes,
+    )
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    publisher: Publisher | None = None,
+    clock: Callable[[], datetime] | None = None,
+    run_purge: bool = True,
+) -> FastAPI:
+    settings = settings or Settings()
+    store = TableStore(
+        settings.storage_connection_string.get_secret_value(),
+        settings.table_prefix,
+        settings.storage_timeout_seconds,
+    )
+    publisher = publisher or build_publisher(settings)
+    metrics = BackendMetrics()
+    now = clock or (lambda: datetime.now(UTC))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            await store.open()
+        except StorageUnavailableError as exc:
+            # Temporary: readiness stays false and tables are created on first use.
+            log.warning("storage unavailable at startup", extra={"error": str(exc)})
+        purge = None
+        if run_purge:
+            purge = asyncio.create_task(
+                run_purge_loop(
+                    store, now, settings.retention_days, settings.purge_interval_seconds, metrics
+                )
+            )
+        try:
+            yield
+        finally:
+            if purge is not None:
+                purge.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await purge
+            await publisher.close()
+            await store.close()
+
+    app = FastAPI(
+        title="SPY options backend",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.store = store
+    app.state.publisher = publisher
+    app.state.metrics = metrics
+    app.state.clock = now
+
+    @app.exception_handler(StorageUnavailableError)
+    async def storage_unavailable(request: Request, exc: StorageUnavailableError) -> JSONResponse:
+        metrics.storage_unavailable.inc()
+        return JSONResponse(
+            {"detail": "storage unavailable; retry"}, status_code=503, headers={"Retry-After": "1"}
+        )
+
+    @app.middleware("http")
+    async def count_requests(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = getattr(request.scope.get("route"), "path", "other")
+        metrics.requests.labels(route, request.method, str(response.status_code)).inc()
+        metrics.latency.labels(route).observe(time.perf_counter() - started)
+        return response
+
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET"]
+        )
+    app.include_router(api_router)
+    app.include_router(probe_router)
+    if isinstance(publisher, LocalHub):
+        hub = publisher
+        app.add_api_websocket_route(hub.path, hub.serve)
+        metrics.hub_connections.set_function(lambda: float(hub.connection_count()))
+    if settings.dashboard_dir is not None and settings.dashboard_dir.is_dir():
+        app.mount("/", StaticFiles(directory=settings.dashboard_dir, html=True), name="dashboard")
+    return app

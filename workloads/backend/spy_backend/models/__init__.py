@@ -1,0 +1,63 @@
+"""Wire models: the executable form of docs/wire-format.md (Base/Create/Public)."""
+
+from spy_backend.models.anomaly import (
+    AnomalyCreate,
+    AnomalyKind,
+    AnomalyPublic,
+    Contract,
+    Right,
+    Severity,
+    anomaly_id,
+)
+from spy_backend.models.ingest import (
+    PUBLIC_MODEL,
+    IngestBatch,
+    IngestResult,
+    KindCount,
+    Page,
+    Problem,
+    PublicRecord,
+    Resource,
+)
+from spy_backend.models.series import (
+    Direction,
+    ExpirySmile,
+    FlowCreate,
+    FlowPublic,
+    GexCreate,
+    GexPublic,
+    MarketCreate,
+    MarketPublic,
+    SignalCreate,
+    SignalPublic,
+    SmileCurve,
+)
+
+__all__ = [
+    "PUBLIC_MODEL",
+    "AnomalyCreate",
+    "AnomalyKind",
+    "AnomalyPublic",
+    "Contract",
+    "Direction",
+    "ExpirySmile",
+    "FlowCreate",
+    "FlowPublic",
+    "GexCreate",
+    "GexPublic",
+    "IngestBatch",
+    "IngestResult",
+    "KindCount",
+    "MarketCreate",
+    "MarketPublic",
+    "Page",
+    "Problem",
+    "PublicRecord",
+    "Resource",
+    "Right",
+    "Severity",
+    "SignalCreate",
+    "SignalPublic",
+    "SmileCurve",
+    "anomaly_id",
+]

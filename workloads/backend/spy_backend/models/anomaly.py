@@ -1,0 +1,90 @@
+"""Anomaly wire models: one unusual option quote, scored and explained."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import Field
+
+from spy_backend.models.common import (
+    Expiry,
+    Finite,
+    LogMoneyness,
+    Reason,
+    RecordId,
+    Strike,
+    Symbol,
+    UtcTimestamp,
+    Vol,
+    WireModel,
+    stable_id,
+    ts_text,
+)
+
+
+class AnomalyKind(StrEnum):
+    IV_RESIDUAL = "iv_residual"
+    VOL_OI = "vol_oi"
+    VOLUME_Z = "volume_z"
+    PARITY = "parity"
+    EARLY_EXERCISE = "early_exercise"
+    CALL_SPREAD = "call_spread"
+    BUTTERFLY = "butterfly"
+    CALENDAR = "calendar"
+    SPREAD_BLOWOUT = "spread_blowout"
+
+
+class Severity(StrEnum):
+    LOW = "LOW"
+    MEDIUM = "MEDIUM"
+    HIGH = "HIGH"
+
+
+class Right(StrEnum):
+    CALL = "C"
+    PUT = "P"
+
+
+class Contract(WireModel):
+    expiry: Expiry
+    strike: Strike
+    right: Right
+
+
+class AnomalyBase(WireModel):
+    ts: UtcTimestamp = Field(description="Snapshot time, RFC 3339 UTC.")
+    symbol: Symbol = "SPY"
+    kind: AnomalyKind
+    severity: Severity
+    score: Finite = Field(ge=-1e6, le=1e6)
+    reason: Reason
+    contract: Contract
+    iv: Vol | None = None
+    fitted_iv: Vol | None = None
+    k: LogMoneyness | None = Field(default=None, description="ln(K/F)")
+
+
+def anomaly_id(a: AnomalyBase) -> str:
+    """sha1 of `kind|symbol|expiry|strike(.2f)|right|ts(%Y-%m-%dT%H:%M:%S.%fZ)`."""
+    c = a.contract
+    return stable_id(
+        a.kind.value,
+        a.symbol,
+        c.expiry.isoformat(),
+        f"{c.strike:.2f}",
+        c.right.value,
+        ts_text(a.ts),
+    )
+
+
+class AnomalyCreate(AnomalyBase):
+    id: RecordId | None = Field(
+        default=None, description="Stable id; computed by the backend when absent."
+    )
+
+    def public(self) -> AnomalyPublic:
+        return AnomalyPublic(**self.model_dump(exclude={"id"}), id=self.id or anomaly_id(self))
+
+
+class AnomalyPublic(AnomalyBase):
+    id: RecordId

@@ -1,0 +1,70 @@
+"""Bounded field types shared by every wire model (docs/wire-format.md).
+
+Each bound exists so that bad input is a 422 naming the field, never a 5xx deeper down:
+floats are finite, prices non-negative, strikes inside a sane range, text free of
+control characters and lone surrogates (they can not be encoded for Table Storage).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import unicodedata
+from datetime import UTC, date, datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+
+MIN_TS = datetime(2000, 1, 1, tzinfo=UTC)
+MAX_TS = datetime(2100, 1, 1, tzinfo=UTC)
+MIN_EXPIRY = date(2000, 1, 1)
+MAX_EXPIRY = date(2100, 1, 1)
+
+
+def _utc_in_range(value: datetime) -> datetime:
+    value = value.astimezone(UTC)
+    if not MIN_TS <= value < MAX_TS:
+        raise ValueError("timestamp must be between 2000-01-01 and 2100-01-01 UTC")
+    return value
+
+
+def _expiry_in_range(value: date) -> date:
+    if not MIN_EXPIRY <= value < MAX_EXPIRY:
+        raise ValueError("expiry must be between 2000-01-01 and 2100-01-01")
+    return value
+
+
+def _clean_text(value: str) -> str:
+    for ch in value:
+        category = unicodedata.category(ch)
+        if category == "Cs" or (category == "Cc" and ch not in "\t\n"):
+            raise ValueError("text must not contain control characters or lone surrogates")
+    return value
+
+
+UtcTimestamp = Annotated[AwareDatetime, AfterValidator(_utc_in_range)]
+Expiry = Annotated[date, AfterValidator(_expiry_in_range)]
+Finite = Annotated[float, Field(allow_inf_nan=False, ge=-1e18, le=1e18)]
+Price = Annotated[float, Field(allow_inf_nan=False, ge=0, le=1e7)]
+Premium = Annotated[float, Field(allow_inf_nan=False, ge=0, le=1e15)]
+Strike = Annotated[float, Field(allow_inf_nan=False, gt=0, le=100_000)]
+Vol = Annotated[float, Field(allow_inf_nan=False, ge=0, le=10)]
+LogMoneyness = Annotated[float, Field(allow_inf_nan=False, ge=-10, le=10)]
+Symbol = Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9.]{0,9}$", examples=["SPY"])]
+RecordId = Annotated[str, Field(pattern=r"^[0-9a-f]{40}$", description="sha1 hex")]
+Reason = Annotated[str, Field(min_length=1, max_length=1000), AfterValidator(_clean_text)]
+
+
+class WireModel(BaseModel):
+    """Base of every wire model: unknown fields are refused, instances are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def ts_text(ts: datetime) -> str:
+    """Canonical RFC 3339 UTC text of a timestamp, as hashed into record ids."""
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def stable_id(*parts: str) -> str:
+    """sha1 hex of the parts joined by `|`: the idempotency key of a record."""
+    return hashlib.sha1("|".join(parts).encode(), usedforsecurity=False).hexdigest()

@@ -1,0 +1,138 @@
+"""Market state, GEX, flow and signal wire models (one record per snapshot)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Self
+
+from pydantic import Field, model_validator
+
+from spy_backend.models.common import (
+    Expiry,
+    Finite,
+    LogMoneyness,
+    Premium,
+    Price,
+    Reason,
+    RecordId,
+    Strike,
+    Symbol,
+    UtcTimestamp,
+    Vol,
+    WireModel,
+    stable_id,
+    ts_text,
+)
+
+MAX_POINTS = 256
+MAX_EXPIRIES = 32
+MAX_STRIKES = 1000
+
+
+class SmileCurve(WireModel):
+    k: list[LogMoneyness] = Field(max_length=MAX_POINTS)
+    iv: list[Vol] = Field(max_length=MAX_POINTS)
+
+    @model_validator(mode="after")
+    def _same_length(self) -> Self:
+        if len(self.k) != len(self.iv):
+            raise ValueError("k and iv must have the same length")
+        return self
+
+
+class ExpirySmile(WireModel):
+    expiry: Expiry
+    t: float = Field(allow_inf_nan=False, ge=0, le=10, description="Years to expiry.")
+    atm_iv: Vol | None = None
+    points: SmileCurve
+    fit: SmileCurve | None = None
+
+
+class MarketBase(WireModel):
+    ts: UtcTimestamp
+    symbol: Symbol = "SPY"
+    spot: Annotated[Price, Field(gt=0)]
+    bad_quotes: int = Field(default=0, ge=0, le=1_000_000)
+    expiries: list[ExpirySmile] = Field(default_factory=list, max_length=MAX_EXPIRIES)
+
+
+class MarketCreate(MarketBase):
+    def public(self) -> MarketPublic:
+        return MarketPublic(
+            **self.model_dump(), id=stable_id("market", self.symbol, ts_text(self.ts))
+        )
+
+
+class MarketPublic(MarketBase):
+    id: RecordId
+
+
+class GexBase(WireModel):
+    ts: UtcTimestamp
+    symbol: Symbol = "SPY"
+    spot: Annotated[Price, Field(gt=0)]
+    strikes: list[Strike] = Field(max_length=MAX_STRIKES)
+    gex: list[Annotated[Finite, Field(ge=-1e15, le=1e15)]] = Field(max_length=MAX_STRIKES)
+    net_gex: Annotated[Finite, Field(ge=-1e16, le=1e16)]
+    flip: Strike | None = None
+
+    @model_validator(mode="after")
+    def _same_length(self) -> Self:
+        if len(self.strikes) != len(self.gex):
+            raise ValueError("strikes and gex must have the same length")
+        return self
+
+
+class GexCreate(GexBase):
+    def public(self) -> GexPublic:
+        return GexPublic(**self.model_dump(), id=stable_id("gex", self.symbol, ts_text(self.ts)))
+
+
+class GexPublic(GexBase):
+    id: RecordId
+
+
+class FlowBase(WireModel):
+    ts: UtcTimestamp
+    symbol: Symbol = "SPY"
+    call_premium: Premium
+    put_premium: Premium
+    net_premium: Annotated[Finite, Field(ge=-1e15, le=1e15)]
+    put_call_volume_ratio: Annotated[float, Field(allow_inf_nan=False, ge=0, le=1e6)] | None = None
+
+
+class FlowCreate(FlowBase):
+    def public(self) -> FlowPublic:
+        return FlowPublic(**self.model_dump(), id=stable_id("flow", self.symbol, ts_text(self.ts)))
+
+
+class FlowPublic(FlowBase):
+    id: RecordId
+
+
+class Direction(StrEnum):
+    BULLISH = "bullish"
+    BEARISH = "bearish"
+    NEUTRAL = "neutral"
+
+
+class SignalBase(WireModel):
+    ts: UtcTimestamp
+    symbol: Symbol = "SPY"
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")
+    direction: Direction
+    strength: float = Field(allow_inf_nan=False, ge=0, le=1)
+    reason: Reason
+    anomaly_ids: list[RecordId] = Field(default_factory=list, max_length=1000)
+
+
+class SignalCreate(SignalBase):
+    id: RecordId | None = Field(default=None, description="Computed when absent.")
+
+    def public(self) -> SignalPublic:
+        rid = self.id or stable_id("signal", self.name, self.symbol, ts_text(self.ts))
+        return SignalPublic(**self.model_dump(exclude={"id"}), id=rid)
+
+
+class SignalPublic(SignalBase):
+    id: RecordId

@@ -1,0 +1,214 @@
+"""A local Web PubSub hub inside the backend, speaking `json.webpubsub.azure.v1`.
+
+Used by the demo and the tests in place of Azure Web PubSub. Clients connect to
+`/client/hubs/<hub>?access_token=<jwt>` (the same URL shape as Azure) with the
+subprotocol `json.webpubsub.azure.v1`, receive the system `connected` message, send
+`joinGroup`/`leaveGroup` (answered with `ack`, error `Forbidden` when the token's roles
+do not allow the group) and receive group `message` events. The API publishes through
+the `Publisher` interface, like with Azure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import uuid
+from collections import defaultdict
+from typing import Any
+
+import jwt
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from spy_backend.realtime import tokens
+
+log = logging.getLogger(__name__)
+
+SUBPROTOCOL = "json.webpubsub.azure.v1"
+QUEUE_LIMIT = 4096  # messages a slow client may lag before it is disconnected
+MAX_GROUP_NAME = 1024
+
+
+class _Connection:
+    def __init__(self, ws: WebSocket, grant: tokens.ClientGrant) -> None:
+        self.id = uuid.uuid4().hex
+        self.ws = ws
+        self.grant = grant
+        self.groups: set[str] = set()
+        self.outbox: asyncio.Queue[str | None] = asyncio.Queue(QUEUE_LIMIT)
+
+    def offer(self, text: str) -> bool:
+        try:
+            self.outbox.put_nowait(text)
+        except asyncio.QueueFull:
+            return False
+        return True
+
+
+def _ack(ack_id: Any, error: str | None = None, message: str = "") -> str:
+    body: dict[str, Any] = {"type": "ack", "ackId": ack_id, "success": error is None}
+    if error is not None:
+        body["error"] = {"name": error, "message": message}
+    return json.dumps(body)
+
+
+class LocalHub:
+    """In-process hub: group membership, fan-out, and the WebSocket endpoint."""
+
+    def __init__(self, key: str, hub: str, minutes: int = 60) -> None:
+        self.key = key
+        self.hub = hub
+        self._minutes = minutes
+        self._groups: dict[str, set[_Connection]] = defaultdict(set)
+        self._connections: set[_Connection] = set()
+
+    @property
+    def path(self) -> str:
+        return f"/client/hubs/{self.hub}"
+
+    def connection_count(self) -> int:
+        return len(self._connections)
+
+    async def publish(self, group: str, message: dict[str, Any]) -> None:
+        text = json.dumps(
+            {
+                "type": "message",
+                "from": "group",
+                "group": group,
+                "dataType": "json",
+                "data": message,
+            }
+        )
+        self._fan_out(group, text)
+
+    def _fan_out(self, group: str, text: str) -> None:
+        for conn in list(self._groups.get(group, ())):
+            if not conn.offer(text):
+                log.warning("hub client too slow, disconnecting", extra={"conn": conn.id})
+                self._drop(conn)
+
+    async def client_url(self, *, http_endpoint: str, groups: tuple[str, ...]) -> str:
+        token = tokens.issue(
+            self.key,
+            http_endpoint,
+            self.hub,
+            roles=tokens.join_roles(groups),
+            minutes=self._minutes,
+        )
+        base = "ws" + http_endpoint.rstrip("/")[4:]  # http->ws, https->wss
+        return f"{base}{self.path}?access_token={token}"
+
+    async def close(self) -> None:
+        for conn in list(self._connections):
+            self._drop(conn)
+
+    def _drop(self, conn: _Connection) -> None:
+        """Forget a connection and make its sender close it (pending messages dropped)."""
+        self._forget(conn)
+        while not conn.outbox.empty():
+            conn.outbox.get_nowait()
+        conn.outbox.put_nowait(None)
+
+    def _forget(self, conn: _Connection) -> None:
+        self._connections.discard(conn)
+        for group in conn.groups:
+            members = self._groups.get(group)
+            if members is not None:
+                members.discard(conn)
+                if not members:
+                    del self._groups[group]
+        conn.groups.clear()
+
+    def _join(self, conn: _Connection, group: str) -> None:
+        conn.groups.add(group)
+        self._groups[group].add(conn)
+
+    async def serve(self, ws: WebSocket) -> None:
+        """The WebSocket endpoint: authenticate, greet, then pump both directions."""
+        token = ws.query_params.get("access_token") or ""
+        auth = ws.headers.get("authorization", "")
+        if not token and auth.lower().startswith("bearer "):
+            token = auth[7:]
+        try:
+            grant = tokens.verify(token, self.key, self.hub)
+        except jwt.InvalidTokenError as exc:
+            log.info("hub connection refused", extra={"reason": str(exc)})
+            await ws.close(code=1008, reason="invalid access token")
+            return
+        if SUBPROTOCOL not in ws.scope.get("subprotocols", []):
+            await ws.close(code=1002, reason=f"subprotocol {SUBPROTOCOL} required")
+            return
+        await ws.accept(subprotocol=SUBPROTOCOL)
+        conn = _Connection(ws, grant)
+        self._connections.add(conn)
+        for group in grant.groups:
+            self._join(conn, group)
+        conn.offer(
+            json.dumps(
+                {
+                    "type": "system",
+                    "event": "connected",
+                    "userId": grant.user_id,
+                    "connectionId": conn.id,
+                }
+            )
+        )
+        sender = asyncio.create_task(self._pump_out(conn))
+        try:
+            while True:
+                self._handle(conn, await ws.receive_text())
+        except WebSocketDisconnect:
+            pass  # the client left; nothing to answer
+        finally:
+            self._forget(conn)
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sender
+
+    async def _pump_out(self, conn: _Connection) -> None:
+        while (text := await conn.outbox.get()) is not None:
+            await conn.ws.send_text(text)
+        await conn.ws.close(code=1013, reason="disconnected by the hub")
+
+    def _handle(self, conn: _Connection, text: str) -> None:
+        try:
+            msg = json.loads(text)
+        except ValueError:
+            return  # not JSON: Azure ignores frames it can not parse as well
+        if not isinstance(msg, dict):
+            return
+        kind, group, ack_id = msg.get("type"), msg.get("group"), msg.get("ackId")
+        if kind not in ("joinGroup", "leaveGroup", "sendToGroup"):
+            return  # sequenceAck, event: nothing to do in the local hub
+        if not isinstance(group, str) or not 0 < len(group) <= MAX_GROUP_NAME:
+            group = ""
+        allowed = bool(group) and (
+            conn.grant.may_send(group) if kind == "sendToGroup" else conn.grant.may_join(group)
+        )
+        if not allowed:
+            if ack_id is not None:
+                conn.offer(_ack(ack_id, "Forbidden", f"not allowed to {kind} '{group}'"))
+            return
+        if kind == "joinGroup":
+            self._join(conn, group)
+        elif kind == "leaveGroup":
+            conn.groups.discard(group)
+            self._groups.get(group, set()).discard(conn)
+        else:
+            data = msg.get("data")
+            self._fan_out(
+                group,
+                json.dumps(
+                    {
+                        "type": "message",
+                        "from": "group",
+                        "fromUserId": conn.grant.user_id,
+                        "group": group,
+                        "dataType": msg.get("dataType", "json"),
+                        "data": data,
+                    }
+                ),
+            )
+        if ack_id is not None:
+            conn.offer(_ack(ack_id))

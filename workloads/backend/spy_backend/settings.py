@@ -1,0 +1,101 @@
+"""The one validated configuration of the backend.
+
+Read from environment variables prefixed `SPY_BACKEND_` (and an optional env file).
+Outside `environment=development` it refuses the well-known development secrets, so a
+production deployment can not start with the default ingest token or the Azurite key.
+Called by `app.create_app`, `__main__` and `devserver`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_INGEST_TOKEN = "dev-ingest-token-change-me"
+DEV_HUB_KEY = "dev-local-hub-key-change-me-0123456789"
+# Azurite's published development account key (not a secret, but never for production).
+AZURITE_ACCOUNT_KEY = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
+
+
+def azurite_connection_string(port: int, host: str = "127.0.0.1") -> str:
+    """Connection string for an Azurite table service listening on host:port."""
+    return (
+        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
+        f"AccountKey={AZURITE_ACCOUNT_KEY};"
+        f"TableEndpoint=http://{host}:{port}/devstoreaccount1;"
+    )
+
+
+class Settings(BaseSettings):
+    """Backend configuration; every field is an env var `SPY_BACKEND_<NAME>`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SPY_BACKEND_", env_file=None, extra="ignore", frozen=True
+    )
+
+    environment: Literal["development", "test", "production"] = "development"
+    ingest_token: SecretStr = Field(
+        default=SecretStr(DEV_INGEST_TOKEN), description="Bearer token the detector sends."
+    )
+    storage_connection_string: SecretStr = Field(
+        default=SecretStr(azurite_connection_string(10002)),
+        description="Azure Table Storage connection string (Azurite in development).",
+    )
+    table_prefix: str = Field(
+        default="spy", pattern=r"^[A-Za-z][A-Za-z0-9]{0,39}$", description="Table name prefix."
+    )
+    storage_timeout_seconds: float = Field(default=3.0, gt=0, le=60)
+    retention_days: int = Field(default=30, ge=1, le=3650)
+    purge_interval_seconds: float = Field(default=3600.0, gt=0, le=86400)
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024)
+    cors_origins: tuple[str, ...] = Field(default=(), description="Origins allowed to GET.")
+    realtime: Literal["local", "azure"] = "local"
+    webpubsub_connection_string: SecretStr | None = Field(
+        default=None, description="Azure Web PubSub connection string (realtime=azure)."
+    )
+    webpubsub_hub: str = Field(default="spy", pattern=r"^[A-Za-z][A-Za-z0-9_]{0,127}$")
+    local_hub_key: SecretStr = Field(
+        default=SecretStr(DEV_HUB_KEY), description="HS256 key of the local hub's tokens."
+    )
+    client_token_minutes: int = Field(default=60, ge=1, le=1440)
+    realtime_groups: tuple[str, ...] = Field(
+        default=("SPY",), description="Groups a negotiated client may join."
+    )
+    dashboard_dir: Path | None = Field(
+        default=None, description="Static files served at / (the dashboard), if set."
+    )
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_defaults(self) -> Settings:
+        if self.realtime == "azure" and self.webpubsub_connection_string is None:
+            raise ValueError("realtime=azure needs webpubsub_connection_string")
+        if self.environment == "development":
+            return self
+        unsafe: list[str] = []
+        token = self.ingest_token.get_secret_value()
+        if token == DEV_INGEST_TOKEN or len(token) < 24:
+            unsafe.append("ingest_token (default or shorter than 24 characters)")
+        if self.realtime == "local" and self.local_hub_key.get_secret_value() == DEV_HUB_KEY:
+            unsafe.append("local_hub_key (default)")
+        if AZURITE_ACCOUNT_KEY in self.storage_connection_string.get_secret_value() and (
+            self.environment == "production"
+        ):
+            unsafe.append("storage_connection_string (Azurite development key)")
+        if unsafe:
+            raise ValueError(
+                f"unsafe settings for environment={self.environment}: " + ", ".join(unsafe)
+            )
+        return self
+
+
+def quiet_libraries() -> None:
+    """The Azure SDK logs every request at INFO; keep our own logs readable."""
+    import logging
+
+    for name in ("azure", "httpx", "uvicorn.access"):
+        logging.getLogger(name).setLevel(logging.WARNING)

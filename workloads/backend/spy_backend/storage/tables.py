@@ -1,0 +1,326 @@
+"""Azure Table Storage access (azure-data-tables, async): the only module doing storage I/O.
+
+Called by the ingest and query routes (through `api.deps`) and by the retention purge.
+Every transport failure or 5xx from the service becomes `StorageUnavailableError`, which the
+API answers with 503 so the producer retries; duplicates are detected by the service
+(`EntityAlreadyExists`), so a retried batch is stored once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from azure.core.exceptions import (
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+from azure.data.tables import TableTransactionError
+from azure.data.tables.aio import TableClient, TableServiceClient
+
+from spy_backend.models import PublicRecord, Resource
+from spy_backend.storage.entities import from_entity, to_entity
+from spy_backend.storage.keys import (
+    Cursor,
+    days_newest_first,
+    partition_day,
+    partition_key,
+    row_range,
+)
+
+log = logging.getLogger(__name__)
+
+TRANSACTION_MAX_OPS = 100  # service limit per transaction (one partition)
+TRANSACTION_MAX_BYTES = 3_000_000  # service limit is 4 MiB per transaction payload
+INDEX_TABLE = "partitions"
+
+
+class StorageUnavailableError(Exception):
+    """Storage could not be reached or failed server-side; the caller should retry.
+
+    `stored` holds records that were durably created before the failure (so the caller
+    can still broadcast them exactly once).
+    """
+
+    def __init__(self, message: str, stored: list[PublicRecord] | None = None) -> None:
+        super().__init__(message)
+        self.stored = stored or []
+
+
+@dataclass
+class InsertOutcome:
+    stored: list[PublicRecord] = field(default_factory=list)
+    duplicate: int = 0
+
+
+def _is_unavailable(exc: BaseException) -> bool:
+    if isinstance(exc, ServiceRequestError | ServiceResponseError | TimeoutError | OSError):
+        return True
+    if isinstance(exc, HttpResponseError):
+        return exc.status_code is None or exc.status_code >= 500 or exc.status_code == 429
+    return False
+
+
+@asynccontextmanager
+async def _storage_call(what: str, seconds: float) -> AsyncIterator[None]:
+    """Bound a storage call in time and translate outages into StorageUnavailableError."""
+    try:
+        async with asyncio.timeout(seconds):
+            yield
+    except BaseException as exc:
+        # Only outages are retryable; anything else (a 4xx we did not expect) is a bug
+        # and propagates with its traceback.
+        if _is_unavailable(exc):
+            raise StorageUnavailableError(f"{what}: {type(exc).__name__}") from exc
+        raise
+
+
+def _chunks(entities: list[dict[str, Any]]) -> Iterable[list[dict[str, Any]]]:
+    """Split one partition's entities into transactions within count and size limits."""
+    chunk: list[dict[str, Any]] = []
+    size = 0
+    for entity in entities:
+        weight = sum(len(v) if isinstance(v, str | bytes) else 16 for v in entity.values())
+        if chunk and (len(chunk) >= TRANSACTION_MAX_OPS or size + weight > TRANSACTION_MAX_BYTES):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(entity)
+        size += weight
+    if chunk:
+        yield chunk
+
+
+class TableStore:
+    """Records in one table per resource plus a partition index used by the purge."""
+
+    def __init__(self, connection_string: str, prefix: str, timeout: float = 3.0) -> None:
+        self._prefix = prefix
+        self._timeout = timeout
+        self._service = TableServiceClient.from_connection_string(
+            connection_string,
+            retry_total=1,
+            retry_backoff_factor=0.1,
+            connection_timeout=min(2.0, timeout),
+            read_timeout=timeout,
+        )
+        self._known_partitions: set[tuple[Resource, str]] = set()
+        self._concurrency = asyncio.Semaphore(8)
+        self._opened = False
+
+    def table_name(self, resource: Resource | str) -> str:
+        return f"{self._prefix}{resource}"
+
+    def _table(self, resource: Resource | str) -> TableClient:
+        return self._service.get_table_client(self.table_name(resource))
+
+    async def open(self) -> None:
+        """Create the tables if needed (idempotent)."""
+        for name in [*Resource, INDEX_TABLE]:
+            async with _storage_call("create table", self._timeout):
+                await self._service.create_table_if_not_exists(self.table_name(name))
+        self._opened = True
+
+    async def _ensure_open(self) -> None:
+        # The app may start while storage is down; tables are created on first use.
+        if not self._opened:
+            await self.open()
+
+    async def close(self) -> None:
+        await self._service.close()
+
+    async def ping(self) -> bool:
+        """True when the service answers (readiness)."""
+        try:
+            async with _storage_call("ping", self._timeout):
+                async for _ in self._service.list_tables(results_per_page=1):
+                    break
+        except StorageUnavailableError:
+            return False
+        return True
+
+    async def insert_new(self, resource: Resource, records: list[PublicRecord]) -> InsertOutcome:
+        """Create records that are not stored yet; report which were new.
+
+        Raises StorageUnavailableError (carrying the records already created) on an outage.
+        """
+        await self._ensure_open()
+        outcome = InsertOutcome()
+        by_partition: dict[str, dict[str, tuple[dict[str, Any], PublicRecord]]] = defaultdict(dict)
+        for record in records:
+            entity = to_entity(record)
+            rows = by_partition[entity["PartitionKey"]]
+            if entity["RowKey"] in rows:
+                outcome.duplicate += 1  # the same record twice in one batch
+            else:
+                rows[entity["RowKey"]] = (entity, record)
+        jobs = []
+        for pk, rows in by_partition.items():
+            await self._register_partition(resource, pk)
+            entities = [entity for entity, _ in rows.values()]
+            for chunk in _chunks(entities):
+                jobs.append(self._create_chunk(resource, chunk, rows))
+        results = await asyncio.gather(*jobs, return_exceptions=True)
+        failure: BaseException | None = None
+        for result in results:
+            if isinstance(result, BaseException):
+                failure = failure or result
+                if isinstance(result, StorageUnavailableError):
+                    outcome.stored.extend(result.stored)
+            else:
+                outcome.stored.extend(result[0])
+                outcome.duplicate += result[1]
+        if failure is not None:
+            if isinstance(failure, StorageUnavailableError):
+                raise StorageUnavailableError(str(failure), outcome.stored) from failure
+            raise failure
+        return outcome
+
+    async def _create_chunk(
+        self,
+        resource: Resource,
+        chunk: list[dict[str, Any]],
+        rows: Mapping[str, tuple[dict[str, Any], PublicRecord]],
+    ) -> tuple[list[PublicRecord], int]:
+        table = self._table(resource)
+        async with self._concurrency:
+            try:
+                async with _storage_call("transaction", self._timeout):
+                    await table.submit_transaction([("create", e) for e in chunk])
+                return [rows[e["RowKey"]][1] for e in chunk], 0
+            except TableTransactionError as exc:
+                if (
+                    getattr(exc, "error_code", None) != "EntityAlreadyExists"
+                    and exc.status_code != 409
+                ):
+                    raise
+            # Some rows exist already (a retried batch): create one by one, so each
+            # record is stored once and reported new exactly once.
+            created: list[PublicRecord] = []
+            duplicates = 0
+            for entity in chunk:
+                try:
+                    async with _storage_call("create", self._timeout):
+                        await table.create_entity(entity)
+                    created.append(rows[entity["RowKey"]][1])
+                except ResourceExistsError:
+                    duplicates += 1
+                except StorageUnavailableError as exc:
+                    raise StorageUnavailableError(str(exc), created) from exc
+            return created, duplicates
+
+    async def _register_partition(self, resource: Resource, pk: str) -> None:
+        """Record the partition in the index before writing to it (the purge reads it)."""
+        if (resource, pk) in self._known_partitions:
+            return
+        entity = {"PartitionKey": resource.value, "RowKey": pk}
+        async with _storage_call("index", self._timeout):
+            await self._table(INDEX_TABLE).upsert_entity(entity)
+        self._known_partitions.add((resource, pk))
+
+    async def query(
+        self,
+        resource: Resource,
+        symbol: str,
+        start: datetime,
+        end: datetime,
+        *,
+        limit: int,
+        cursor: Cursor | None = None,
+        equals: Mapping[str, list[str]] | None = None,
+    ) -> tuple[list[PublicRecord], Cursor | None]:
+        """Newest-first records with start <= ts <= end, one partition range scan per day.
+
+        `equals` maps a property to accepted values (OR within, AND across).
+        """
+        await self._ensure_open()
+        low, high = row_range(start, end)
+        extra, params = "", dict[str, str]()
+        for i, (prop, values) in enumerate(sorted((equals or {}).items())):
+            if values:
+                names = [f"p{i}_{j}" for j in range(len(values))]
+                params.update(zip(names, values, strict=True))
+                extra += " and (" + " or ".join(f"{prop} eq @{n}" for n in names) + ")"
+        items: list[PublicRecord] = []
+        keys: list[tuple[str, str]] = []
+        table = self._table(resource)
+        for day in days_newest_first(start, end):
+            pk = partition_key(symbol, day)
+            lower, op = low, "ge"
+            if cursor is not None:
+                if day > partition_day(cursor.pk):
+                    continue
+                if pk == cursor.pk and cursor.rk >= low:
+                    lower, op = cursor.rk, "gt"
+            flt = f"PartitionKey eq @pk and RowKey {op} @low and RowKey lt @high{extra}"
+            want = limit + 1 - len(items)
+            async with _storage_call("query", self._timeout * 4):
+                pages = table.query_entities(
+                    flt,
+                    parameters={"pk": pk, "low": lower, "high": high, **params},
+                    results_per_page=min(want, 1000),
+                )
+                async for entity in pages:
+                    items.append(from_entity(resource, entity))
+                    keys.append((entity["PartitionKey"], entity["RowKey"]))
+                    if len(items) > limit:
+                        break
+            if len(items) > limit:
+                break
+        if len(items) > limit:
+            pk, rk = keys[limit - 1]
+            return items[:limit], Cursor(pk=pk, rk=rk)
+        return items, None
+
+    async def purge(self, before: date) -> int:
+        """Delete every partition whose trading day is before `before`; entities deleted."""
+        await self._ensure_open()
+        deleted = 0
+        index = self._table(INDEX_TABLE)
+        for resource in Resource:
+            async with _storage_call("purge list", self._timeout * 4):
+                old = [
+                    e["RowKey"]
+                    async for e in index.query_entities(
+                        "PartitionKey eq @r", parameters={"r": resource.value}
+                    )
+                    if partition_day(e["RowKey"]) < before
+                ]
+            for pk in old:
+                deleted += await self._delete_partition(resource, pk)
+                async with _storage_call("purge index", self._timeout):
+                    # NotFound: purged concurrently by another replica.
+                    with contextlib.suppress(ResourceNotFoundError):
+                        await index.delete_entity(resource.value, pk)
+                self._known_partitions.discard((resource, pk))
+        return deleted
+
+    async def _delete_partition(self, resource: Resource, pk: str) -> int:
+        table = self._table(resource)
+        deleted = 0
+        while True:
+            async with _storage_call("purge scan", self._timeout * 4):
+                keys = []
+                async for e in table.query_entities(
+                    "PartitionKey eq @pk",
+                    parameters={"pk": pk},
+                    select=["PartitionKey", "RowKey"],
+                    results_per_page=TRANSACTION_MAX_OPS,
+                ):
+                    keys.append({"PartitionKey": e["PartitionKey"], "RowKey": e["RowKey"]})
+                    if len(keys) == TRANSACTION_MAX_OPS:
+                        break
+            if not keys:
+                return deleted
+            async with _storage_call("purge delete", self._timeout * 4):
+                await table.submit_transaction([("delete", k) for k in keys])
+            deleted += len(keys)
