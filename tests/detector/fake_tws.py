@@ -1,0 +1,502 @@
+"""A protocol-level stand-in for IB Gateway/TWS, for the detector's IBKR source tests.
+
+It speaks the real TWS API socket protocol (4-byte big-endian length prefix, fields
+terminated by NUL) to the real ib_async client, for the server version it advertises
+(176 by default, inside ib_async's v157..v178 range; the field layouts below follow
+ib_async's decoder for that version):
+
+* handshake: client sends ``API\\0`` + prefixed ``v<min>..v<max>``; server answers
+  ``<version>\\0<connection time>\\0``; client sends startApi (71) with its client id;
+  server sends nextValidId (9), managedAccounts (15) and the farm-OK notices 2104/2106
+  -- or error 326 and a close when the client id is already connected;
+* requests answered: reqPositions (61 -> 62 end), reqOpenOrders, reqCompletedOrders,
+  reqAccountUpdates, reqExecutions, reqAccountSummary (answered empty),
+  reqContractDetails (9 -> 10 + 52, or error 200), reqSecDefOptParams (78 -> 75 + 76),
+  reqMarketDataType (59), reqMktData (1 -> 58 market data type, tickPrice 1,
+  tickSize 2, tickOptionComputation 21, delayed tick types when delayed data is on)
+  and cancelMktData (2);
+* limits like the real gateway: more than ``max_lines`` concurrent subscriptions get
+  error 101; more than ``max_msgs_per_sec`` messages in any 1 s window get error 100
+  and a disconnect. Every client message's arrival time is kept so tests can check
+  the peak rate;
+* controls for tests: ``drop_connections()`` (socket drop), ``broadcast_error()``
+  (1100/1102 connectivity notices), ``push_ticks()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import struct
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+SERVER_VERSION = 176
+UNDERLYING_CONID = 756733
+
+
+def _encode(*fields: object) -> bytes:
+    payload = b"".join(_field(f) + b"\0" for f in fields)
+    return struct.pack(">I", len(payload)) + payload
+
+
+def _field(f: object) -> bytes:
+    if isinstance(f, bool):
+        return b"1" if f else b"0"
+    if f is None:
+        return b""
+    return str(f).encode()
+
+
+@dataclass
+class FakeChain:
+    """The option chain the fake gateway lists and quotes."""
+
+    symbol: str = "SPY"
+    spot: float = 600.0
+    today: date = field(default_factory=lambda: datetime.now(UTC).date())
+    expiry_days: tuple[int, ...] = (2, 9, 16, 23, 30, 44)
+    strikes: tuple[float, ...] = tuple(float(k) for k in range(580, 621, 5))
+    # (expiry index, strike) pairs that are listed by secdef but do not exist
+    missing: frozenset[tuple[int, float]] = frozenset({(0, 620.0)})
+
+    @property
+    def expiries(self) -> list[str]:
+        return [(self.today + timedelta(days=d)).strftime("%Y%m%d") for d in self.expiry_days]
+
+    def con_id(self, expiry: str, strike: float, right: str) -> int | None:
+        exps = self.expiries
+        if expiry not in exps or strike not in self.strikes:
+            return None
+        ei = exps.index(expiry)
+        if (ei, strike) in self.missing:
+            return None
+        return 10_000_000 + ei * 100_000 + int(strike * 10) * 10 + (1 if right == "C" else 2)
+
+    def quote(self, expiry: str, strike: float, right: str, bump: int = 0) -> tuple[float, float]:
+        intrinsic = max(0.0, (self.spot - strike) if right == "C" else (strike - self.spot))
+        days = (datetime.strptime(expiry, "%Y%m%d").date() - self.today).days
+        mid = intrinsic + 0.4 * (days**0.5) + 0.01 * bump
+        return round(max(0.05, mid - 0.05), 2), round(mid + 0.05, 2)
+
+
+@dataclass
+class _Sub:
+    req_id: int
+    con_id: int
+    sec_type: str
+    expiry: str
+    strike: float
+    right: str
+    generic: str
+
+
+class _Conn:
+    def __init__(
+        self, server: FakeTWS, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        self.server = server
+        self.reader = reader
+        self.writer = writer
+        self.client_id: int | None = None
+        self.md_type = 1
+        self.subs: dict[int, _Sub] = {}
+        self.arrivals: deque[float] = deque()
+        self.all_arrivals: list[float] = []
+
+    def send(self, *fields: object) -> None:
+        if not self.writer.is_closing():
+            self.writer.write(_encode(*fields))
+
+    def error(self, req_id: int, code: int, msg: str) -> None:
+        self.server.errors_sent.append((self.client_id, req_id, code))
+        self.send(4, 2, req_id, code, msg, "")  # advancedOrderRejectJson since v166
+
+    async def run(self) -> None:
+        try:
+            await self._handshake()
+            while True:
+                fields = await self._read_msg()
+                if not self._pace():
+                    return
+                self._handle(fields)
+                await self.writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            self.server._forget(self)
+            self.writer.close()
+            with contextlib.suppress(Exception):
+                await self.writer.wait_closed()
+
+    async def _read_msg(self) -> list[str]:
+        size = struct.unpack(">I", await self.reader.readexactly(4))[0]
+        body = (await self.reader.readexactly(size)).decode()
+        fields = body.split("\0")
+        if fields and fields[-1] == "":
+            fields.pop()
+        return fields
+
+    async def _handshake(self) -> None:
+        magic = await self.reader.readexactly(4)
+        if magic != b"API\0":
+            raise ConnectionError("bad handshake")
+        size = struct.unpack(">I", await self.reader.readexactly(4))[0]
+        versions = (await self.reader.readexactly(size)).decode()  # "v157..178 options"
+        lo, hi = versions.split()[0].lstrip("v").split("..")
+        if not int(lo) <= self.server.server_version <= int(hi):
+            raise ConnectionError(f"unsupported client version range {versions}")
+        self.server.handshakes.append(versions)
+        conn_time = datetime.now(UTC).strftime("%Y%m%d %H:%M:%S UTC")
+        self.writer.write(_encode(self.server.server_version, conn_time))
+        await self.writer.drain()
+        fields = await self._read_msg()
+        self._pace()
+        if fields[0] != "71":
+            raise ConnectionError(f"expected startApi, got {fields}")
+        client_id = int(fields[2])
+        if client_id in self.server.client_ids():
+            self.error(
+                -1,
+                326,
+                "Unable to connect as the client id is already in use. "
+                "Retry with a unique client id.",
+            )
+            await self.writer.drain()
+            raise ConnectionError("duplicate client id")
+        self.client_id = client_id
+        self.server.started.append(client_id)
+        self.send(15, 1, ",".join(self.server.accounts))
+        self.send(9, 1, 1)
+        for code, msg in (
+            (2104, "Market data farm connection is OK:usfarm"),
+            (2106, "HMDS data farm connection is OK:ushmds"),
+            (2158, "Sec-def data farm connection is OK:secdefnj"),
+        ):
+            self.error(-1, code, msg)
+        await self.writer.drain()
+
+    def _pace(self) -> bool:
+        now = time.monotonic()
+        self.arrivals.append(now)
+        self.all_arrivals.append(now)
+        self.server.arrivals.append(now)
+        while self.arrivals and now - self.arrivals[0] > 1.0:
+            self.arrivals.popleft()
+        if len(self.arrivals) > self.server.max_msgs_per_sec:
+            self.server.pacing_violations += 1
+            self.error(-1, 100, "Max rate of messages per second has been exceeded:max=50")
+            return False
+        return True
+
+    # -- request handlers ------------------------------------------------------------
+    def _handle(self, f: list[str]) -> None:
+        self.server.requests.append((self.client_id, f))
+        msg_id = int(f[0])
+        handler = {
+            1: self._req_mkt_data,
+            2: self._cancel_mkt_data,
+            5: lambda f: self.send(53, 1),  # openOrderEnd
+            6: lambda f: self.send(54, 1, f[3]),  # accountDownloadEnd
+            7: lambda f: self.send(55, 1, f[2]),  # execDetailsEnd
+            9: self._req_contract_details,
+            59: self._req_market_data_type,
+            61: lambda f: self.send(62, 1),  # positionEnd
+            62: lambda f: self.send(64, 1, f[2]),  # accountSummaryEnd
+            76: lambda f: self.send(74, 1, f[2]),  # accountUpdateMultiEnd
+            78: self._req_sec_def_opt_params,
+            99: lambda f: self.send(102),  # completedOrdersEnd
+        }.get(msg_id)
+        if handler is not None:
+            handler(f)
+
+    def _req_market_data_type(self, f: list[str]) -> None:
+        self.md_type = int(f[2])
+
+    def _contract_fields(self, f: list[str], start: int) -> tuple[int, str, str, str, float, str]:
+        con_id = int(f[start] or 0)
+        symbol, sec_type, expiry = f[start + 1], f[start + 2], f[start + 3]
+        strike = float(f[start + 4] or 0)
+        right = f[start + 5]
+        return con_id, symbol, sec_type, expiry, strike, right
+
+    def _req_contract_details(self, f: list[str]) -> None:
+        # 9, version 8, reqId, contract(12), includeExpired, secIdType, secId, issuerId
+        req_id = int(f[2])
+        _con_id, symbol, sec_type, expiry, strike, right = self._contract_fields(f, 3)
+        chain = self.server.chain
+        if symbol != chain.symbol:
+            self.error(req_id, 200, "No security definition has been found for the request")
+            return
+        if sec_type == "STK":
+            self._send_details(
+                req_id,
+                chain.symbol,
+                "STK",
+                "",
+                0.0,
+                "",
+                UNDERLYING_CONID,
+                "SPDR S&P 500 ETF TRUST",
+                "ARCA",
+            )
+        else:
+            cid = chain.con_id(expiry, strike, right)
+            if cid is None:
+                self.error(req_id, 200, "No security definition has been found for the request")
+                return
+            self._send_details(
+                req_id,
+                chain.symbol,
+                "OPT",
+                expiry,
+                strike,
+                right,
+                cid,
+                "SPDR S&P 500 ETF TRUST",
+                "",
+                multiplier="100",
+            )
+        self.send(52, 1, req_id)
+
+    def _send_details(
+        self,
+        req_id: int,
+        symbol: str,
+        sec_type: str,
+        expiry: str,
+        strike: float,
+        right: str,
+        con_id: int,
+        long_name: str,
+        primary: str,
+        multiplier: str = "",
+    ) -> None:
+        local = (
+            symbol
+            if sec_type == "STK"
+            else f"{symbol}  {expiry[2:]}{right}{int(strike * 1000):08d}"
+        )
+        last_times = f"{expiry} 16:00 US/Eastern" if expiry else ""
+        self.send(
+            10,
+            req_id,
+            symbol,
+            sec_type,
+            last_times,
+            strike if strike else "",
+            right,
+            "SMART",
+            "USD",
+            local,
+            symbol,
+            symbol,
+            con_id,
+            0.01,
+            multiplier,
+            "ACTIVETIM,LMT,MKT",
+            "SMART,AMEX,CBOE",
+            1,
+            UNDERLYING_CONID if sec_type == "OPT" else 0,
+            long_name,
+            primary,
+            expiry[:6],
+            "",
+            "",
+            "",
+            "US/Eastern",
+            "",
+            "",
+            "",
+            "",  # tradingHours, liquidHours, evRule, evMultiplier
+            0,  # numSecIds
+            1,
+            symbol if sec_type == "OPT" else "",
+            "STK" if sec_type == "OPT" else "",
+            "26",
+            expiry,
+            "",  # aggGroup, underSymbol, underSecType, marketRuleIds, realExp, stockType
+            1,
+            1,
+            1,  # minSize, sizeIncrement, suggestedSizeIncrement
+        )
+
+    def _req_sec_def_opt_params(self, f: list[str]) -> None:
+        # 78, reqId, underlyingSymbol, futFopExchange, underlyingSecType, underlyingConId
+        req_id = int(f[1])
+        chain = self.server.chain
+        exps = chain.expiries
+        for exchange in ("SMART", "CBOE"):
+            self.send(
+                75,
+                req_id,
+                exchange,
+                UNDERLYING_CONID,
+                chain.symbol,
+                100,
+                len(exps),
+                *exps,
+                len(chain.strikes),
+                *chain.strikes,
+            )
+        self.send(76, req_id)
+
+    def _req_mkt_data(self, f: list[str]) -> None:
+        # 1, version 11, reqId, contract(12), deltaNeutral flag, genericTicks, snapshot, ...
+        req_id = int(f[2])
+        con_id, _symbol, sec_type, expiry, strike, right = self._contract_fields(f, 3)
+        generic = f[16] if len(f) > 16 else ""
+        if len(self.subs) >= self.server.max_lines:
+            self.server.line_violations += 1
+            self.error(req_id, 101, "Max number of tickers has been reached")
+            return
+        sub = _Sub(req_id, con_id, sec_type, expiry, strike, right, generic)
+        self.subs[req_id] = sub
+        self.server.peak_lines = max(self.server.peak_lines, len(self.subs))
+        self.server.subscribed.append((self.client_id, con_id))
+        if self.md_type != 1:
+            self.send(58, 1, req_id, self.md_type)
+        self._send_ticks(sub, bump=0)
+
+    def _cancel_mkt_data(self, f: list[str]) -> None:
+        self.subs.pop(int(f[2]), None)
+
+    def _send_ticks(self, sub: _Sub, bump: int) -> None:
+        delayed = self.md_type in (3, 4)
+        bid_t, ask_t, last_t = (66, 67, 68) if delayed else (1, 2, 4)
+        vol_t, model_t = (74, 83) if delayed else (8, 13)
+        chain = self.server.chain
+        if sub.sec_type == "STK":
+            s = chain.spot + 0.01 * bump
+            self.send(1, 6, sub.req_id, bid_t, round(s - 0.01, 2), 300, 0)
+            self.send(1, 6, sub.req_id, ask_t, round(s + 0.01, 2), 200, 0)
+            self.send(1, 6, sub.req_id, last_t, round(s, 2), 100, 0)
+            self.send(1, 6, sub.req_id, 9, chain.spot, 0, 0)  # close
+            return
+        bid, ask = chain.quote(sub.expiry, sub.strike, sub.right, bump)
+        self.send(1, 6, sub.req_id, bid_t, bid, 10, 0)
+        self.send(1, 6, sub.req_id, ask_t, ask, 12, 0)
+        self.send(1, 6, sub.req_id, last_t, round((bid + ask) / 2, 2), 1, 0)
+        self.send(2, 6, sub.req_id, vol_t, 150 + bump)
+        if "101" in sub.generic.split(","):
+            self.send(2, 6, sub.req_id, 27 if sub.right == "C" else 28, 1200)
+        # tickOptionComputation without version field (server >= 156):
+        # reqId, tickType, tickAttrib, iv, delta, optPrice, pvDividend, gamma, vega, theta, undPrice
+        delta = 0.5 if sub.right == "C" else -0.5
+        self.send(
+            21,
+            sub.req_id,
+            model_t,
+            1,
+            0.18,
+            delta,
+            (bid + ask) / 2,
+            0.0,
+            0.01,
+            0.2,
+            -0.05,
+            chain.spot,
+        )
+
+
+class FakeTWS:
+    """A listening fake gateway on 127.0.0.1 (port 0 = any free port)."""
+
+    def __init__(
+        self,
+        chain: FakeChain | None = None,
+        *,
+        server_version: int = SERVER_VERSION,
+        accounts: tuple[str, ...] = ("DU1234567",),
+        max_lines: int = 100,
+        max_msgs_per_sec: int = 50,
+    ) -> None:
+        self.chain = chain or FakeChain()
+        self.server_version = server_version
+        self.accounts = accounts
+        self.max_lines = max_lines
+        self.max_msgs_per_sec = max_msgs_per_sec
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._conns: set[_Conn] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        # observations
+        self.handshakes: list[str] = []
+        self.started: list[int] = []
+        self.requests: list[tuple[int | None, list[str]]] = []
+        self.errors_sent: list[tuple[int | None, int, int]] = []
+        self.subscribed: list[tuple[int | None, int]] = []
+        self.arrivals: list[float] = []
+        self.peak_lines = 0
+        self.line_violations = 0
+        self.pacing_violations = 0
+        self.refuse_connections = False
+
+    async def start(self) -> int:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self.port
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        self.drop_connections()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=5)
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.refuse_connections:
+            writer.close()
+            return
+        conn = _Conn(self, reader, writer)
+        self._conns.add(conn)
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            await conn.run()
+        finally:
+            self._tasks.discard(task)
+
+    def _forget(self, conn: _Conn) -> None:
+        self._conns.discard(conn)
+
+    # -- observations -------------------------------------------------------------------
+    def client_ids(self) -> set[int]:
+        return {c.client_id for c in self._conns if c.client_id is not None}
+
+    def lines_in_use(self) -> int:
+        return sum(len(c.subs) for c in self._conns)
+
+    def peak_rate(self) -> int:
+        """Most client messages seen in any 1-second window (all connections)."""
+        times = sorted(self.arrivals)
+        best, lo = 0, 0
+        for hi, t in enumerate(times):
+            while t - times[lo] > 1.0:
+                lo += 1
+            best = max(best, hi - lo + 1)
+        return best
+
+    def requests_of(self, msg_id: int) -> list[list[str]]:
+        return [f for _, f in self.requests if f and f[0] == str(msg_id)]
+
+    # -- controls ---------------------------------------------------------------------
+    def drop_connections(self) -> None:
+        """Abruptly close every client socket (gateway restart / network drop)."""
+        for conn in list(self._conns):
+            transport = conn.writer.transport
+            transport.abort()
+
+    def broadcast_error(self, code: int, msg: str) -> None:
+        for conn in list(self._conns):
+            conn.error(-1, code, msg)
+
+    def push_ticks(self, bump: int = 1) -> None:
+        for conn in list(self._conns):
+            for sub in list(conn.subs.values()):
+                conn._send_ticks(sub, bump)

@@ -1,0 +1,200 @@
+"""The IBKR source through the real ib_async client against a fake gateway.
+
+The peer (tests/detector/fake_tws.py) is a protocol-level stand-in for IB Gateway: it
+speaks the TWS API socket protocol (API\\0 handshake with version range, startApi,
+nextValidId, managedAccounts, reqSecDefOptParams, contract details, market-data ticks,
+error codes 326/1100/1102/2104/100/101) on 127.0.0.1, and enforces the gateway's
+50 msg/s and market-data-line limits. Nothing here talks to IBKR.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+from conftest import eventually
+from fake_tws import FakeChain, FakeTWS
+from ib_async import IB, Stock
+from spy_detector.backoff import Backoff
+from spy_detector.metrics import DetectorMetrics
+from spy_detector.models import ChainSnapshot
+from spy_detector.sharding import ShardSpec
+from spy_detector.sources.ibkr import ClientIdInUseError, IBKRSource, IBSettings
+
+
+def _settings(port: int, **kw: object) -> IBSettings:
+    base: dict[str, object] = {
+        "host": "127.0.0.1",
+        "port": port,
+        "client_id": 11,
+        "strike_range": 0.02,  # 590..610: 5 strikes
+        "dte_min": 0,
+        "dte_max": 60,
+        "dwell": 2.0,
+        "snapshot_interval": 0.2,
+        "connect_timeout": 5.0,
+        "request_timeout": 10.0,
+        "backoff": Backoff(initial=0.05, maximum=0.5, jitter=0.0),
+    }
+    base.update(kw)
+    return IBSettings(**base)  # type: ignore[arg-type]
+
+
+async def _next(agen: AsyncIterator[ChainSnapshot], within: float = 20.0) -> ChainSnapshot:
+    return await asyncio.wait_for(anext(agen), within)
+
+
+async def test_snapshot_from_streamed_ticks(fake_tws: FakeTWS) -> None:
+    """Handshake, option params, qualify, subscribe, ticks -> a snapshot of shard 0/2."""
+    metrics = DetectorMetrics()
+    src = IBKRSource(_settings(fake_tws.port, market_data_type="delayed"), ShardSpec(0, 2), metrics)
+    agen = src.snapshots()
+    try:
+        snap = await _next(agen)
+    finally:
+        await agen.aclose()
+        await src.close()
+
+    assert fake_tws.handshakes and fake_tws.handshakes[0].startswith("v157..178")
+    assert fake_tws.started == [11]
+    assert fake_tws.requests_of(78), "reqSecDefOptParams was sent"
+    assert [f[2] for f in fake_tws.requests_of(59)] == ["3"], "delayed market data requested"
+
+    chain = fake_tws.chain
+    iso = [f"{e[:4]}-{e[4:6]}-{e[6:]}" for e in chain.expiries]
+    assert snap.expiries == [iso[0], iso[2], iso[4]], "shard 0 of 2 takes even expiry indices"
+    # 3 expiries x 5 strikes x C/P, minus the one (expiry 0, 620) that does not exist
+    # (620 lies outside 590..610 anyway, so nothing is missing here)
+    assert len(snap.quotes) == 30
+    assert snap.spot == pytest.approx(600.0)
+    assert snap.source == "ibkr"
+    q = next(q for q in snap.quotes if q.expiry == iso[2] and q.strike == 600.0 and q.right == "P")
+    bid, ask = chain.quote(chain.expiries[2], 600.0, "P")
+    assert (q.bid, q.ask) == (bid, ask)
+    assert q.volume == 150 and q.open_interest == 1200 and q.iv == pytest.approx(0.18)
+    assert fake_tws.line_violations == 0 and fake_tws.pacing_violations == 0
+
+
+async def test_rotation_stays_within_lines_and_pacing(fake_tws: FakeTWS) -> None:
+    """A window larger than the lines is walked in batches; <= 50 msg/s at the peer."""
+    fake_tws.max_lines = 10
+    fake_tws.chain = FakeChain(
+        expiry_days=(2, 9, 16, 23), strikes=tuple(float(k) for k in range(585, 616, 5))
+    )
+    metrics = DetectorMetrics()
+    src = IBKRSource(
+        _settings(fake_tws.port, max_lines=10, strike_range=0.03), ShardSpec(0, 1), metrics
+    )
+    agen = src.snapshots()
+    try:
+        first = await _next(agen)
+        second = await _next(agen)
+    finally:
+        await agen.aclose()
+        await src.close()
+
+    # 4 expiries x 7 strikes (585..615) x 2 = 56 contracts, none quoted twice per pass
+    assert len(first.quotes) == 56 and len(second.quotes) == 56
+    assert all(q.bid is not None and q.ask is not None for q in first.quotes)
+    assert fake_tws.peak_lines <= 10
+    assert fake_tws.line_violations == 0
+    assert fake_tws.pacing_violations == 0
+    assert fake_tws.peak_rate() <= 50
+    assert len(fake_tws.arrivals) > 100, "enough traffic for the rate check to mean something"
+
+
+async def test_duplicate_client_id_is_refused(fake_tws: FakeTWS) -> None:
+    metrics = DetectorMetrics()
+    first = IBKRSource(_settings(fake_tws.port), ShardSpec(0, 1), metrics)
+    second = IBKRSource(_settings(fake_tws.port), ShardSpec(0, 1), DetectorMetrics())
+    agen = first.snapshots()
+    try:
+        await _next(agen)
+        with pytest.raises(ClientIdInUseError):
+            await asyncio.wait_for(second.connect(), 5)
+        assert second.state == "client_id_in_use"
+        assert second.not_ready() == ["ib connection client_id_in_use"]
+        assert any(code == 326 for _, _, code in fake_tws.errors_sent)
+        assert first.state == "connected"
+    finally:
+        await agen.aclose()
+        await first.close()
+        await second.close()
+
+
+async def test_drop_and_reconnect_with_backoff(fake_tws: FakeTWS) -> None:
+    metrics = DetectorMetrics()
+    src = IBKRSource(_settings(fake_tws.port), ShardSpec(0, 1), metrics)
+    agen = src.snapshots()
+    try:
+        await _next(agen)
+        assert src.connects == 1
+        fake_tws.refuse_connections = True  # the first retry fails: backoff must grow
+        fake_tws.drop_connections()
+        await eventually(lambda: src.state != "connected", what="disconnect noticed")
+        pending = asyncio.ensure_future(_next(agen))
+        await eventually(
+            lambda: metrics.ib_reconnects._value.get() >= 2, what="a failed reconnect attempt"
+        )
+        fake_tws.refuse_connections = False
+        snap = await asyncio.wait_for(pending, 20)
+    finally:
+        await agen.aclose()
+        await src.close()
+    assert src.connects == 2
+    assert fake_tws.started == [11, 11]
+    assert len(snap.quotes) > 0
+    # the stream was rebuilt on the new connection: market data requested again
+    assert len(fake_tws.requests_of(59)) == 2
+
+
+async def test_connectivity_notices_flip_state(fake_tws: FakeTWS) -> None:
+    metrics = DetectorMetrics()
+    src = IBKRSource(_settings(fake_tws.port, snapshot_interval=0.05), ShardSpec(0, 1), metrics)
+    agen = src.snapshots()
+    try:
+        await _next(agen)
+        assert any(code == 2104 for _, code, _ in src.errors), "farm OK notice received"
+        fake_tws.broadcast_error(
+            1100, "Connectivity between IB and Trader Workstation has been lost."
+        )
+        await eventually(lambda: src.state == "ib_link_lost", what="1100 handled")
+        assert src.not_ready()
+        fake_tws.broadcast_error(
+            1102,
+            "Connectivity between IB and Trader Workstation has been restored - data maintained.",
+        )
+        await eventually(lambda: src.state == "connected", what="1102 handled")
+        fake_tws.push_ticks(bump=5)
+        snap = await _next(agen)
+        assert snap.quotes
+    finally:
+        await agen.aclose()
+        await src.close()
+    assert src.connects == 1, "1100/1102 do not tear the socket down"
+
+
+async def test_fake_gateway_enforces_pacing(fake_tws: FakeTWS) -> None:
+    """Sanity check of the stand-in itself: an unthrottled burst gets error 100 and a drop."""
+    ib = IB()
+    ib.client.MaxRequests = 0  # disable ib_async's throttle
+    await ib.connectAsync("127.0.0.1", fake_tws.port, clientId=99, timeout=5, readonly=True)
+    codes: list[int] = []
+    ib.errorEvent += lambda _r, code, _m, _c: codes.append(code)
+    for _ in range(80):
+        ib.client.reqContractDetails(ib.client.getReqId(), Stock("SPY", "SMART", "USD"))
+    await eventually(lambda: not ib.isConnected(), what="peer disconnects the flooding client")
+    assert 100 in codes
+    assert fake_tws.pacing_violations == 1
+    ib.disconnect()
+
+
+def test_settings_validate() -> None:
+    with pytest.raises(ValueError):
+        IBSettings(market_data_type="realtime")
+    with pytest.raises(ValueError):
+        IBSettings(max_msgs_per_sec=80)
+    assert IBSettings(max_lines=100).option_lines == 99
+    assert datetime.now(UTC)  # keep the import honest for the clock injection below
