@@ -9,15 +9,16 @@ that instruction instead of skipping.
 from __future__ import annotations
 
 import os
-import socket
-import threading
 from collections.abc import Iterator
 
 import dashboard_seed as seed
 import pytest
 from dashboard_support import DASHBOARD_DIR, Backend, PageProblems, TcpProxy
 from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, sync_playwright
+from spy_backend.azurite import AzuriteError
+from spy_backend.devserver import start_dev_stack
 
+TOKEN = "dashboard-test-ingest-token-0123456789"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 # Flags from docs of this machine: headless, no sandbox as root, and nothing that
 # reaches out to Google (the network is closed; those attempts log errors).
@@ -57,34 +58,17 @@ def browser(playwright: Playwright, chromium_path: str) -> Iterator[Browser]:
     browser.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def backend() -> Iterator[Backend]:
-    import time
-
-    import dashboard_standin as _standin
-    import uvicorn
-
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            _standin.create_app(DASHBOARD_DIR), host="127.0.0.1", port=port, log_level="warning"
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "stand-in backend did not start"
-        time.sleep(0.02)
-    yield Backend(url=f"http://127.0.0.1:{port}", token=_standin.TOKEN)
-    server.should_exit = True
-    thread.join(5)
+    """The real backend, as `make demo` runs it: Azurite, the local hub, dashboard/ at /."""
+    try:
+        stack = start_dev_stack(port=0, dashboard_dir=DASHBOARD_DIR, ingest_token=TOKEN)
+    except AzuriteError as exc:
+        pytest.fail(f"the backend's Azurite could not start: {exc}", pytrace=False)
+    client = Backend(url=stack.url, token=stack.ingest_token)
+    yield client
+    client.client.close()
+    stack.stop()
 
 
 @pytest.fixture(scope="session")
