@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 
 from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -147,6 +148,13 @@ def create_app(
         return JSONResponse(
             {"detail": "storage unavailable; retry"}, status_code=503, headers={"Retry-After": "1"}
         )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's default echoes `input`, which may hold NaN (not encodable: a 500) or a
+        # large payload; answer with where and why only.
+        detail = [{"type": e["type"], "loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
+        return JSONResponse({"detail": detail}, status_code=422)
 
     @app.middleware("http")
     async def count_requests(

@@ -55,7 +55,9 @@ class IngestBatch(WireModel):
 
     @model_validator(mode="after")
     def _bounded_total(self) -> Self:
-        total = sum(len(v) for v in self.by_resource().values())
+        total = sum(
+            len(v) for v in (self.anomalies, self.market, self.gex, self.flow, self.signals)
+        )
         if total > MAX_BATCH_ITEMS:
             raise ValueError(f"batch has {total} items; at most {MAX_BATCH_ITEMS} in all")
         return self

@@ -249,7 +249,8 @@ class TableStore:
             if values:
                 names = [f"p{i}_{j}" for j in range(len(values))]
                 params.update(zip(names, values, strict=True))
-                extra += " and (" + " or ".join(f"{prop} eq @{n}" for n in names) + ")"
+                # The SDK substitutes `@name` only between spaces, hence "( ... )".
+                extra += " and ( " + " or ".join(f"{prop} eq @{n}" for n in names) + " )"
         items: list[PublicRecord] = []
         keys: list[tuple[str, str]] = []
         table = self._table(resource)

@@ -1,0 +1,131 @@
+"""POST /api/v1/ingest against real Azurite: auth, 4xx naming the field, idempotency."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from ._support import T0, HubClient, anomalies, anomaly
+from .conftest import TOKEN, Backend
+
+
+def test_token_required_401_and_wrong_token_403(backend: Backend) -> None:
+    body = {"anomalies": [anomaly()]}
+    missing = backend.ingest(body, token=None)
+    assert missing.status_code == 401
+    assert missing.headers["www-authenticate"] == "Bearer"
+    assert backend.ingest(body, token="wrong-token").status_code == 403
+    basic = backend.client.post(
+        "/api/v1/ingest", json=body, headers={"Authorization": "Basic dXNlcjpwYXNz"}
+    )
+    assert basic.status_code == 401
+    assert backend.ingest(body).status_code == 200
+
+
+NAN, INF = "__NaN__", "__Infinity__"
+FLOW = {"ts": "2026-11-25T15:30:00Z", "call_premium": 1, "put_premium": 1, "net_premium": 0}
+GEX = {"ts": "2026-11-25T15:30:00Z", "spot": 600, "strikes": [600], "gex": [1], "net_gex": 1}
+SIGNAL = {"ts": "2026-11-25T15:30:00Z", "name": "x", "direction": "bullish", "strength": 0.5,
+          "reason": "r"}  # fmt: skip
+BAD_STRIKE = {"expiry": "2026-12-19", "strike": 1e9, "right": "C"}
+
+
+@pytest.mark.parametrize(
+    ("body", "loc"),
+    [
+        ({"anomalies": [anomaly(score=NAN)]}, ["body", "anomalies", 0, "score"]),
+        ({"anomalies": [anomaly(iv=INF)]}, ["body", "anomalies", 0, "iv"]),
+        ({"anomalies": [anomaly(contract=BAD_STRIKE)]},
+         ["body", "anomalies", 0, "contract", "strike"]),
+        ({"anomalies": [anomaly(), anomaly(unknown=1)]}, ["body", "anomalies", 1, "unknown"]),
+        ({"anomalies": [], "extra": 1}, ["body", "extra"]),
+        ({"gex": [{**GEX, "spot": -600}]}, ["body", "gex", 0, "spot"]),
+        ({"gex": [{**GEX, "gex": [NAN]}]}, ["body", "gex", 0, "gex", 0]),
+        ({"flow": [{**FLOW, "call_premium": -1}]}, ["body", "flow", 0, "call_premium"]),
+        ({"signals": [{**SIGNAL, "direction": "up"}]}, ["body", "signals", 0, "direction"]),
+        ({"signals": [{**SIGNAL, "strength": 2}]}, ["body", "signals", 0, "strength"]),
+        ({"market": [{"ts": "2026-11-25T15:30:00Z", "spot": INF}]}, ["body", "market", 0, "spot"]),
+    ],
+)  # fmt: skip
+def test_bad_input_is_422_naming_the_field(
+    backend: Backend, body: dict[str, Any], loc: list[Any]
+) -> None:
+    raw = json.dumps(body).replace(f'"{NAN}"', "NaN").replace(f'"{INF}"', "Infinity")
+    response = backend.client.post(
+        "/api/v1/ingest",
+        content=raw,
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+    )
+    assert response.status_code == 422, response.text
+    assert loc in [e["loc"] for e in response.json()["detail"]], response.text
+
+
+def test_oversized_batch_is_422_and_oversized_body_413(backend: Backend) -> None:
+    response = backend.ingest({"anomalies": anomalies(1001)})
+    assert response.status_code == 422
+    assert ["body", "anomalies"] in [e["loc"] for e in response.json()["detail"]]
+    mixed = backend.ingest({"anomalies": anomalies(600), "signals": [], "flow": [
+        {"ts": "2026-11-25T15:30:00Z", "call_premium": 1, "put_premium": 1, "net_premium": 0}
+    ] * 401})  # fmt: skip
+    assert mixed.status_code == 422
+    assert "at most 1000 in all" in mixed.text
+    huge = backend.client.post(
+        "/api/v1/ingest",
+        content=b"{" + b" " * (backend.settings.max_body_bytes + 1) + b"}",
+        headers={"Authorization": "Bearer x", "Content-Type": "application/json"},
+    )
+    assert huge.status_code == 413
+
+
+def test_not_json_and_wrong_shape_are_422(backend: Backend) -> None:
+    token = TOKEN
+    for content in (b"not json", b"[]", b'{"anomalies": {}}', b"\xff\xfe"):
+        response = backend.client.post(
+            "/api/v1/ingest",
+            content=content,
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
+        assert response.status_code == 422, (content, response.text)
+
+
+async def test_same_batch_twice_is_stored_once_and_broadcast_once(backend: Backend) -> None:
+    hub = await HubClient.connect(backend.url)
+    try:
+        batch = {"anomalies": anomalies(120), "signals": [{
+            "ts": "2026-11-25T15:30:00Z", "name": "iv_spike_cluster", "direction": "bullish",
+            "strength": 0.7, "reason": "three HIGH iv_residual anomalies on calls",
+        }]}  # fmt: skip
+        first = backend.ingest(batch).json()
+        assert (first["stored"], first["duplicate"]) == (121, 0)
+        second = backend.ingest(batch).json()
+        assert (second["stored"], second["duplicate"]) == (0, 121)
+        assert second["kinds"]["anomaly"] == {"stored": 0, "duplicate": 120}
+        # Broadcasts are ordered: once the sentinel arrives, nothing else is pending.
+        sentinel = anomaly(T0 + timedelta(hours=1), strike=777.0)
+        assert backend.ingest({"anomalies": [sentinel]}).json()["stored"] == 1
+        got = await hub.messages(122)
+        assert got[-1]["data"]["contract"]["strike"] == 777.0
+        ids = [m["data"]["id"] for m in got]
+        assert len(ids) == len(set(ids)) == 122
+    finally:
+        await hub.close()
+    stored = backend.client.get(
+        "/api/v1/anomalies",
+        params={"start": "2026-11-25T00:00:00Z", "end": "2026-11-26T00:00:00Z", "limit": 1000},
+    ).json()
+    assert len(stored["items"]) == 121
+
+
+def test_duplicate_inside_one_batch_counts_once(backend: Backend) -> None:
+    result = backend.ingest({"anomalies": [anomaly(), anomaly()]}).json()
+    assert (result["stored"], result["duplicate"]) == (1, 1)
+
+
+def test_partial_duplicates_store_only_the_new_records(backend: Backend) -> None:
+    rows = anomalies(10)
+    assert backend.ingest({"anomalies": rows[:4]}).json()["stored"] == 4
+    result = backend.ingest({"anomalies": rows}).json()
+    assert (result["stored"], result["duplicate"]) == (6, 4)

@@ -1,0 +1,86 @@
+"""Key design and entity mapping (pure): newest-first order, cursors, big bodies."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from spy_backend.models import IngestBatch, MarketCreate, Resource
+from spy_backend.samplefeed import sample_batch
+from spy_backend.storage.entities import BODY_MAX_CHARS, from_entity, to_entity
+from spy_backend.storage.keys import (
+    Cursor,
+    days_newest_first,
+    inverted,
+    partition_key,
+    row_key,
+    row_range,
+    trading_day,
+)
+
+timestamps = st.datetimes(
+    min_value=datetime(2000, 1, 1), max_value=datetime(2099, 12, 31), timezones=st.just(UTC)
+)
+
+
+@given(timestamps, timestamps)
+def test_row_keys_sort_newest_first(a: datetime, b: datetime) -> None:
+    if a != b:
+        assert (inverted(a) < inverted(b)) == (a > b)
+    assert len(inverted(a)) == 16
+
+
+@given(timestamps, timestamps, timestamps)
+def test_row_range_selects_exactly_the_window(start: datetime, end: datetime, ts: datetime) -> None:
+    start, end = min(start, end), max(start, end)
+    low, high = row_range(start, end)
+    key = row_key(ts, "f" * 40)
+    assert (low <= key < high) == (start <= ts <= end)
+
+
+@pytest.mark.parametrize(
+    ("ts", "day"),
+    [
+        (datetime(2026, 11, 25, 4, 59, tzinfo=UTC), date(2026, 11, 24)),  # 23:59 New York
+        (datetime(2026, 11, 25, 5, 0, tzinfo=UTC), date(2026, 11, 25)),
+        (datetime(2026, 7, 1, 3, 59, tzinfo=UTC), date(2026, 6, 30)),  # EDT: UTC-4
+    ],
+)
+def test_partition_is_the_new_york_trading_day(ts: datetime, day: date) -> None:
+    assert trading_day(ts) == day
+    assert partition_key("SPY", day) == f"SPY_{day:%Y%m%d}"
+
+
+def test_days_newest_first() -> None:
+    end = datetime(2026, 11, 25, 20, tzinfo=UTC)
+    days = days_newest_first(end - timedelta(days=2), end)
+    assert days == [date(2026, 11, 25), date(2026, 11, 24), date(2026, 11, 23)]
+
+
+def test_cursor_round_trip_and_rejection() -> None:
+    cursor = Cursor(pk="SPY_20261125", rk=row_key(datetime.now(UTC), "0" * 40))
+    assert Cursor.decode(cursor.encode()) == cursor
+    for bad in ["", "!!!", "e30", Cursor(pk="x", rk="y").encode(), "W10"]:
+        with pytest.raises(ValueError, match="cursor"):
+            Cursor.decode(bad)
+
+
+def test_entities_round_trip_small_and_compressed() -> None:
+    batch = IngestBatch.model_validate(sample_batch(datetime.now(UTC), random.Random(3)))
+    for resource, records in batch.by_resource().items():
+        for record in records:
+            assert from_entity(resource, to_entity(record)) == record
+    big = sample_batch(datetime.now(UTC), random.Random(4))["market"][0]
+    curve = {"k": [i / 1000 for i in range(256)], "iv": [0.2 + i / 1e5 for i in range(256)]}
+    big["expiries"] = [
+        {"expiry": f"2027-01-{d:02d}", "t": 0.1, "points": curve, "fit": curve}
+        for d in range(1, 32)
+    ]
+    record = MarketCreate.model_validate(big).public()
+    assert len(record.model_dump_json()) > BODY_MAX_CHARS
+    entity = to_entity(record)
+    assert "body" not in entity and entity["bodyzn"] >= 1
+    assert from_entity(Resource.MARKET, entity) == record
