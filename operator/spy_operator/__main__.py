@@ -1,0 +1,83 @@
+"""`python -m spy_operator`: run the operator against $KUBECONFIG or in-cluster."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+import kopf
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m spy_operator",
+        description="Reconcile TradingBot, IBGateway and OptionsDetector resources "
+        "(spyoptions.io/v1alpha1). Uses $KUBECONFIG, else the in-cluster service account.",
+    )
+    scope = parser.add_mutually_exclusive_group()
+    scope.add_argument(
+        "--namespace",
+        "-n",
+        action="append",
+        default=[],
+        help="watch only this namespace (repeatable); default: all namespaces",
+    )
+    parser.add_argument(
+        "--operator-namespace",
+        default=os.environ.get("SPY_OPERATOR_NAMESPACE", "spy-system"),
+        help="namespace of the halt ConfigMap and the leader Lease",
+    )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=int(os.environ.get("SPY_METRICS_PORT", "8080")),
+        help="Prometheus metrics port (0 disables)",
+    )
+    parser.add_argument(
+        "--health-port",
+        type=int,
+        default=int(os.environ.get("SPY_HEALTH_PORT", "0")),
+        help="kopf liveness endpoint port (0 disables)",
+    )
+    parser.add_argument(
+        "--resync-seconds",
+        type=float,
+        default=float(os.environ.get("SPY_RESYNC_SECONDS", "30")),
+        help="reconcile every object at least this often",
+    )
+    parser.add_argument(
+        "--no-leader-election",
+        action="store_true",
+        help="act without holding the leader Lease (one replica only)",
+    )
+    parser.add_argument("--verbose", "-v", action="store_true", help="debug logs")
+    args = parser.parse_args(argv)
+
+    os.environ["SPY_OPERATOR_NAMESPACE"] = args.operator_namespace
+    os.environ["SPY_METRICS_PORT"] = str(args.metrics_port)
+    os.environ["SPY_RESYNC_SECONDS"] = str(args.resync_seconds)
+    if args.no_leader_election:
+        os.environ["SPY_LEADER_ELECTION"] = "false"
+    kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.JSON, log_prefix=False)
+    logging.getLogger("spy_operator").setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    if not args.verbose:
+        # kopf logs every handled watch event at info; our reconcilers log what matters.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+
+    import spy_operator.handlers  # registers the handlers  # noqa: F401
+
+    liveness = f"http://0.0.0.0:{args.health_port}/healthz" if args.health_port else None
+    kopf.run(
+        clusterwide=not args.namespace,
+        namespaces=args.namespace,
+        standalone=True,  # HA is the leader Lease (leader.py), not kopf peering
+        liveness_endpoint=liveness,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

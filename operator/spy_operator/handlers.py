@@ -1,0 +1,190 @@
+"""kopf wiring: indices (the cache), watch events (-> work queue), start-up and clean-up.
+
+Only event and index handlers are used: kopf then stores nothing on the objects (no
+annotations, no finalizers), and every decision is made by the level-triggered
+reconcilers in reconcile.py, run by controller.py.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from typing import Any
+
+import kopf
+from prometheus_client import start_http_server
+
+from spy_operator import constants as c
+from spy_operator.controller import Controller
+from spy_operator.kube import Kube
+from spy_operator.leader import LeaderElector
+from spy_operator.pullsecrets import secret_facts
+from spy_operator.reconcile import Context
+from spy_operator.vpn import VpnProber
+from spy_operator.world import World
+
+log = logging.getLogger("spy_operator")
+
+MANAGED = {c.LABEL_MANAGED_BY: c.MANAGED_BY}
+
+
+def operator_namespace() -> str:
+    return os.environ.get("SPY_OPERATOR_NAMESPACE", c.DEFAULT_OPERATOR_NAMESPACE)
+
+
+def _is_halt(name: str | None, namespace: str | None, **_: Any) -> bool:
+    return name == c.HALT_CONFIGMAP and namespace == operator_namespace()
+
+
+def _connection(settings: kopf.OperatorSettings) -> kopf.ConnectionInfo:
+    info = kopf.login_with_kubeconfig(settings=settings) or kopf.login_with_service_account(
+        settings=settings
+    )
+    if info is None:
+        raise kopf.PermanentError("no kubeconfig and no in-cluster service account found")
+    return info
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    # Our own prefixes; no kopf annotations or finalizers are written with these handlers.
+    settings.persistence.finalizer = f"{c.ANNOTATION_PREFIX}/finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
+        prefix=c.ANNOTATION_PREFIX
+    )
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=c.ANNOTATION_PREFIX, key="last-handled-configuration"
+    )
+    settings.posting.enabled = False  # conditions carry the state; Events would be churn
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.networking.connect_timeout = 10
+
+    kube = Kube.from_connection(_connection(settings))
+    ctx = Context(
+        kube=kube,
+        world=World(),
+        prober=VpnProber(ttl=float(os.environ.get("SPY_VPN_PROBE_TTL", "5"))),
+        clock=lambda: dt.datetime.now(dt.UTC),
+        operator_namespace=operator_namespace(),
+        vpn_recheck_seconds=float(os.environ.get("SPY_VPN_RECHECK_SECONDS", "5")),
+    )
+    leader = None
+    if os.environ.get("SPY_LEADER_ELECTION", "true") != "false":
+        leader = LeaderElector(
+            kube,
+            operator_namespace(),
+            c.LEASE_NAME,
+            lease_seconds=float(os.environ.get("SPY_LEASE_SECONDS", "15")),
+            renew_seconds=float(os.environ.get("SPY_LEASE_RENEW_SECONDS", "2")),
+        )
+    controller = Controller(
+        ctx,
+        leader,
+        workers=int(os.environ.get("SPY_WORKERS", "8")),
+        resync_seconds=float(os.environ.get("SPY_RESYNC_SECONDS", "30")),
+    )
+    if leader is not None:
+        leader.on_elected = controller.enqueue_all
+    memo.controller = controller
+    controller.start()
+    port = int(os.environ.get("SPY_METRICS_PORT", "8080"))
+    if port:
+        start_http_server(port, addr=os.environ.get("SPY_METRICS_ADDR", "0.0.0.0"))
+    log.info("operator started", extra={"namespace": operator_namespace(), "metrics_port": port})
+
+
+@kopf.on.cleanup()
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    controller: Controller = memo.controller
+    await controller.stop()
+    await controller.ctx.kube.close()
+
+
+# ----------------------------------------------------------------------- indices
+# Each maps (namespace, name) -> the object (or derived facts for Secrets).
+
+
+@kopf.index(c.GROUP, c.VERSION, "tradingbots")
+def idx_tradingbots(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
+    return {(namespace or "", name): dict(body)}
+
+
+@kopf.index(c.GROUP, c.VERSION, "ibgateways")
+def idx_ibgateways(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
+    return {(namespace or "", name): dict(body)}
+
+
+@kopf.index(c.GROUP, c.VERSION, "optionsdetectors")
+def idx_optionsdetectors(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
+    return {(namespace or "", name): dict(body)}
+
+
+@kopf.index("apps", "v1", "deployments", labels=MANAGED)
+def idx_deployments(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
+    return {(namespace or "", name): dict(body)}
+
+
+@kopf.index("apps", "v1", "statefulsets", labels=MANAGED)
+def idx_statefulsets(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
+    return {(namespace or "", name): dict(body)}
+
+
+@kopf.index("", "v1", "services", labels=MANAGED)
+def idx_services(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
+    return {(namespace or "", name): dict(body)}
+
+
+@kopf.index("", "v1", "secrets")
+def idx_secrets(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
+    # Only derived facts are kept: no secret value stays in memory or reaches a log.
+    return {(namespace or "", name): secret_facts(body)}
+
+
+@kopf.index("", "v1", "configmaps", when=_is_halt)
+def idx_halt(body: kopf.Body, **_: Any) -> Any:
+    return {"halt": {"metadata": dict(body.metadata), "data": dict(body.get("data") or {})}}
+
+
+# ------------------------------------------------------------------------ events
+
+
+def _controller(memo: Any, kwargs: dict[str, Any]) -> Controller:
+    controller: Controller = memo.controller
+    controller.mark_synced(kwargs)  # kopf calls no handler before all indices are filled
+    return controller
+
+
+@kopf.on.event(c.GROUP, c.VERSION, "tradingbots")
+def on_tradingbot(namespace: str | None, name: str, memo: Any, **kwargs: Any) -> None:
+    _controller(memo, kwargs).on_custom_resource(c.KIND_BOT, namespace or "", name)
+
+
+@kopf.on.event(c.GROUP, c.VERSION, "ibgateways")
+def on_ibgateway(namespace: str | None, name: str, memo: Any, **kwargs: Any) -> None:
+    _controller(memo, kwargs).on_custom_resource(c.KIND_GATEWAY, namespace or "", name)
+
+
+@kopf.on.event(c.GROUP, c.VERSION, "optionsdetectors")
+def on_optionsdetector(namespace: str | None, name: str, memo: Any, **kwargs: Any) -> None:
+    _controller(memo, kwargs).on_custom_resource(c.KIND_DETECTOR, namespace or "", name)
+
+
+@kopf.on.event("apps", "v1", "deployments", labels=MANAGED)
+@kopf.on.event("apps", "v1", "statefulsets", labels=MANAGED)
+@kopf.on.event("", "v1", "services", labels=MANAGED)
+def on_child(body: kopf.Body, memo: Any, **kwargs: Any) -> None:
+    _controller(memo, kwargs).on_child(dict(body))
+
+
+@kopf.on.event("", "v1", "secrets")
+def on_secret(namespace: str | None, name: str, memo: Any, **kwargs: Any) -> None:
+    _controller(memo, kwargs).on_secret(namespace or "", name)
+
+
+@kopf.on.event("", "v1", "configmaps", when=_is_halt)
+def on_halt(memo: Any, **kwargs: Any) -> None:
+    controller = _controller(memo, kwargs)
+    log.warning("global halt changed; reconciling every bot")
+    controller.on_halt()

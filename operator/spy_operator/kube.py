@@ -1,0 +1,142 @@
+"""A thin async client for the few API calls the reconcilers make.
+
+kopf watches and caches (see world.py); writes go through here: server-side apply of
+children under one field manager, merge patches of status, and the leader Lease.
+Built from the same credentials kopf uses (kubeconfig or in-cluster service account).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import ssl
+import tempfile
+from typing import Any
+
+import httpx
+import kopf
+
+from spy_operator import constants as c
+from spy_operator import metrics
+
+_PLURALS = {
+    "Deployment": "deployments",
+    "StatefulSet": "statefulsets",
+    "Service": "services",
+    "Lease": "leases",
+}
+
+
+class ApiError(Exception):
+    """The API server refused a request; `status` is the HTTP status code."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"HTTP {status}: {message}")
+        self.status = status
+
+
+def _pem(data: str | bytes) -> bytes:
+    """Kubeconfig *-data fields are base64 of PEM; accept raw PEM too."""
+    raw = data.encode() if isinstance(data, str) else data
+    return raw if raw.lstrip().startswith(b"-----") else base64.b64decode(raw)
+
+
+def _prefix(api_version: str) -> str:
+    return "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+
+
+def object_path(api_version: str, kind: str, namespace: str, name: str | None = None) -> str:
+    plural = _PLURALS.get(kind) or c.PLURAL[kind]
+    base = f"{_prefix(api_version)}/namespaces/{namespace}/{plural}"
+    return f"{base}/{name}" if name else base
+
+
+class Kube:
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.client = client
+
+    @classmethod
+    def from_connection(cls, info: kopf.ConnectionInfo) -> Kube:
+        verify: ssl.SSLContext | bool
+        if info.insecure:
+            verify = False
+        else:
+            verify = ssl.create_default_context()
+            if info.ca_path:
+                verify.load_verify_locations(cafile=info.ca_path)
+            elif info.ca_data:
+                verify.load_verify_locations(cadata=_pem(info.ca_data).decode())
+            if info.certificate_path and info.private_key_path:
+                verify.load_cert_chain(info.certificate_path, info.private_key_path)
+            elif info.certificate_data and info.private_key_data:
+                with tempfile.NamedTemporaryFile() as cert, tempfile.NamedTemporaryFile() as key:
+                    cert.write(_pem(info.certificate_data))
+                    key.write(_pem(info.private_key_data))
+                    cert.flush()
+                    key.flush()
+                    verify.load_cert_chain(cert.name, key.name)
+        headers = {"Accept": "application/json"}
+        if info.token:
+            headers["Authorization"] = f"{info.scheme or 'Bearer'} {info.token}"
+        limits = httpx.Limits(max_connections=32, max_keepalive_connections=32)
+        client = httpx.AsyncClient(
+            base_url=info.server, headers=headers, verify=verify, timeout=30, limits=limits
+        )
+        return cls(client)
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    async def _request(self, verb: str, path: str, resource: str, **kw: Any) -> dict[str, Any]:
+        if verb != "GET":
+            metrics.API_WRITES.labels(verb=verb.lower(), resource=resource).inc()
+        resp = await self.client.request(verb, path, **kw)
+        if resp.status_code >= 400:
+            try:
+                message = resp.json().get("message", resp.text)
+            except ValueError:
+                message = resp.text
+            raise ApiError(resp.status_code, str(message)[:500])
+        body: dict[str, Any] = resp.json()
+        return body
+
+    async def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Server-side apply (force: the operator owns these fields of its children)."""
+        meta = manifest["metadata"]
+        path = object_path(
+            manifest["apiVersion"], manifest["kind"], meta["namespace"], meta["name"]
+        )
+        return await self._request(
+            "PATCH",
+            path,
+            _PLURALS.get(manifest["kind"], manifest["kind"]),
+            params={"fieldManager": c.FIELD_MANAGER, "force": "true"},
+            content=json.dumps(manifest),
+            headers={"Content-Type": "application/apply-patch+yaml"},
+        )
+
+    async def patch_status(
+        self, kind: str, namespace: str, name: str, status: dict[str, Any]
+    ) -> dict[str, Any]:
+        path = object_path(c.API_VERSION, kind, namespace, name) + "/status"
+        return await self._request(
+            "PATCH",
+            path,
+            c.PLURAL[kind] + "/status",
+            content=json.dumps({"status": status}),
+            headers={"Content-Type": "application/merge-patch+json"},
+        )
+
+    async def get(self, path: str) -> dict[str, Any] | None:
+        try:
+            return await self._request("GET", path, "")
+        except ApiError as err:
+            if err.status == 404:
+                return None
+            raise
+
+    async def create(self, path: str, body: dict[str, Any], resource: str) -> dict[str, Any]:
+        return await self._request("POST", path, resource, json=body)
+
+    async def replace(self, path: str, body: dict[str, Any], resource: str) -> dict[str, Any]:
+        return await self._request("PUT", path, resource, json=body)

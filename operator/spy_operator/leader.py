@@ -1,0 +1,148 @@
+"""Leader election on a coordination.k8s.io Lease, so two operator replicas can run.
+
+Every replica watches and keeps its cache warm; only the Lease holder reconciles and
+writes. kopf's own peering pauses kopf's watchers but not operator-level tasks (the
+work queue and the resync loop), so the Lease is what guards writes. A holder that
+cannot renew stops acting before its Lease can expire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Callable
+
+import httpx
+
+from spy_operator import metrics
+from spy_operator.kube import ApiError, Kube, object_path
+
+log = logging.getLogger("spy_operator.leader")
+
+
+def _micro(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _parse(value: str | None) -> dt.datetime | None:
+    if not value:
+        return None
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+class LeaderElector:
+    def __init__(
+        self,
+        kube: Kube,
+        namespace: str,
+        name: str,
+        lease_seconds: float = 15.0,
+        renew_seconds: float = 2.0,
+        on_elected: Callable[[], None] | None = None,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
+        self.kube = kube
+        self.namespace = namespace
+        self.name = name
+        self.lease_seconds = lease_seconds
+        self.renew_seconds = renew_seconds
+        self.on_elected = on_elected
+        self.clock = clock
+        self.identity = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self._renewed_at: float | None = None  # loop time of the last successful renew
+        self.elected = asyncio.Event()
+
+    @property
+    def is_leader(self) -> bool:
+        if self._renewed_at is None:
+            return False
+        # Stop acting well before the Lease could be taken over by another replica.
+        age = asyncio.get_running_loop().time() - self._renewed_at
+        return age < self.lease_seconds - 2 * self.renew_seconds
+
+    async def run(self) -> None:
+        while True:
+            was = self.is_leader
+            try:
+                got = await self._try_acquire_or_renew()
+            except (ApiError, httpx.HTTPError) as err:
+                # Network trouble or a conflict: keep trying; is_leader lapses by itself.
+                log.warning("lease renewal failed", extra={"error": str(err)})
+                got = False
+            if got:
+                self._renewed_at = asyncio.get_running_loop().time()
+            now = self.is_leader
+            metrics.LEADER.set(1 if now else 0)
+            if now and not was:
+                log.info("became leader", extra={"identity": self.identity})
+                self.elected.set()
+                if self.on_elected:
+                    self.on_elected()
+            elif was and not now:
+                log.warning("lost leadership", extra={"identity": self.identity})
+                self.elected.clear()
+            await asyncio.sleep(self.renew_seconds)
+
+    async def _try_acquire_or_renew(self) -> bool:
+        path = object_path("coordination.k8s.io/v1", "Lease", self.namespace, self.name)
+        now = self.clock()
+        lease = await self.kube.get(path)
+        spec = {
+            "holderIdentity": self.identity,
+            "leaseDurationSeconds": int(self.lease_seconds),
+            "renewTime": _micro(now),
+        }
+        if lease is None:
+            body = {
+                "apiVersion": "coordination.k8s.io/v1",
+                "kind": "Lease",
+                "metadata": {"name": self.name, "namespace": self.namespace},
+                "spec": {**spec, "acquireTime": _micro(now), "leaseTransitions": 0},
+            }
+            try:
+                await self.kube.create(
+                    object_path("coordination.k8s.io/v1", "Lease", self.namespace), body, "leases"
+                )
+            except ApiError as err:
+                if err.status == 409:
+                    return False  # another replica created it first
+                raise
+            return True
+        current = lease.get("spec", {})
+        holder = current.get("holderIdentity")
+        renewed = _parse(current.get("renewTime"))
+        duration = float(current.get("leaseDurationSeconds") or self.lease_seconds)
+        expired = renewed is None or (now - renewed).total_seconds() > duration
+        if holder not in (self.identity, None, "") and not expired:
+            return False
+        new_spec = dict(current, **spec)
+        if holder != self.identity:
+            new_spec["acquireTime"] = _micro(now)
+            new_spec["leaseTransitions"] = int(current.get("leaseTransitions") or 0) + 1
+        lease["spec"] = new_spec
+        try:
+            await self.kube.replace(path, lease, "leases")
+        except ApiError as err:
+            if err.status == 409:
+                return False  # lost a race; the resourceVersion moved
+            raise
+        return True
+
+    async def release(self) -> None:
+        """Hand the Lease over at shutdown so a standby takes over at once."""
+        if not self.is_leader:
+            return
+        path = object_path("coordination.k8s.io/v1", "Lease", self.namespace, self.name)
+        lease = await self.kube.get(path)
+        if lease is None or lease.get("spec", {}).get("holderIdentity") != self.identity:
+            return
+        lease["spec"]["holderIdentity"] = ""
+        lease["spec"]["renewTime"] = _micro(self.clock() - dt.timedelta(hours=1))
+        with contextlib.suppress(ApiError, httpx.HTTPError):  # best effort: it expires anyway
+            await self.kube.replace(path, lease, "leases")
+        self._renewed_at = None

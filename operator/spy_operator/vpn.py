@@ -1,0 +1,114 @@
+"""VPN probe: a TCP connect across the tunnel with a timeout, and its policy.
+
+`probe` is the only I/O (called by the reconciler through `VpnProber`, which caches a
+result per target for a few seconds so many objects share one probe); `check_vpn` is
+the pure policy behind the VPNReady condition. Target RTT is under 30 ms.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from spy_operator.conditions import Check
+
+TARGET_RTT_MS = 30.0
+
+
+@dataclass(frozen=True)
+class VpnTarget:
+    host: str
+    port: int
+    timeout: float
+    required: bool
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    ok: bool
+    rtt_ms: float | None
+    error: str | None = None
+
+
+def vpn_target(spec: Mapping[str, Any]) -> VpnTarget | None:
+    raw = spec.get("vpn")
+    if not isinstance(raw, dict) or not raw.get("host") or not raw.get("port"):
+        return None
+    return VpnTarget(
+        host=str(raw["host"]),
+        port=int(raw["port"]),
+        timeout=float(raw.get("timeoutSeconds", 2)),
+        required=bool(raw.get("required", True)),
+    )
+
+
+def check_vpn(target: VpnTarget | None, result: ProbeResult | None) -> Check:
+    """VPNReady condition."""
+    if target is None:
+        return Check(True, "VPNNotConfigured", "no VPN probe configured")
+    where = f"{target.host}:{target.port}"
+    if result is None:
+        return Check(False, "VPNProbePending", f"probe of {where} has not run yet")
+    if not result.ok:
+        return Check(False, "VPNUnreachable", f"TCP probe of {where} failed: {result.error}")
+    rtt = result.rtt_ms or 0.0
+    slow = " (above the 30 ms target)" if rtt > TARGET_RTT_MS else ""
+    return Check(True, "VPNReachable", f"TCP probe of {where} took {rtt:.1f} ms{slow}")
+
+
+def gate_view(target: VpnTarget | None, check: Check) -> Check:
+    """What the gate sees: a failing probe blocks only when the probe is required."""
+    if check.ok or target is None or target.required:
+        return check
+    return Check(True, "VPNNotRequired", check.message)
+
+
+async def probe(host: str, port: int, timeout: float) -> ProbeResult:  # noqa: ASYNC109
+    started = time.perf_counter()
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    except TimeoutError:
+        return ProbeResult(False, None, f"timed out after {timeout:g} s")
+    except OSError as err:
+        # Connection refused, unreachable, DNS failure: all mean "no tunnel".
+        return ProbeResult(False, None, err.strerror or type(err).__name__)
+    rtt = (time.perf_counter() - started) * 1000
+    writer.close()
+    with contextlib.suppress(OSError):  # a reset after connect still proves the tunnel
+        await writer.wait_closed()
+    return ProbeResult(True, rtt)
+
+
+class VpnProber:
+    """Caches one probe result per target for `ttl` seconds."""
+
+    def __init__(self, ttl: float = 5.0) -> None:
+        self.ttl = ttl
+        self._results: dict[tuple[str, int], tuple[float, ProbeResult]] = {}
+        self._locks: dict[tuple[str, int], asyncio.Lock] = {}
+
+    async def result(self, target: VpnTarget) -> ProbeResult:
+        key = (target.host, target.port)
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            cached = self._results.get(key)
+            if cached is not None and time.monotonic() - cached[0] < self.ttl:
+                return cached[1]
+            result = await probe(target.host, target.port, target.timeout)
+            self._results[key] = (time.monotonic(), result)
+            return result
+
+    def cached(self, target: VpnTarget) -> ProbeResult | None:
+        hit = self._results.get((target.host, target.port))
+        return hit[1] if hit else None
+
+
+def rtt_changed(old: float | None, new: float | None) -> bool:
+    """Hysteresis for status.vpnRttMs so a steady link does not rewrite status."""
+    if old is None or new is None:
+        return old != new
+    return abs(new - old) > max(5.0, 0.5 * old)

@@ -1,0 +1,110 @@
+"""The operator's view of the cluster: kopf indices plus the responses of its own writes.
+
+kopf fills one index per watched kind (handlers.py) and runs no handler before every
+index is populated, so a reconcile never sees a half-listed world after a restart.
+Writes return the new object; it is kept as an overlay until the watch delivers that
+version, so the next pass compares against what was written, not a stale copy, and a
+no-op pass writes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any, Protocol
+
+from spy_operator.pullsecrets import SecretFacts
+
+Body = dict[str, Any]
+Key = tuple[str, str]  # (namespace, name)
+
+
+class IndexLike(Protocol):
+    """The read side of kopf.Index: key -> store of values."""
+
+    def get(self, key: Any, default: Any = None) -> Any: ...
+    def __iter__(self) -> Iterator[Any]: ...
+    def __getitem__(self, key: Any) -> Any: ...
+
+
+def _rv(body: Mapping[str, Any] | None) -> int:
+    try:
+        return int((body or {}).get("metadata", {}).get("resourceVersion", 0))
+    except (TypeError, ValueError):
+        return 0
+
+
+class World:
+    # Names of the kopf indices (handlers.py defines functions with these names).
+    BOTS = "idx_tradingbots"
+    GATEWAYS = "idx_ibgateways"
+    DETECTORS = "idx_optionsdetectors"
+    DEPLOYMENTS = "idx_deployments"
+    STATEFULSETS = "idx_statefulsets"
+    SERVICES = "idx_services"
+    SECRETS = "idx_secrets"
+    HALT = "idx_halt"
+    ALL = (BOTS, GATEWAYS, DETECTORS, DEPLOYMENTS, STATEFULSETS, SERVICES, SECRETS, HALT)
+
+    def __init__(self) -> None:
+        self.indices: dict[str, IndexLike] = {}
+        self._overlay: dict[tuple[str, Key], Body] = {}
+
+    def attach(self, indices: Mapping[str, Any]) -> None:
+        for name in self.ALL:
+            if name in indices:
+                self.indices[name] = indices[name]
+
+    @property
+    def synced(self) -> bool:
+        return all(name in self.indices for name in self.ALL)
+
+    def _from_index(self, index: str, key: Any) -> Any:
+        idx = self.indices.get(index)
+        if idx is None:
+            return None
+        store = idx.get(key)
+        if store is None:
+            return None
+        return next(iter(store), None)
+
+    def get(self, index: str, key: Key) -> Body | None:
+        seen: Body | None = self._from_index(index, key)
+        written = self._overlay.get((index, key))
+        if written is None:
+            return seen
+        if seen is not None and _rv(seen) >= _rv(written):
+            del self._overlay[(index, key)]
+            return seen
+        return written
+
+    def remember(self, index: str, key: Key, body: Body) -> None:
+        self._overlay[(index, key)] = body
+
+    def forget(self, index: str, key: Key) -> None:
+        self._overlay.pop((index, key), None)
+
+    def keys(self, index: str) -> list[Key]:
+        idx = self.indices.get(index)
+        return list(idx) if idx is not None else []
+
+    def values(self, index: str) -> Iterator[Body]:
+        for key in self.keys(index):
+            body = self.get(index, key)
+            if body is not None:
+                yield body
+
+    def secret(self, namespace: str, name: str) -> SecretFacts | None:
+        facts: SecretFacts | None = self._from_index(self.SECRETS, (namespace, name))
+        return facts
+
+    def secrets_in(self, namespace: str, names: list[str]) -> dict[str, SecretFacts]:
+        out = {}
+        for name in names:
+            facts = self.secret(namespace, name)
+            if facts is not None:
+                out[name] = facts
+        return out
+
+    def halt(self) -> Body | None:
+        halt: Body | None = self._from_index(self.HALT, "halt")
+        return halt
