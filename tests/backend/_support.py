@@ -84,16 +84,5 @@ class HubClient:
                 out.append(msg["data"])
         return out
 
-    async def drain(self, quiet: float = 0.3) -> list[dict[str, Any]]:
-        """Group messages until none arrives for `quiet` seconds."""
-        out = []
-        while True:
-            try:
-                msg = await self.recv(quiet)
-            except TimeoutError:
-                return out
-            if msg.get("type") == "message":
-                out.append(msg["data"])
-
     async def close(self) -> None:
         await self.ws.close()
