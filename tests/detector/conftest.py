@@ -12,6 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from fake_tws import FakeTWS
+from ingest_sink import IngestSink
 
 
 async def eventually(
@@ -34,3 +35,13 @@ async def fake_tws() -> AsyncIterator[FakeTWS]:
         yield server
     finally:
         await server.stop()
+
+
+@pytest.fixture
+async def ingest_sink() -> AsyncIterator[IngestSink]:
+    sink = IngestSink()
+    await sink.start()
+    try:
+        yield sink
+    finally:
+        await sink.stop()

@@ -17,9 +17,9 @@ import pytest
 from conftest import eventually
 from fake_tws import FakeChain, FakeTWS
 from ib_async import IB, Stock
+from spy_analytics import ChainSnapshot
 from spy_detector.backoff import Backoff
 from spy_detector.metrics import DetectorMetrics
-from spy_detector.models import ChainSnapshot
 from spy_detector.sharding import ShardSpec
 from spy_detector.sources.ibkr import ClientIdInUseError, IBKRSource, IBSettings
 
@@ -64,16 +64,19 @@ async def test_snapshot_from_streamed_ticks(fake_tws: FakeTWS) -> None:
 
     chain = fake_tws.chain
     iso = [f"{e[:4]}-{e[4:6]}-{e[6:]}" for e in chain.expiries]
-    assert snap.expiries == [iso[0], iso[2], iso[4]], "shard 0 of 2 takes even expiry indices"
-    # 3 expiries x 5 strikes x C/P, minus the one (expiry 0, 620) that does not exist
-    # (620 lies outside 590..610 anyway, so nothing is missing here)
-    assert len(snap.quotes) == 30
+    got_expiries = sorted(set(snap.expiry.astype(str)))
+    assert got_expiries == [iso[0], iso[2], iso[4]], "shard 0 of 2 takes even expiry indices"
+    assert len(snap) == 30  # 3 expiries x 5 strikes (590..610) x C/P
     assert snap.spot == pytest.approx(600.0)
-    assert snap.source == "ibkr"
-    q = next(q for q in snap.quotes if q.expiry == iso[2] and q.strike == 600.0 and q.right == "P")
+    assert snap.rejected == {}
+    records = snap.to_records()
+    q = next(
+        r for r in records if r["expiry"] == iso[2] and r["strike"] == 600.0 and r["right"] == "P"
+    )
     bid, ask = chain.quote(chain.expiries[2], 600.0, "P")
-    assert (q.bid, q.ask) == (bid, ask)
-    assert q.volume == 150 and q.open_interest == 1200 and q.iv == pytest.approx(0.18)
+    assert (q["bid"], q["ask"]) == (bid, ask)
+    assert q["volume"] == 150 and q["open_interest"] == 1200
+    assert q["quote_ts"] is not None
     assert fake_tws.line_violations == 0 and fake_tws.pacing_violations == 0
 
 
@@ -96,8 +99,8 @@ async def test_rotation_stays_within_lines_and_pacing(fake_tws: FakeTWS) -> None
         await src.close()
 
     # 4 expiries x 7 strikes (585..615) x 2 = 56 contracts, none quoted twice per pass
-    assert len(first.quotes) == 56 and len(second.quotes) == 56
-    assert all(q.bid is not None and q.ask is not None for q in first.quotes)
+    assert len(first) == 56 and len(second) == 56
+    assert all(r["bid"] is not None and r["ask"] is not None for r in first.to_records())
     assert fake_tws.peak_lines <= 10
     assert fake_tws.line_violations == 0
     assert fake_tws.pacing_violations == 0
@@ -145,7 +148,7 @@ async def test_drop_and_reconnect_with_backoff(fake_tws: FakeTWS) -> None:
         await src.close()
     assert src.connects == 2
     assert fake_tws.started == [11, 11]
-    assert len(snap.quotes) > 0
+    assert len(snap) > 0
     # the stream was rebuilt on the new connection: market data requested again
     assert len(fake_tws.requests_of(59)) == 2
 
@@ -169,7 +172,7 @@ async def test_connectivity_notices_flip_state(fake_tws: FakeTWS) -> None:
         await eventually(lambda: src.state == "connected", what="1102 handled")
         fake_tws.push_ticks(bump=5)
         snap = await _next(agen)
-        assert snap.quotes
+        assert len(snap) > 0
     finally:
         await agen.aclose()
         await src.close()

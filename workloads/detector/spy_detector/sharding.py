@@ -13,6 +13,9 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+import numpy as np
+from spy_analytics import ChainSnapshot
+
 _ORDINAL = re.compile(r"-(\d+)$")
 
 
@@ -69,3 +72,17 @@ def select_expiries(expiries: Iterable[str], shard: ShardSpec) -> list[str]:
     """
     ordered = sorted(set(expiries))
     return [e for pos, e in enumerate(ordered) if shard.owns(pos)]
+
+
+def shard_snapshot(snapshot: ChainSnapshot, shard: ShardSpec) -> ChainSnapshot:
+    """This shard's part of a whole-chain snapshot (replay and synthetic sources).
+
+    The IBKR source never subscribes to other shards' expiries, so it does not need
+    this; sources that produce the whole chain at once filter with it.
+    """
+    if shard.count == 1:
+        return snapshot
+    expiries = snapshot.expiry.astype("datetime64[D]").astype(str)
+    mine = set(select_expiries(expiries.tolist(), shard))
+    mask = np.fromiter((e in mine for e in expiries), dtype=np.bool_, count=len(expiries))
+    return snapshot.take(mask)

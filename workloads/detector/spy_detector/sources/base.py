@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Protocol
 
-from spy_detector.models import ChainSnapshot
+from spy_analytics import ChainSnapshot
 
 
 class MarketSource(Protocol):

@@ -37,10 +37,10 @@ from typing import Any
 
 from ib_async import IB, Contract, Option, Stock, Ticker
 from ib_async.ib import StartupFetchNONE
+from spy_analytics import ChainSnapshot
 
 from spy_detector.backoff import Backoff
 from spy_detector.metrics import DetectorMetrics
-from spy_detector.models import ChainSnapshot, OptionQuote
 from spy_detector.sharding import ShardSpec, select_expiries
 
 log = logging.getLogger(__name__)
@@ -82,6 +82,8 @@ class IBSettings:
     connect_timeout: float = 10.0
     request_timeout: float = 30.0
     generic_ticks: str = "101"  # 101: open interest
+    rate: float = 0.04  # continuously compounded; IB does not send one
+    div_yield: float = 0.013
     backoff: Backoff = field(default_factory=lambda: Backoff(initial=1.0, maximum=60.0))
 
     def __post_init__(self) -> None:
@@ -136,23 +138,20 @@ def _num(x: float | None) -> float | None:
     return float(x)
 
 
-def quote_from_ticker(contract: Contract, ticker: Ticker) -> OptionQuote:
+def quote_record(contract: Contract, ticker: Ticker) -> dict[str, Any]:
+    """One contract's latest quote in the snapshot-file quote schema (spy_analytics)."""
     oi = ticker.callOpenInterest if contract.right == "C" else ticker.putOpenInterest
-    greeks = ticker.modelGreeks
-    return OptionQuote(
-        expiry=ib_expiry_to_iso(contract.lastTradeDateOrContractMonth),
-        strike=float(contract.strike),
-        right=contract.right,
-        bid=_num(ticker.bid),
-        ask=_num(ticker.ask),
-        last=_num(ticker.last),
-        bid_size=_num(ticker.bidSize),
-        ask_size=_num(ticker.askSize),
-        volume=_num(ticker.volume),
-        open_interest=_num(oi),
-        iv=_num(greeks.impliedVol) if greeks is not None else None,
-        quote_ts=ticker.timestamp or None,
-    )
+    return {
+        "expiry": ib_expiry_to_iso(contract.lastTradeDateOrContractMonth),
+        "strike": float(contract.strike),
+        "right": contract.right,
+        "bid": _num(ticker.bid),
+        "ask": _num(ticker.ask),
+        "last": _num(ticker.last),
+        "volume": _num(ticker.volume),
+        "open_interest": _num(oi),
+        "quote_ts": ticker.timestamp or None,
+    }
 
 
 def _quoted(ticker: Ticker) -> bool:
@@ -183,7 +182,7 @@ class IBKRSource:
         self._und_ticker: Ticker | None = None
         self._contracts: list[Contract] = []
         self._discovered_on: date | None = None
-        self._quotes: dict[tuple[str, float, str], OptionQuote] = {}
+        self._quotes: dict[tuple[str, float, str], dict[str, Any]] = {}
         self._closed = False
         self.connects = 0
         self.errors: list[tuple[int, int, str]] = []
@@ -429,7 +428,7 @@ class IBKRSource:
                     # the requests leave at the throttled rate; the dwell starts after
                     await self._wait_quoted(tickers, self._send_time(len(batch)) + s.dwell)
                     for c, t in tickers.items():
-                        self._quotes[_key(c)] = quote_from_ticker(c, t)
+                        self._quotes[_key(c)] = quote_record(c, t)
                     self._unsubscribe(batch)
                 yield self._snapshot({})
 
@@ -474,19 +473,15 @@ class IBKRSource:
 
     def _snapshot(self, tickers: dict[Contract, Ticker]) -> ChainSnapshot:
         for c, t in tickers.items():
-            self._quotes[_key(c)] = quote_from_ticker(c, t)
+            self._quotes[_key(c)] = quote_record(c, t)
         spot = self._spot()
-        return ChainSnapshot(
+        return ChainSnapshot.from_records(
+            [self._quotes[k] for k in sorted(self._quotes)],
             ts=self._clock(),
             symbol=self.settings.symbol,
             spot=spot if spot is not None else math.nan,
-            quotes=tuple(self._quotes[k] for k in sorted(self._quotes)),
-            source=self.name,
-            meta={
-                "shard": self.shard.index,
-                "shards": self.shard.count,
-                "market_data_type": self.settings.market_data_type,
-            },
+            rate=self.settings.rate,
+            div_yield=self.settings.div_yield,
         )
 
 

@@ -1,0 +1,120 @@
+"""Publisher against a real HTTP sink on 127.0.0.1: auth, batching, outage, overflow."""
+
+from __future__ import annotations
+
+import socket
+
+from conftest import eventually
+from ingest_sink import IngestSink
+from spy_detector.backoff import Backoff
+from spy_detector.metrics import DetectorMetrics
+from spy_detector.publisher import Publisher
+
+FAST = Backoff(initial=0.01, maximum=0.05, jitter=0.0)
+
+
+def _anomalies(n: int, start: int = 0) -> list[dict[str, object]]:
+    return [
+        {"id": f"a{i:05d}", "kind": "iv_residual", "severity": "HIGH", "score": 5.0}
+        for i in range(start, start + n)
+    ]
+
+
+def _value(metrics: DetectorMetrics, name: str, **labels: str) -> float:
+    v = metrics.registry.get_sample_value(name, labels)
+    return 0.0 if v is None else v
+
+
+async def test_publishes_with_bearer_token_in_batches(ingest_sink: IngestSink) -> None:
+    metrics = DetectorMetrics()
+    pub = Publisher(ingest_sink.url, ingest_sink.token, metrics, backoff=FAST)
+    await pub.start()
+    try:
+        pub.submit({"anomalies": _anomalies(2500), "market": [{"ts": "t", "spot": 600.0}]})
+        await pub.wait_idle(within=10)
+    finally:
+        await pub.stop()
+    assert ingest_sink.count("anomalies") == 2500
+    assert ingest_sink.count("market") == 1
+    assert ingest_sink.statuses == [200, 200, 200], "2501 items -> 3 requests of <= 1000"
+    assert _value(metrics, "spy_detector_publish_items_total", type="anomalies") == 2500
+
+
+async def test_outage_buffers_then_flushes_nothing_lost(ingest_sink: IngestSink) -> None:
+    metrics = DetectorMetrics()
+    pub = Publisher(ingest_sink.url, ingest_sink.token, metrics, max_items=1000, backoff=FAST)
+    await pub.start()
+    try:
+        ingest_sink.down = True
+        pub.submit({"anomalies": _anomalies(300)})
+        await eventually(lambda: ingest_sink.statuses.count(503) >= 3, what="retries")
+        pub.submit({"anomalies": _anomalies(300, start=300), "flow": [{"net_premium": 1.0}]})
+        assert pub.buffered == 601
+        assert ingest_sink.count("anomalies") == 0
+        ingest_sink.down = False
+        await pub.wait_idle(within=10)
+    finally:
+        await pub.stop()
+    assert sorted(ingest_sink.anomaly_ids) == [f"a{i:05d}" for i in range(600)]
+    assert all(n == 1 for n in ingest_sink.anomaly_ids.values()), "each item sent once"
+    assert ingest_sink.count("flow") == 1
+    assert _value(metrics, "spy_detector_publish_failures_total", reason="http_503") >= 3
+    assert _value(metrics, "spy_detector_publish_drops_total", type="anomalies") == 0
+
+
+async def test_overflow_drops_oldest_and_counts(ingest_sink: IngestSink) -> None:
+    metrics = DetectorMetrics()
+    pub = Publisher(ingest_sink.url, ingest_sink.token, metrics, max_items=100, backoff=FAST)
+    await pub.start()
+    try:
+        ingest_sink.down = True
+        pub.submit({"anomalies": _anomalies(60)})
+        await eventually(lambda: ingest_sink.statuses.count(503) >= 1, what="a failed attempt")
+        dropped = pub.submit({"anomalies": _anomalies(90, start=60)})
+        assert dropped == 50 and pub.buffered == 100
+        ingest_sink.down = False
+        await pub.wait_idle(within=10)
+    finally:
+        await pub.stop()
+    # the newest 100 survive; the oldest 50 were dropped and counted
+    assert sorted(ingest_sink.anomaly_ids) == [f"a{i:05d}" for i in range(50, 150)]
+    assert _value(metrics, "spy_detector_publish_drops_total", type="anomalies") == 50
+
+
+async def test_unreachable_backend_keeps_items(ingest_sink: IngestSink) -> None:
+    with socket.socket() as s:  # a port with nothing listening
+        s.bind(("127.0.0.1", 0))
+        dead_port = s.getsockname()[1]
+    metrics = DetectorMetrics()
+    pub = Publisher(f"http://127.0.0.1:{dead_port}", "t", metrics, backoff=FAST, timeout=1.0)
+    await pub.start()
+    try:
+        pub.submit({"gex": [{"net_gex": 1.0}]})
+        await eventually(
+            lambda: _value(metrics, "spy_detector_publish_failures_total", reason="network") >= 2,
+            what="network failures counted",
+        )
+        assert pub.buffered == 1
+    finally:
+        await pub.stop(drain_timeout=0.1)
+
+
+async def test_wrong_token_is_retried_not_dropped(ingest_sink: IngestSink) -> None:
+    metrics = DetectorMetrics()
+    pub = Publisher(ingest_sink.url, "wrong", metrics, backoff=FAST)
+    await pub.start()
+    try:
+        pub.submit({"anomalies": _anomalies(3)})
+        await eventually(lambda: ingest_sink.statuses.count(403) >= 2, what="403 retried")
+        assert pub.buffered == 3
+    finally:
+        await pub.stop(drain_timeout=0.1)
+    assert _value(metrics, "spy_detector_publish_failures_total", reason="auth") >= 2
+
+
+def test_backoff_grows_and_caps() -> None:
+    b = Backoff(initial=0.5, maximum=4.0, jitter=0.0)
+    assert [b.delay(i) for i in range(6)] == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
+    jittered = Backoff(initial=1.0, maximum=10.0, jitter=0.2)
+    assert jittered.delay(0, rand=lambda: 0.0) == 0.8
+    assert jittered.delay(0, rand=lambda: 1.0) == 1.2

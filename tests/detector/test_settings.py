@@ -1,0 +1,64 @@
+"""Settings from the environment the operator's StatefulSet sets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from spy_detector.settings import Settings, SettingsError
+
+STATEFULSET_ENV = {
+    "HOSTNAME": "spy-detector-1",
+    "SPY_SHARD_COUNT": "3",
+    "SPY_IB_HOST": "ib-gateway.trading.svc",
+    "SPY_IB_PORT": "4004",
+    "SPY_IB_CLIENT_ID": "101",
+    "SPY_IB_MARKET_DATA_TYPE": "delayed",
+    "SPY_BACKEND_URL": "http://backend.trading.svc:8000",
+    "SPY_BACKEND_TOKEN": "s3cr3t-token",
+    "SPY_DTE_MAX": "45",
+    "SPY_STRIKE_RANGE": "0.08",
+    "SPY_THRESHOLDS": '{"vol_oi.min_volume": 1000}',
+}
+
+
+def test_statefulset_env() -> None:
+    s = Settings.from_env(STATEFULSET_ENV)
+    assert (s.shard.index, s.shard.count) == (1, 3)
+    assert (s.ib.host, s.ib.port, s.ib.client_id) == ("ib-gateway.trading.svc", 4004, 101)
+    assert s.ib.market_data_type == "delayed"
+    assert s.ib.dte_max == 45 and s.ib.strike_range == 0.08
+    assert s.backend_url == "http://backend.trading.svc:8000"
+    assert s.thresholds == {"vol_oi.min_volume": 1000}
+    assert "s3cr3t" not in str(s.redacted())
+
+
+def test_token_from_file(tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    token.write_text("from-file\n")
+    env = {**STATEFULSET_ENV, "SPY_BACKEND_TOKEN": "", "SPY_BACKEND_TOKEN_FILE": str(token)}
+    assert Settings.from_env(env).backend_token == "from-file"
+
+
+@pytest.mark.parametrize(
+    ("change", "needle"),
+    [
+        ({"SPY_SOURCE": "kafka"}, "SPY_SOURCE"),
+        ({"SPY_IB_CLIENT_ID": ""}, "SPY_IB_CLIENT_ID"),
+        ({"SPY_IB_PORT": "x"}, "SPY_IB_PORT"),
+        ({"SPY_IB_MARKET_DATA_TYPE": "realtime"}, "SPY_IB_MARKET_DATA_TYPE"),
+        ({"SPY_BACKEND_TOKEN": ""}, "SPY_BACKEND_TOKEN"),
+        ({"SPY_THRESHOLDS": "[1]"}, "SPY_THRESHOLDS"),
+        ({"SPY_SOURCE": "replay"}, "SPY_REPLAY_FILE"),
+        ({"SPY_SHARD_COUNT": "1"}, "shard index"),
+        ({"SPY_IB_MAX_MSGS_PER_SEC": "60"}, "max_msgs_per_sec"),
+    ],
+)
+def test_invalid_env_names_the_problem(change: dict[str, str], needle: str) -> None:
+    with pytest.raises(SettingsError, match=needle):
+        Settings.from_env({**STATEFULSET_ENV, **change})
+
+
+def test_synthetic_needs_no_gateway() -> None:
+    s = Settings.from_env({"SPY_SOURCE": "synthetic"})
+    assert s.source == "synthetic" and s.backend_url == ""

@@ -1,0 +1,72 @@
+"""The detector's stateful wrapper around the pure ``spy_analytics.analyze``.
+
+``service.Detector`` and the ``scan`` CLI feed snapshots of one chain in time order;
+the wrapper carries the previous snapshot and the baselines from one call to the next
+(volume z-scores, spread baselines and premium flow need them) and turns each result
+into metrics and ingest items.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from spy_analytics import (
+    DEFAULT_CONFIG,
+    AnalysisResult,
+    AnalyzerConfig,
+    BaselineState,
+    ChainSnapshot,
+    analyze,
+)
+
+from spy_detector.metrics import DetectorMetrics
+
+
+def load_config(overrides: Mapping[str, Any] | None) -> AnalyzerConfig:
+    """Analytics thresholds with the CR's overrides (dotted paths, see docs/analytics.md)."""
+    return DEFAULT_CONFIG.with_overrides(overrides) if overrides else DEFAULT_CONFIG
+
+
+class ChainAnalyzer:
+    """Runs ``analyze`` on successive snapshots of one chain, keeping its state."""
+
+    def __init__(self, config: AnalyzerConfig = DEFAULT_CONFIG) -> None:
+        self._config = config
+        self._previous: ChainSnapshot | None = None
+        self._baseline: BaselineState | None = None
+
+    def __call__(self, snapshot: ChainSnapshot) -> AnalysisResult:
+        result = analyze(snapshot, self._previous, self._baseline, self._config)
+        self._previous = snapshot
+        self._baseline = result.baseline
+        return result
+
+
+def analyze_timed(
+    analyzer: Callable[[ChainSnapshot], AnalysisResult], snapshot: ChainSnapshot
+) -> tuple[AnalysisResult, float]:
+    """``analyzer(snapshot)`` and its wall time in seconds (run in a worker thread)."""
+    started = time.perf_counter()
+    result = analyzer(snapshot)
+    return result, time.perf_counter() - started
+
+
+def record_metrics(
+    metrics: DetectorMetrics, result: AnalysisResult, seconds: float, source: str, contracts: int
+) -> None:
+    metrics.snapshot_latency.observe(seconds)
+    metrics.snapshots.labels(source=source).inc()
+    metrics.contracts.set(contracts)
+    for a in result.anomalies:
+        metrics.anomalies.labels(kind=a.kind.value, severity=a.severity.value).inc()
+    bad = result.data_quality.total
+    if bad:
+        metrics.bad_quotes.inc(bad)
+
+
+def scan_line(anomaly_wire: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields the ``scan`` CLI prints for one anomaly, in a stable order."""
+    keys = ("kind", "contract", "severity", "score", "reason", "iv", "fitted_iv", "k", "ts", "id")
+    return {k: anomaly_wire.get(k) for k in keys}

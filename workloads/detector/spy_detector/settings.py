@@ -1,0 +1,177 @@
+"""The detector's configuration, read once from the environment.
+
+The operator's StatefulSet sets these variables (docs/detector.md lists every one);
+``python -m spy_detector run`` calls ``Settings.from_env(os.environ)``. Nothing else
+in the package reads the environment. Invalid values fail at start-up with a message
+naming the variable, so a bad CR shows up as a crash-looping pod with a clear log.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from spy_detector.backoff import Backoff
+from spy_detector.sharding import ShardSpec
+from spy_detector.sources.ibkr import MARKET_DATA_TYPES, IBSettings
+
+SOURCES = ("ibkr", "replay", "synthetic")
+
+
+class SettingsError(ValueError):
+    """A variable is missing or malformed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    source: str = "ibkr"
+    symbol: str = "SPY"
+    shard: ShardSpec = field(default_factory=ShardSpec)
+    ib: IBSettings = field(default_factory=IBSettings)
+    backend_url: str = ""
+    backend_token: str = ""
+    publish_buffer: int = 50_000
+    http_host: str = "0.0.0.0"  # probes and Prometheus reach the pod IP
+    http_port: int = 8080
+    replay_files: tuple[str, ...] = ()
+    replay_speed: float = 0.0
+    replay_loop: bool = False
+    synthetic_seed: int = 7
+    synthetic_interval: float = 5.0
+    synthetic_snapshots: int = 0  # 0 = forever
+    record_file: str = ""
+    thresholds: dict[str, Any] = field(default_factory=dict)
+    stale_after: float = 120.0  # /readyz fails when no snapshot was analysed for this long
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        r = _Reader(env)
+        source = r.str("SPY_SOURCE", "ibkr")
+        if source not in SOURCES:
+            raise SettingsError(f"SPY_SOURCE must be one of {SOURCES}, got {source!r}")
+        symbol = r.str("SPY_SYMBOL", "SPY")
+        try:
+            shard = ShardSpec.from_env(env)
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from exc
+        mdt = r.str("SPY_IB_MARKET_DATA_TYPE", "live")
+        if mdt not in MARKET_DATA_TYPES:
+            raise SettingsError(
+                f"SPY_IB_MARKET_DATA_TYPE must be one of {sorted(MARKET_DATA_TYPES)}, got {mdt!r}"
+            )
+        if source == "ibkr" and not r.has("SPY_IB_CLIENT_ID"):
+            raise SettingsError("SPY_IB_CLIENT_ID is required with SPY_SOURCE=ibkr")
+        try:
+            ib = IBSettings(
+                host=r.str("SPY_IB_HOST", "127.0.0.1"),
+                port=r.int("SPY_IB_PORT", 4002),
+                client_id=r.int("SPY_IB_CLIENT_ID", 1),
+                symbol=symbol,
+                market_data_type=mdt,
+                max_lines=r.int("SPY_IB_MAX_LINES", 100),
+                max_msgs_per_sec=r.int("SPY_IB_MAX_MSGS_PER_SEC", 40),
+                dte_min=r.int("SPY_DTE_MIN", 0),
+                dte_max=r.int("SPY_DTE_MAX", 60),
+                strike_range=r.float("SPY_STRIKE_RANGE", 0.10),
+                dwell=r.float("SPY_IB_DWELL", 3.0),
+                snapshot_interval=r.float("SPY_SNAPSHOT_INTERVAL", 5.0),
+                rate=r.float("SPY_RATE", 0.04),
+                div_yield=r.float("SPY_DIV_YIELD", 0.013),
+                backoff=Backoff(
+                    initial=r.float("SPY_IB_BACKOFF_INITIAL", 1.0),
+                    maximum=r.float("SPY_IB_BACKOFF_MAX", 60.0),
+                ),
+            )
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from exc
+        backend_url = r.str("SPY_BACKEND_URL", "")
+        token = r.str("SPY_BACKEND_TOKEN", "")
+        token_file = r.str("SPY_BACKEND_TOKEN_FILE", "")
+        if not token and token_file:
+            token = Path(token_file).read_text(encoding="utf-8").strip()
+        if backend_url and not token:
+            raise SettingsError("SPY_BACKEND_URL is set but SPY_BACKEND_TOKEN is empty")
+        replay = tuple(p for p in r.str("SPY_REPLAY_FILE", "").split(",") if p)
+        if source == "replay" and not replay:
+            raise SettingsError("SPY_REPLAY_FILE is required with SPY_SOURCE=replay")
+        raw_thresholds = r.str("SPY_THRESHOLDS", "")
+        try:
+            thresholds = json.loads(raw_thresholds) if raw_thresholds else {}
+        except json.JSONDecodeError as exc:
+            raise SettingsError(f"SPY_THRESHOLDS is not JSON: {exc}") from exc
+        if not isinstance(thresholds, dict):
+            raise SettingsError("SPY_THRESHOLDS must be a JSON object of dotted paths")
+        return cls(
+            source=source,
+            symbol=symbol,
+            shard=shard,
+            ib=ib,
+            backend_url=backend_url,
+            backend_token=token,
+            publish_buffer=r.int("SPY_PUBLISH_BUFFER", 50_000),
+            http_host=r.str("SPY_HTTP_HOST", "0.0.0.0"),
+            http_port=r.int("SPY_HTTP_PORT", 8080),
+            replay_files=replay,
+            replay_speed=r.float("SPY_REPLAY_SPEED", 0.0),
+            replay_loop=r.bool("SPY_REPLAY_LOOP", False),
+            synthetic_seed=r.int("SPY_SYNTHETIC_SEED", 7),
+            synthetic_interval=r.float("SPY_SYNTHETIC_INTERVAL", 5.0),
+            synthetic_snapshots=r.int("SPY_SYNTHETIC_SNAPSHOTS", 0),
+            record_file=r.str("SPY_RECORD_FILE", ""),
+            thresholds=thresholds,
+            stale_after=r.float("SPY_STALE_AFTER", 120.0),
+            log_level=r.str("SPY_LOG_LEVEL", "INFO").upper(),
+        )
+
+    def redacted(self) -> dict[str, Any]:
+        """For the start-up log line: everything but the token."""
+        return {
+            "source": self.source,
+            "symbol": self.symbol,
+            "shard": f"{self.shard.index}/{self.shard.count}",
+            "ib": f"{self.ib.host}:{self.ib.port} client {self.ib.client_id}",
+            "market_data_type": self.ib.market_data_type,
+            "backend_url": self.backend_url or None,
+            "backend_token": "***" if self.backend_token else None,
+            "http": f"{self.http_host}:{self.http_port}",
+        }
+
+
+class _Reader:
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+
+    def has(self, name: str) -> bool:
+        return bool(self._env.get(name, "").strip())
+
+    def str(self, name: str, default: str) -> str:
+        value = self._env.get(name, "").strip()
+        return value or default
+
+    def int(self, name: str, default: int) -> int:
+        raw = self._env.get(name, "").strip()
+        try:
+            return int(raw) if raw else default
+        except ValueError as exc:
+            raise SettingsError(f"{name} must be an integer, got {raw!r}") from exc
+
+    def float(self, name: str, default: float) -> float:
+        raw = self._env.get(name, "").strip()
+        try:
+            return float(raw) if raw else default
+        except ValueError as exc:
+            raise SettingsError(f"{name} must be a number, got {raw!r}") from exc
+
+    def bool(self, name: str, default: bool) -> bool:
+        raw = self._env.get(name, "").strip().lower()
+        if not raw:
+            return default
+        if raw in ("1", "true", "yes", "on"):
+            return True
+        if raw in ("0", "false", "no", "off"):
+            return False
+        raise SettingsError(f"{name} must be true or false, got {raw!r}")
