@@ -12,6 +12,7 @@ const MAX_ROWS = 200; // rendered in the feed
 const MAX_FLOW = 720; // flow samples kept for the chart
 const FRESH_MS = 5000; // new feed rows stay highlighted this long
 const BOTS_POLL_MS = 15_000;
+const HISTORY_RETRY_MS = 5000;
 const SEV_RANK = { LOW: 0, MEDIUM: 1, HIGH: 2 };
 
 // Same origin by default (the backend serves this folder in dev); the Static Web App
@@ -151,6 +152,7 @@ async function getJSON(path) {
 }
 const asList = (body) => (Array.isArray(body) ? body : (body?.items ?? (body?.ts ? [body] : [])));
 
+let historyRetry = null;
 async function loadHistory() {
   const q = `symbol=${SYMBOL}`;
   const [anomalies, market, gex, flow] = await Promise.allSettled([
@@ -165,6 +167,9 @@ async function loadHistory() {
   if (flow.status === 'fulfilled') asList(flow.value).forEach(addFlow);
   const failed = [anomalies, market, gex, flow].find((r) => r.status === 'rejected');
   state.historyError = failed ? String(failed.reason?.message ?? failed.reason) : null;
+  // Storage down (503) while the hub works: keep trying so the banner clears by itself.
+  clearTimeout(historyRetry);
+  if (failed) historyRetry = setTimeout(loadHistory, HISTORY_RETRY_MS);
   invalidate('all');
 }
 
@@ -206,7 +211,7 @@ const renderers = {
       connecting: () => t('connConnecting'),
       live: () => t('connLive'),
       reconnecting: () => t('connReconnecting', { s: Math.ceil(info.delayMs / 1000), n: info.attempt }),
-      denied: () => t('connDenied', { why: info.why }),
+      denied: () => t('connDenied', { why: info.why, s: Math.ceil(info.delayMs / 1000) }),
     }[name]();
     $('history-error').hidden = !state.historyError;
     $('history-error').textContent = state.historyError ? t('historyError', { why: state.historyError }) : '';
@@ -277,6 +282,7 @@ const renderers = {
 
   feed() {
     const now = Date.now();
+    for (const [id, until] of state.fresh) if (until <= now) state.fresh.delete(id);
     const rows = [...state.anomalies.values()]
       .filter((a) => (SEV_RANK[a.severity] ?? 0) >= state.minSeverity)
       .sort((x, y) => byTime(y, x))

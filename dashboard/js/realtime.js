@@ -13,7 +13,8 @@ const MAX_DELAY_MS = 30_000;
  * Keep one live connection to `group`. Callbacks:
  *   onMessage(envelope)  - the group message's data: {type: "anomaly"|..., data: {...}}
  *   onState(state, info) - "connecting" | "live" | "reconnecting" {delayMs, attempt}
- *                          | "denied" {why} (join refused; retried with backoff too)
+ *                          | "denied" {why, delayMs, attempt}: the join was refused;
+ *                            retried with the same backoff (roles may be fixed)
  * Returns {close(), reconnectNow(), socket()}.
  */
 export function connectRealtime({ negotiateUrl, group, onMessage, onState }) {
@@ -23,9 +24,11 @@ export function connectRealtime({ negotiateUrl, group, onMessage, onState }) {
   let closed = false;
   let nextAckId = 1;
   let joinAckId = 0;
+  let refusal = null; // why the last join was refused, shown until the next attempt
 
   async function open() {
     timer = null;
+    refusal = null;
     onState('connecting', { attempt });
     let url;
     try {
@@ -66,8 +69,8 @@ export function connectRealtime({ negotiateUrl, group, onMessage, onState }) {
         attempt = 0;
         onState('live', {});
       } else {
-        onState('denied', { why: msg.error?.message || msg.error?.name || 'joinGroup' });
-        sock.close(); // retried with backoff: permissions may be fixed server-side
+        refusal = msg.error?.message || msg.error?.name || 'joinGroup';
+        sock.close(); // onclose retries with backoff, reporting the refusal
       }
     } else if (msg.type === 'message' && msg.from === 'group' && msg.group === group) {
       // dataType json carries an object; text carries a JSON string.
@@ -90,7 +93,7 @@ export function connectRealtime({ negotiateUrl, group, onMessage, onState }) {
     const cap = Math.min(MAX_DELAY_MS, BASE_DELAY_MS * 2 ** attempt);
     const delayMs = Math.round(cap / 2 + (Math.random() * cap) / 2);
     attempt += 1;
-    onState('reconnecting', { delayMs, attempt });
+    onState(refusal ? 'denied' : 'reconnecting', { delayMs, attempt, why: refusal });
     timer = setTimeout(open, delayMs);
   }
 

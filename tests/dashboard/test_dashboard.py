@@ -5,6 +5,7 @@ after the connection drops, and a screenshot kept under test-artifacts/."""
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from datetime import UTC, datetime
@@ -230,3 +231,73 @@ def test_screenshot_artifact(page: Page, proxy: TcpProxy, seeded: seed.Seed) -> 
     page.screenshot(path=str(paths["es"]), full_page=True)
     for path in paths.values():
         assert path.stat().st_size > 20_000, f"{path} looks empty"
+
+
+def test_backoff_doubles_and_online_event_reconnects(
+    page: Page, proxy: TcpProxy, seeded: seed.Seed
+) -> None:
+    """Negotiate failing: each retry waits in [cap/2, cap], cap = 0.5 s x 2^(attempt-1)."""
+    page.route("**/api/v1/negotiate", lambda route: route.fulfill(status=503, json={}))
+    page.goto(proxy.url + "/")
+    delays = []
+    for attempt in (1, 2, 3):
+        page.wait_for_function(
+            f"window.spyDashboard?.state.conn.info.attempt === {attempt}", timeout=5_000
+        )
+        delays.append(page.evaluate("window.spyDashboard.state.conn.info.delayMs"))
+    for attempt, delay in enumerate(delays, start=1):
+        cap = 500 * 2 ** (attempt - 1)
+        assert cap / 2 <= delay <= cap, (attempt, delays)
+    # The network is back: the browser's online event reconnects without waiting.
+    page.unroute("**/api/v1/negotiate")
+    page.evaluate("window.dispatchEvent(new Event('online'))")
+    page.wait_for_selector(LIVE, timeout=1_000)
+
+
+def test_web_pubsub_protocol_details(page: Page, proxy: TcpProxy, seeded: seed.Seed) -> None:
+    """Against a scripted Azure-shaped peer: a refused join shows and is retried, text
+    frames carrying JSON are parsed, other groups and junk frames are ignored."""
+    page.route(
+        "**/api/v1/negotiate",
+        lambda route: route.fulfill(
+            json={"url": "wss://example.webpubsub.azure.com/client/hubs/spy?access_token=t"}
+        ),
+    )
+    ours = seed.anomaly(datetime.now(UTC), seeded.expiries[2], 640.0, "C", severity="MEDIUM")
+    other = seed.anomaly(datetime.now(UTC), seeded.expiries[2], 650.0, "C", severity="HIGH")
+    connections: list[Any] = []
+    requests: list[dict[str, Any]] = []
+
+    def peer(ws: Any) -> None:
+        connections.append(ws)
+        ws.send(json.dumps({"type": "system", "event": "connected", "connectionId": "c1"}))
+
+        def on_message(raw: str | bytes) -> None:
+            msg = json.loads(raw)
+            requests.append(msg)
+            if len(connections) == 1:
+                error = {"name": "Forbidden", "message": "no role for SPY"}
+                ws.send(
+                    json.dumps(
+                        {"type": "ack", "ackId": msg["ackId"], "success": False, "error": error}
+                    )
+                )
+                return
+            ws.send(json.dumps({"type": "ack", "ackId": msg["ackId"], "success": True}))
+            ws.send("not json")
+            for group, item in (("QQQ", other), ("SPY", ours)):
+                envelope = json.dumps({"type": "anomaly", "data": item})
+                frame = {"type": "message", "from": "group", "group": group}
+                ws.send(json.dumps({**frame, "dataType": "text", "data": envelope}))
+
+        ws.on_message(on_message)
+
+    page.route_web_socket(re.compile(r"wss://example\.webpubsub\.azure\.com/.*"), peer)
+    page.goto(proxy.url + "/")
+    page.wait_for_selector("#conn[data-state='denied']", timeout=5_000)
+    assert "no role for SPY" in page.inner_text("#conn")
+    page.wait_for_selector(LIVE, timeout=5_000)
+    page.wait_for_selector(feed_row(page, ours["id"]), timeout=2_000)
+    assert page.locator(feed_row(page, other["id"])).count() == 0
+    assert connections[0].protocols == ["json.webpubsub.azure.v1"]
+    assert requests[0] == {"type": "joinGroup", "group": "SPY", "ackId": 1}
