@@ -3,6 +3,10 @@
 Who calls this: the detector service (every snapshot of every source), the ``scan``
 CLI, tests and benchmarks. Pure: no I/O, never raises on bad market data (bad quotes
 are counted in `AnalysisResult.data_quality`).
+
+Steps: data-quality screen -> IV of out-of-the-money mids -> smile fits -> fitted-IV
+model prices and gamma (`frame.build_frame`) -> every enabled rule (`rules`) ->
+GEX and flow (`structure`) -> baselines updated for the next call.
 """
 
 from __future__ import annotations
@@ -11,10 +15,29 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import numpy as np
+from numpy.typing import NDArray
+
+from . import rules
 from .baseline import BaselineState
 from .chain import ChainSnapshot
 from .config import DEFAULT_CONFIG, AnalyzerConfig
-from .types import Anomaly, DataQuality, GammaExposure, MarketState, PremiumFlow
+from .frame import Frame, build_frame
+from .smile import Z_SCALE_VOL
+from .structure import gamma_exposure, premium_flow
+from .types import (
+    Anomaly,
+    Contract,
+    DataQuality,
+    GammaExposure,
+    MarketState,
+    PremiumFlow,
+    SmileCurve,
+    anomaly_id,
+)
+
+FloatArray = NDArray[np.float64]
+_FIT_POINTS = 25
 
 
 @dataclass(frozen=True, eq=False)
@@ -52,7 +75,237 @@ def analyze(
     """Run IV, greeks, smile fits, every anomaly rule, GEX and flow on ``snapshot``.
 
     ``previous`` (the prior snapshot of the same chain) gives volume increments for
-    flow and volume_z when ``baseline`` has none; ``baseline`` is the state returned by
-    the previous call (``None`` starts empty). Never raises on bad market data.
+    flow and volume_z for contracts ``baseline`` has not seen; ``baseline`` is the state
+    returned by the previous call (``None`` starts empty). Never raises on bad market
+    data: unusable quotes are skipped and counted by reason in ``data_quality``.
     """
-    raise NotImplementedError
+    state = baseline if baseline is not None else BaselineState.empty()
+    f = build_frame(snapshot, config)
+    keys = snapshot.contract_keys()
+    pos, known = state.lookup(keys)
+    increment = _increments(snapshot, keys, state, pos, known, previous)
+
+    def prior(values: NDArray[Any], fill: float) -> FloatArray:
+        if len(state) == 0:
+            return np.full(len(snapshot), fill)
+        return np.where(known, values[pos], fill).astype(np.float64)
+
+    inc_mean = prior(state.inc_mean, np.nan)
+    inc_var = prior(state.inc_var, np.nan)
+    inc_n = prior(state.inc_n, 0.0).astype(np.int64)
+    spread_mean = prior(state.spread_mean, np.nan)
+    spread_n = prior(state.spread_n, 0.0).astype(np.int64)
+
+    findings: list[rules.Finding] = []
+    findings += rules.iv_residual(f, config.iv_residual)
+    findings += rules.vol_oi(f, config.vol_oi)
+    findings += rules.volume_z(f, config.volume_z, increment, inc_mean, inc_var, inc_n)
+    findings += rules.parity(f, config.bounds)
+    findings += rules.early_exercise(f, config.bounds)
+    findings += rules.call_spread(f, config.static_arb)
+    findings += rules.butterfly(f, config.static_arb)
+    findings += rules.calendar(f, config.static_arb)
+    findings += rules.spread_blowout(f, config.spread_blowout, spread_mean, spread_n)
+
+    anomalies = _to_anomalies(f, findings)
+    strikes, gex, net, flip = gamma_exposure(f, config.structure)
+    call_prem, put_prem, pcr = premium_flow(f, increment, config.structure)
+    new_state = _update_state(
+        f, keys, state, increment, inc_mean, inc_var, inc_n, spread_mean, spread_n, config
+    )
+    ts = snapshot.ts
+    quality = DataQuality(dict(f.skipped))
+    return AnalysisResult(
+        ts=ts,
+        symbol=snapshot.symbol,
+        spot=snapshot.spot,
+        anomalies=anomalies,
+        market=MarketState(
+            ts=ts,
+            symbol=snapshot.symbol,
+            spot=snapshot.spot,
+            bad_quotes=quality.total,
+            expiries=_smiles(f),
+        ),
+        gex=GammaExposure(
+            ts=ts,
+            symbol=snapshot.symbol,
+            spot=snapshot.spot,
+            strikes=tuple(strikes),
+            gex=tuple(gex),
+            net_gex=net,
+            flip=flip,
+        ),
+        flow=PremiumFlow(
+            ts=ts,
+            symbol=snapshot.symbol,
+            call_premium=call_prem,
+            put_premium=put_prem,
+            net_premium=call_prem - put_prem,
+            put_call_volume_ratio=pcr,
+        ),
+        data_quality=quality,
+        baseline=new_state,
+    )
+
+
+def _increments(
+    snap: ChainSnapshot,
+    keys: NDArray[np.int64],
+    state: BaselineState,
+    pos: NDArray[np.intp],
+    known: NDArray[np.bool_],
+    previous: ChainSnapshot | None,
+) -> FloatArray:
+    """Volume traded since the previous snapshot (NaN when unknown or the session reset)."""
+    inc = np.full(len(snap), np.nan)
+    if len(state):
+        inc = np.where(known, snap.volume - state.last_volume[pos], np.nan)
+    if previous is not None and len(previous):
+        pkeys = previous.contract_keys()
+        order = np.argsort(pkeys, kind="stable")
+        sk = pkeys[order]
+        j = np.minimum(np.searchsorted(sk, keys), sk.shape[0] - 1)
+        found = sk[j] == keys
+        prev_inc = np.where(found, snap.volume - previous.volume[order[j]], np.nan)
+        inc = np.where(np.isfinite(inc), inc, prev_inc)
+    with np.errstate(invalid="ignore"):
+        return np.where(inc >= 0.0, inc, np.nan)
+
+
+def _to_anomalies(f: Frame, findings: list[rules.Finding]) -> tuple[Anomaly, ...]:
+    best: dict[tuple[str, int], rules.Finding] = {}
+    for item in findings:
+        key = (item.kind.value, item.row)
+        if key not in best or item.score > best[key].score:
+            best[key] = item
+    s = f.snap
+    out = []
+    for item in sorted(best.values(), key=lambda x: (x.kind.value, x.row)):
+        i = item.row
+        contract = Contract(
+            expiry=str(f.expiry_str[i]),
+            strike=float(s.strike[i]),
+            right="C" if s.is_call[i] else "P",
+        )
+        out.append(
+            Anomaly(
+                id=anomaly_id(
+                    item.kind.value,
+                    s.symbol,
+                    contract.expiry,
+                    contract.strike,
+                    contract.right,
+                    s.ts,
+                ),
+                ts=s.ts,
+                symbol=s.symbol,
+                kind=item.kind,
+                severity=item.severity,
+                score=round(item.score, 4),
+                reason=item.reason,
+                contract=contract,
+                iv=item.iv,
+                fitted_iv=item.fitted_iv,
+                k=item.k,
+            )
+        )
+    return tuple(out)
+
+
+def _update_state(
+    f: Frame,
+    keys: NDArray[np.int64],
+    state: BaselineState,
+    increment: FloatArray,
+    inc_mean: FloatArray,
+    inc_var: FloatArray,
+    inc_n: NDArray[np.int64],
+    spread_mean: FloatArray,
+    spread_n: NDArray[np.int64],
+    cfg: AnalyzerConfig,
+) -> BaselineState:
+    """EWMA update (winsorised at the LOW threshold once warm, so an anomaly does not
+    become its own baseline) for usable contracts. The last session volume is kept for
+    every contract with a valid volume (even when its quote is unusable), so the next
+    increment always spans exactly one snapshot; unseen contracts carry over."""
+    vol_ok = np.isfinite(f.snap.volume) & (f.snap.volume >= 0.0)
+    rows = np.flatnonzero(vol_ok)
+    rows = rows[np.unique(keys[rows], return_index=True)[1]]
+    usable = f.usable[rows]
+    vz, sb = cfg.volume_z, cfg.spread_blowout
+    with np.errstate(invalid="ignore"):
+        n0 = inc_n[rows]
+        m0 = np.nan_to_num(inc_mean[rows])
+        v0 = np.nan_to_num(inc_var[rows])
+        x = increment[rows]
+        cap = m0 + vz.bands.low * np.sqrt(np.maximum(v0, m0 + 1.0))
+        x = np.where(n0 >= vz.min_samples, np.minimum(x, cap), x)
+        alpha = np.maximum(vz.alpha, 1.0 / (n0 + 1.0))
+        has = np.isfinite(x) & usable
+        d = np.where(has, x - m0, 0.0)
+        m1 = np.where(has, m0 + alpha * d, m0)
+        v1 = np.where(has, (1.0 - alpha) * (v0 + alpha * d * d), v0)
+        n1 = n0 + has.astype(np.int64)
+
+        sn0 = spread_n[rows]
+        sm0 = np.nan_to_num(spread_mean[rows])
+        spread = 2.0 * f.half[rows]
+        spread = np.where(sn0 >= sb.min_samples, np.minimum(spread, sm0 * sb.bands.low), spread)
+        salpha = np.maximum(sb.alpha, 1.0 / (sn0 + 1.0))
+        sm1 = np.where(usable, sm0 + salpha * (spread - sm0), sm0)
+        sn1 = sn0 + usable.astype(np.int64)
+    new_keys = keys[rows]
+    if len(state):
+        keep = ~np.isin(state.keys, new_keys)
+        new_keys = np.concatenate([new_keys, state.keys[keep]])
+        last = np.concatenate([f.snap.volume[rows], state.last_volume[keep]])
+        m1 = np.concatenate([m1, state.inc_mean[keep]])
+        v1 = np.concatenate([v1, state.inc_var[keep]])
+        n1 = np.concatenate([n1, state.inc_n[keep]])
+        sm1 = np.concatenate([sm1, state.spread_mean[keep]])
+        sn1 = np.concatenate([sn1, state.spread_n[keep]])
+    else:
+        last = f.snap.volume[rows]
+    order = np.argsort(new_keys, kind="stable")
+    return BaselineState(
+        keys=new_keys[order],
+        last_volume=last[order],
+        inc_mean=m1[order],
+        inc_var=v1[order],
+        inc_n=n1[order],
+        spread_mean=sm1[order],
+        spread_n=sn1[order],
+    )
+
+
+def _smiles(f: Frame) -> tuple[SmileCurve, ...]:
+    curves = []
+    pts = np.flatnonzero(f.otm & np.isfinite(f.iv))
+    pts = pts[np.argsort(f.group[pts], kind="stable")]
+    bounds = np.searchsorted(f.group[pts], np.arange(len(f.group_expiry) + 1))
+    for g, expiry in enumerate(f.group_expiry):
+        if not f.smile.ok[g]:
+            continue
+        t = float(f.group_t[g])
+        if not t > 0.0:
+            continue
+        mine = pts[bounds[g] : bounds[g + 1]]
+        mine = mine[np.argsort(f.k[mine])]
+        zs = np.linspace(f.smile.z_lo[g], f.smile.z_hi[g], _FIT_POINTS)
+        gi = np.full(_FIT_POINTS, g, dtype=np.intp)
+        fit = f.smile.evaluate(gi, zs)
+        atm = float(f.smile.evaluate(gi[:1], np.zeros(1))[0])
+        ks = zs * Z_SCALE_VOL * np.sqrt(t)
+        curves.append(
+            SmileCurve(
+                expiry=expiry,
+                t=round(t, 6),
+                atm_iv=atm,
+                points_k=tuple(np.round(f.k[mine], 6).tolist()),
+                points_iv=tuple(np.round(f.iv[mine], 6).tolist()),
+                fit_k=tuple(np.round(ks, 6).tolist()),
+                fit_iv=tuple(np.round(fit, 6).tolist()),
+            )
+        )
+    return tuple(curves)

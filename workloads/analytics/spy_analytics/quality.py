@@ -1,0 +1,81 @@
+"""Data-quality screen: which quotes the pipeline may use, and why the others are skipped.
+
+Who calls this: `spy_analytics.pipeline`. Bad data is never an anomaly and never an
+exception: each skipped contract is counted under exactly one reason (the first that
+applies, in the order of `REASONS`), plus the rows `ChainSnapshot.from_records` or
+the file reader already dropped (``missing_field``, ``malformed_line``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .chain import ChainSnapshot
+from .config import QualityConfig
+
+#: Skip reasons, in the order they are tested.
+REASONS = (
+    "bad_spot",  # spot price not finite or <= 0: the whole snapshot is skipped
+    "expired",  # time to expiry <= 0
+    "bad_strike",  # strike not finite or <= 0
+    "non_finite",  # bid or ask NaN/inf
+    "negative",  # bid or ask < 0
+    "crossed",  # bid > ask
+    "zero_quote",  # bid == 0 or ask == 0 (one-sided or empty book)
+    "locked",  # bid == ask
+    "stale",  # quote older than QualityConfig.stale_after_s
+    "bad_volume",  # volume or open interest NaN/inf/negative
+    "zero_oi",  # open interest == 0
+    "duplicate",  # same (expiry, strike, right) seen earlier in the snapshot
+)
+
+
+def screen(
+    snap: ChainSnapshot, t: NDArray[np.float64], cfg: QualityConfig
+) -> tuple[NDArray[np.bool_], dict[str, int]]:
+    """Usable-quote mask and skip counts by reason (only non-zero counts)."""
+    n = len(snap)
+    counts: dict[str, int] = {k: int(v) for k, v in snap.rejected.items() if v}
+    if not (np.isfinite(snap.spot) and snap.spot > 0.0):
+        if n:
+            counts["bad_spot"] = n
+        return np.zeros(n, dtype=np.bool_), counts
+    bid, ask = snap.bid, snap.ask
+    with np.errstate(invalid="ignore"):
+        age = snap.ts_epoch - snap.quote_ts
+        tests = (
+            ("expired", ~(t > 0.0)),
+            ("bad_strike", ~(np.isfinite(snap.strike) & (snap.strike > 0.0))),
+            ("non_finite", ~(np.isfinite(bid) & np.isfinite(ask))),
+            ("negative", (bid < 0.0) | (ask < 0.0)),
+            ("crossed", bid > ask),
+            ("zero_quote", (bid == 0.0) | (ask == 0.0)),
+            ("locked", bid == ask),
+            ("stale", age > cfg.stale_after_s),
+            (
+                "bad_volume",
+                ~(np.isfinite(snap.volume) & (snap.volume >= 0.0))
+                | ~(np.isfinite(snap.open_interest) & (snap.open_interest >= 0.0)),
+            ),
+            ("zero_oi", snap.open_interest == 0.0),
+        )
+    usable = np.ones(n, dtype=np.bool_)
+    for name, bad in tests:
+        hit = bad & usable
+        c = int(np.count_nonzero(hit))
+        if c:
+            counts[name] = counts.get(name, 0) + c
+            usable &= ~hit
+    # duplicates among the remaining rows: keep the first occurrence
+    keys = snap.contract_keys()
+    idx = np.flatnonzero(usable)
+    if idx.size:
+        _, first = np.unique(keys[idx], return_index=True)
+        dup = np.ones(idx.size, dtype=np.bool_)
+        dup[first] = False
+        c = int(np.count_nonzero(dup))
+        if c:
+            counts["duplicate"] = c
+            usable[idx[dup]] = False
+    return usable, counts

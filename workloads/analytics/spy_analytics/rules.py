@@ -1,0 +1,449 @@
+"""Anomaly rules. Each is independent, configurable and returns `Finding`s.
+
+Who calls this: `spy_analytics.pipeline` (every enabled rule on every snapshot); tests
+call single rules on constructed frames. Formulas and defaults: docs/analytics.md.
+All comparisons use executable prices (bid/ask), so a price-bound finding is money on
+the table net of the spread. Only usable quotes (data-quality screen passed) are seen.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .config import (
+    BoundsConfig,
+    IVResidualConfig,
+    SeverityBands,
+    SpreadBlowoutConfig,
+    StaticArbConfig,
+    VolOIConfig,
+    VolumeZConfig,
+)
+from .frame import Frame
+from .types import AnomalyKind, Severity
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.intp]
+
+_SEVERITIES = (Severity.LOW, Severity.MEDIUM, Severity.HIGH)
+
+
+class Finding(NamedTuple):
+    """One rule hit on one contract (row index into the snapshot)."""
+
+    row: int
+    kind: AnomalyKind
+    severity: Severity
+    score: float
+    reason: str
+    iv: float | None = None
+    fitted_iv: float | None = None
+    k: float | None = None
+
+
+def severity_of(score: float, bands: SeverityBands) -> Severity | None:
+    """LOW/MEDIUM/HIGH by the bands, None below ``bands.low``."""
+    if not score >= bands.low:
+        return None
+    if score >= bands.high:
+        return Severity.HIGH
+    return Severity.MEDIUM if score >= bands.medium else Severity.LOW
+
+
+def _describe(f: Frame, i: int) -> str:
+    right = "C" if f.snap.is_call[i] else "P"
+    return f"{f.expiry_str[i]} {f.snap.strike[i]:g}{right}"
+
+
+def _opt(x: float) -> float | None:
+    return x if math.isfinite(x) else None
+
+
+# --- volatility ------------------------------------------------------------------
+
+
+def iv_residual(f: Frame, cfg: IVResidualConfig) -> list[Finding]:
+    """z = (iv_mid - iv_fit) / sigma, sigma = sqrt((half_spread/vega)^2 + floor^2)."""
+    if not cfg.enabled:
+        return []
+    with np.errstate(invalid="ignore"):
+        resid = f.iv - f.fit_iv
+        zscore = resid / f.iv_sigma
+        hit = (
+            f.otm
+            & (np.abs(zscore) >= cfg.bands.low)
+            & (np.abs(resid) >= cfg.min_abs_residual)
+            & (np.abs(f.z * 0.2 / np.maximum(f.fit_iv, 1e-9)) <= cfg.max_abs_z_moneyness)
+        )
+    out: list[Finding] = []
+    for i in np.flatnonzero(hit):
+        score = float(abs(zscore[i]))
+        sev = severity_of(score, cfg.bands)
+        if sev is None:
+            continue
+        side = "above" if resid[i] > 0 else "below"
+        out.append(
+            Finding(
+                int(i),
+                AnomalyKind.IV_RESIDUAL,
+                sev,
+                score,
+                f"IV {f.iv[i]:.1%} is {score:.1f} sigma {side} the fitted smile "
+                f"({f.fit_iv[i]:.1%}) on {_describe(f, int(i))}",
+                float(f.iv[i]),
+                float(f.fit_iv[i]),
+                float(f.k[i]),
+            )
+        )
+    return out
+
+
+# --- activity --------------------------------------------------------------------
+
+
+def vol_oi(f: Frame, cfg: VolOIConfig) -> list[Finding]:
+    """Barchart-style unusual activity: volume/OI with volume, OI, price and DTE floors."""
+    if not cfg.enabled:
+        return []
+    s = f.snap
+    price = np.where(np.isfinite(s.last) & (s.last > 0.0), s.last, f.mid)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = s.volume / s.open_interest
+        hit = (
+            f.usable
+            & (s.volume > cfg.min_volume)
+            & (s.open_interest > cfg.min_open_interest)
+            & (price > cfg.min_price)
+            & (f.t * 365.0 >= cfg.min_dte_days)
+            & (ratio >= cfg.bands.low)
+        )
+    out: list[Finding] = []
+    for i in np.flatnonzero(hit):
+        score = float(ratio[i])
+        sev = severity_of(score, cfg.bands)
+        if sev is None:
+            continue
+        out.append(
+            Finding(
+                int(i),
+                AnomalyKind.VOL_OI,
+                sev,
+                score,
+                f"volume {s.volume[i]:,.0f} is {score:.1f}x open interest "
+                f"{s.open_interest[i]:,.0f} at ${price[i]:.2f} on {_describe(f, int(i))}",
+                _opt(float(f.iv[i])),
+                _opt(float(f.fit_iv[i])),
+                _opt(float(f.k[i])),
+            )
+        )
+    return out
+
+
+def volume_z(
+    f: Frame,
+    cfg: VolumeZConfig,
+    increment: FloatArray,
+    mean: FloatArray,
+    var: FloatArray,
+    samples: NDArray[np.int64],
+) -> list[Finding]:
+    """z = (dV - mean) / sqrt(max(var, mean + 1)) of the volume traded since the previous
+    snapshot against the contract's EWMA baseline (Poisson floor on the variance)."""
+    if not cfg.enabled:
+        return []
+    with np.errstate(invalid="ignore"):
+        zscore = (increment - mean) / np.sqrt(np.maximum(var, mean + 1.0))
+        hit = (
+            f.usable
+            & (samples >= cfg.min_samples)
+            & (increment >= cfg.min_increment)
+            & (zscore >= cfg.bands.low)
+        )
+    out: list[Finding] = []
+    for i in np.flatnonzero(hit):
+        score = float(zscore[i])
+        sev = severity_of(score, cfg.bands)
+        if sev is None:
+            continue
+        out.append(
+            Finding(
+                int(i),
+                AnomalyKind.VOLUME_Z,
+                sev,
+                score,
+                f"{increment[i]:,.0f} contracts traded since the last snapshot, "
+                f"{score:.1f} sigma above its baseline of {mean[i]:,.1f} on {_describe(f, int(i))}",
+                _opt(float(f.iv[i])),
+                _opt(float(f.fit_iv[i])),
+                _opt(float(f.k[i])),
+            )
+        )
+    return out
+
+
+def spread_blowout(
+    f: Frame, cfg: SpreadBlowoutConfig, mean: FloatArray, samples: NDArray[np.int64]
+) -> list[Finding]:
+    """ratio = (ask - bid) / EWMA spread; also needs a widening of ``min_widening`` USD."""
+    if not cfg.enabled:
+        return []
+    spread = 2.0 * f.half
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = spread / mean
+        hit = (
+            f.usable
+            & (samples >= cfg.min_samples)
+            & (spread - mean >= cfg.min_widening)
+            & (ratio >= cfg.bands.low)
+        )
+    out: list[Finding] = []
+    for i in np.flatnonzero(hit):
+        score = float(ratio[i])
+        sev = severity_of(score, cfg.bands)
+        if sev is None:
+            continue
+        out.append(
+            Finding(
+                int(i),
+                AnomalyKind.SPREAD_BLOWOUT,
+                sev,
+                score,
+                f"bid-ask spread ${spread[i]:.2f} is {score:.1f}x its baseline "
+                f"${mean[i]:.2f} on {_describe(f, int(i))}",
+            )
+        )
+    return out
+
+
+# --- price bounds ----------------------------------------------------------------
+
+
+def _deviation(f: Frame, rows: IntArray) -> FloatArray:
+    """How far a quote's mid is from the fitted-smile model price, in half spreads."""
+    dev: FloatArray = np.abs(f.mid[rows] - f.model[rows]) / np.maximum(f.half[rows], 0.005)
+    return np.nan_to_num(dev, nan=0.0)
+
+
+def _blame(f: Frame, *candidates: IntArray) -> IntArray:
+    """For each tuple of rows, the one whose quote deviates most from the model."""
+    devs = np.stack([_deviation(f, c) for c in candidates])
+    rows = np.stack(candidates)
+    pick: IntArray = rows[np.argmax(devs, axis=0), np.arange(rows.shape[1])]
+    return pick
+
+
+def _bound_findings(
+    f: Frame,
+    kind: AnomalyKind,
+    rows: IntArray,
+    brk: FloatArray,
+    tol: float,
+    bands: SeverityBands,
+    texts: list[str],
+) -> list[Finding]:
+    out: list[Finding] = []
+    for j in range(rows.shape[0]):
+        score = float(brk[j] / tol)
+        sev = severity_of(score, bands)
+        if sev is None:
+            continue
+        i = int(rows[j])
+        out.append(
+            Finding(
+                i,
+                kind,
+                sev,
+                score,
+                f"{texts[j]} on {_describe(f, i)}",
+                _opt(float(f.iv[i])),
+                _opt(float(f.fit_iv[i])),
+                _opt(float(f.k[i])),
+            )
+        )
+    return out
+
+
+def parity(f: Frame, cfg: BoundsConfig) -> list[Finding]:
+    """American put-call bounds (Hull §11.4 with a continuous yield)::
+
+    S e^{-qT} - K <= C - P <= S - K e^{-rT}
+
+    break_hi = (C_bid - P_ask) - (S - K e^{-rT}),
+    break_lo = (S e^{-qT} - K) - (C_ask - P_bid), fired when break / tol >= bands.low.
+    """
+    if not cfg.parity_enabled:
+        return []
+    s = f.snap
+    idx = np.flatnonzero(f.usable)
+    order = idx[np.lexsort((s.is_call[idx], s.strike[idx], f.group[idx]))]
+    a, b = order[:-1], order[1:]
+    pair = (f.group[a] == f.group[b]) & (s.strike[a] == s.strike[b]) & ~s.is_call[a] & s.is_call[b]
+    put, call = a[pair], b[pair]
+    strike, t = s.strike[call], f.t[call]
+    upper = s.spot - strike * np.exp(-s.rate * t)
+    lower = s.spot * np.exp(-s.div_yield * t) - strike
+    brk_hi = (s.bid[call] - s.ask[put]) - upper
+    brk_lo = lower - (s.ask[call] - s.bid[put])
+    brk = np.maximum(brk_hi, brk_lo)
+    hit = brk >= cfg.tolerance * cfg.bands.low
+    if not hit.any():
+        return []
+    rows = _blame(f, call[hit], put[hit])
+    texts = []
+    for j in np.flatnonzero(hit):
+        if brk_hi[j] >= brk_lo[j]:
+            texts.append(
+                f"put-call bound broken by ${brk_hi[j]:.2f}: C_bid - P_ask = "
+                f"{s.bid[call[j]] - s.ask[put[j]]:.2f} > S - K e^(-rT) = {upper[j]:.2f}"
+            )
+        else:
+            texts.append(
+                f"put-call bound broken by ${brk_lo[j]:.2f}: C_ask - P_bid = "
+                f"{s.ask[call[j]] - s.bid[put[j]]:.2f} < S e^(-qT) - K = {lower[j]:.2f}"
+            )
+    return _bound_findings(f, AnomalyKind.PARITY, rows, brk[hit], cfg.tolerance, cfg.bands, texts)
+
+
+def early_exercise(f: Frame, cfg: BoundsConfig) -> list[Finding]:
+    """American bounds: ask >= max(intrinsic, European lower bound); bid <= S (call) or K
+    (put). break = lower - ask, or bid - upper."""
+    if not cfg.early_exercise_enabled:
+        return []
+    s = f.snap
+    rows = np.flatnonzero(f.usable)
+    call = s.is_call[rows]
+    spot, strike, t = s.spot, s.strike[rows], f.t[rows]
+    fwd_lower = np.where(
+        call,
+        spot * np.exp(-s.div_yield * t) - strike * np.exp(-s.rate * t),
+        strike * np.exp(-s.rate * t) - spot * np.exp(-s.div_yield * t),
+    )
+    intrinsic = np.where(call, spot - strike, strike - spot)
+    lower = np.maximum(np.maximum(intrinsic, fwd_lower), 0.0)
+    upper = np.where(call, spot, strike)
+    brk_lo = lower - s.ask[rows]
+    brk_hi = s.bid[rows] - upper
+    brk = np.maximum(brk_lo, brk_hi)
+    hit = brk >= cfg.tolerance * cfg.bands.low
+    texts = [
+        (
+            f"ask ${s.ask[rows[j]]:.2f} is ${brk_lo[j]:.2f} below the exercise value "
+            f"${lower[j]:.2f}"
+            if brk_lo[j] >= brk_hi[j]
+            else f"bid ${s.bid[rows[j]]:.2f} is ${brk_hi[j]:.2f} above the upper bound "
+            f"${upper[j]:.2f}"
+        )
+        for j in np.flatnonzero(hit)
+    ]
+    return _bound_findings(
+        f, AnomalyKind.EARLY_EXERCISE, rows[hit], brk[hit], cfg.tolerance, cfg.bands, texts
+    )
+
+
+def _strike_order(f: Frame) -> IntArray:
+    s = f.snap
+    idx = np.flatnonzero(f.usable)
+    order: IntArray = idx[np.lexsort((s.strike[idx], s.is_call[idx], f.group[idx]))]
+    return order
+
+
+def call_spread(f: Frame, cfg: StaticArbConfig) -> list[Finding]:
+    """Vertical spreads between adjacent strikes K1 < K2 (same expiry and right)::
+
+    calls: C_bid(K2) - C_ask(K1) (monotone)   C_bid(K1) - C_ask(K2) - (K2 - K1) (slope)
+    puts:  P_bid(K1) - P_ask(K2) (monotone)   P_bid(K2) - P_ask(K1) - (K2 - K1) (slope)
+    """
+    if not cfg.call_spread_enabled:
+        return []
+    s = f.snap
+    order = _strike_order(f)
+    lo, hi = order[:-1], order[1:]
+    same = (f.group[lo] == f.group[hi]) & (s.is_call[lo] == s.is_call[hi])
+    lo, hi = lo[same], hi[same]
+    call = s.is_call[lo]
+    width = s.strike[hi] - s.strike[lo]
+    mono = np.where(call, s.bid[hi] - s.ask[lo], s.bid[lo] - s.ask[hi])
+    slope = np.where(call, s.bid[lo] - s.ask[hi], s.bid[hi] - s.ask[lo]) - width
+    brk = np.maximum(mono, slope)
+    hit = brk >= cfg.tolerance * cfg.bands.low
+    if not hit.any():
+        return []
+    rows = _blame(f, lo[hit], hi[hit])
+    texts = [
+        (
+            f"vertical spread {s.strike[lo[j]]:g}/{s.strike[hi[j]]:g} "
+            + (
+                f"not monotone by ${mono[j]:.2f} at bid/ask"
+                if mono[j] >= slope[j]
+                else f"worth ${slope[j]:.2f} more than its width at bid/ask"
+            )
+        )
+        for j in np.flatnonzero(hit)
+    ]
+    return _bound_findings(
+        f, AnomalyKind.CALL_SPREAD, rows, brk[hit], cfg.tolerance, cfg.bands, texts
+    )
+
+
+def butterfly(f: Frame, cfg: StaticArbConfig) -> list[Finding]:
+    """Convexity over consecutive strikes K1 < K2 < K3 (same expiry and right)::
+
+    break = bid(K2) - [w1 ask(K1) + w3 ask(K3)],  w1 = (K3-K2)/(K3-K1), w3 = (K2-K1)/(K3-K1)
+    """
+    if not cfg.butterfly_enabled:
+        return []
+    s = f.snap
+    order = _strike_order(f)
+    a, b, c = order[:-2], order[1:-1], order[2:]
+    same = (
+        (f.group[a] == f.group[c])
+        & (f.group[a] == f.group[b])
+        & (s.is_call[a] == s.is_call[c])
+        & (s.is_call[a] == s.is_call[b])
+    )
+    a, b, c = a[same], b[same], c[same]
+    k1, k2, k3 = s.strike[a], s.strike[b], s.strike[c]
+    w1 = (k3 - k2) / (k3 - k1)
+    w3 = (k2 - k1) / (k3 - k1)
+    brk = s.bid[b] - (w1 * s.ask[a] + w3 * s.ask[c])
+    hit = brk >= cfg.tolerance * cfg.bands.low
+    if not hit.any():
+        return []
+    rows = _blame(f, b[hit], a[hit], c[hit])
+    texts = [
+        f"butterfly {k1[j]:g}/{k2[j]:g}/{k3[j]:g} not convex by ${brk[j]:.2f} at bid/ask"
+        for j in np.flatnonzero(hit)
+    ]
+    return _bound_findings(
+        f, AnomalyKind.BUTTERFLY, rows, brk[hit], cfg.tolerance, cfg.bands, texts
+    )
+
+
+def calendar(f: Frame, cfg: StaticArbConfig) -> list[Finding]:
+    """American options: same strike and right, consecutive expiries T1 < T2::
+
+    break = bid(T1) - ask(T2)   (the longer option is worth at least the shorter)
+    """
+    if not cfg.calendar_enabled:
+        return []
+    s = f.snap
+    idx = np.flatnonzero(f.usable)
+    order = idx[np.lexsort((f.group[idx], s.strike[idx], s.is_call[idx]))]
+    near, far = order[:-1], order[1:]
+    same = (s.strike[near] == s.strike[far]) & (s.is_call[near] == s.is_call[far])
+    near, far = near[same], far[same]
+    brk = s.bid[near] - s.ask[far]
+    hit = brk >= cfg.tolerance * cfg.bands.low
+    if not hit.any():
+        return []
+    rows = _blame(f, far[hit], near[hit])
+    texts = [
+        f"calendar {f.expiry_str[near[j]]}/{f.expiry_str[far[j]]} inverted by ${brk[j]:.2f} "
+        f"at bid/ask"
+        for j in np.flatnonzero(hit)
+    ]
+    return _bound_findings(f, AnomalyKind.CALENDAR, rows, brk[hit], cfg.tolerance, cfg.bands, texts)

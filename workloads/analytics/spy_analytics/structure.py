@@ -1,0 +1,99 @@
+"""Market-structure metrics: dealer gamma exposure, gamma flip, premium flow, P/C ratio.
+
+Who calls this: `spy_analytics.pipeline`. Conventions (SqueezeMetrics, "Gamma
+Exposure", 2017; SpotGamma): dealers are assumed long the calls and short the puts
+that customers hold, so per contract
+
+    GEX = sign * gamma * OI * multiplier * S^2 * 0.01      (USD per 1% move in spot)
+
+with sign +1 for calls, -1 for puts. The gamma flip is the spot level, searched on a
+grid of +-`flip_range` around spot with gammas re-evaluated at each level (fitted IV
+held fixed), where net GEX changes sign; linear interpolation between grid points.
+
+Premium flow: the volume traded since the previous snapshot, dV, at the last trade
+price p is classified by the quote rule (Lee & Ready 1991): p >= mid is buyer-initiated
+(+1, "at the ask"), p < mid seller-initiated (-1, "at the bid"); no trade price, no sign.
+Signed premium = side * dV * p * multiplier; ``net_premium = call_premium - put_premium``
+(bullish positive). ``put_call_volume_ratio`` uses session volumes.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .config import StructureConfig
+from .frame import Frame
+
+FloatArray = NDArray[np.float64]
+
+_INV_SQRT2PI = float(1.0 / np.sqrt(2.0 * np.pi))
+
+
+def gamma_exposure(
+    f: Frame, cfg: StructureConfig
+) -> tuple[list[float], list[float], float, float | None]:
+    """(strikes, GEX per strike, net GEX, flip level or None)."""
+    s = f.snap
+    use = f.usable & (s.open_interest > 0.0) & (f.gamma > 0.0)
+    rows = np.flatnonzero(use)
+    if rows.size == 0:
+        return [], [], 0.0, None
+    sign = np.where(s.is_call[rows], 1.0, -1.0)
+    weight = sign * s.open_interest[rows] * cfg.contract_multiplier
+    gex = weight * f.gamma[rows] * s.spot * s.spot * 0.01
+    strikes, inv = np.unique(s.strike[rows], return_inverse=True)
+    per_strike = np.bincount(inv.ravel(), weights=gex, minlength=strikes.shape[0])
+    net = float(per_strike.sum())
+    flip = _flip(f, rows, weight, cfg)
+    return strikes.tolist(), per_strike.tolist(), net, flip
+
+
+def _flip(
+    f: Frame, rows: NDArray[np.intp], weight: FloatArray, cfg: StructureConfig
+) -> float | None:
+    s = f.snap
+    keep = (f.t[rows] <= cfg.flip_max_t) & np.isfinite(f.fit_iv[rows])
+    rows, weight = rows[keep], weight[keep]
+    if rows.size == 0:
+        return None
+    levels = s.spot * (1.0 + np.linspace(-cfg.flip_range, cfg.flip_range, cfg.flip_grid_points))
+    t = f.t[rows][:, None]
+    vol = f.fit_iv[rows][:, None]
+    sd = vol * np.sqrt(t)
+    log_ks = np.log(s.strike[rows])[:, None]
+    with np.errstate(all="ignore"):
+        d1 = (np.log(levels)[None, :] - log_ks + (s.rate - s.div_yield) * t) / sd + 0.5 * sd
+        gam = np.exp(-s.div_yield * t - 0.5 * d1 * d1) * _INV_SQRT2PI / (levels[None, :] * sd)
+    net = (np.nan_to_num(gam) * weight[:, None]).sum(axis=0) * levels * levels * 0.01
+    sign = np.sign(net)
+    cross = np.flatnonzero(sign[:-1] * sign[1:] < 0)
+    if cross.size == 0:
+        return None
+    # the crossing nearest to spot
+    mid_levels = 0.5 * (levels[cross] + levels[cross + 1])
+    j = int(cross[np.argmin(np.abs(mid_levels - s.spot))])
+    x0, x1, y0, y1 = levels[j], levels[j + 1], net[j], net[j + 1]
+    flip = float(x0 - y0 * (x1 - x0) / (y1 - y0))
+    return flip if math.isfinite(flip) else None
+
+
+def premium_flow(
+    f: Frame, increment: FloatArray, cfg: StructureConfig
+) -> tuple[float, float, float | None]:
+    """(signed call premium, signed put premium, put/call volume ratio)."""
+    s = f.snap
+    traded = f.usable & np.isfinite(increment) & (increment > 0.0)
+    price = s.last
+    has_price = np.isfinite(price) & (price > 0.0)
+    side = np.where(has_price, np.where(price >= f.mid, 1.0, -1.0), 0.0)
+    prem = np.where(traded & has_price, side * increment * price, 0.0) * cfg.contract_multiplier
+    call_prem = float(prem[s.is_call].sum())
+    put_prem = float(prem[~s.is_call].sum())
+    vol = np.where(f.usable, s.volume, 0.0)
+    call_vol = float(vol[s.is_call].sum())
+    put_vol = float(vol[~s.is_call].sum())
+    ratio = put_vol / call_vol if call_vol > 0.0 else None
+    return call_prem, put_prem, ratio
