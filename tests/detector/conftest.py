@@ -1,30 +1,13 @@
-"""Shared fixtures and helpers for the detector tests (tests/detector/)."""
+"""Fixtures for the detector tests: a fake TWS gateway and an ingest sink, both on
+127.0.0.1 with a free port, one per test."""
 
 from __future__ import annotations
 
-import asyncio
-import sys
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
-
+from detector_sink import IngestSink
 from fake_tws import FakeTWS
-from ingest_sink import IngestSink
-
-
-async def eventually(
-    predicate: Callable[[], bool], within: float = 10.0, what: str = "condition"
-) -> None:
-    """Wait until ``predicate()`` holds (checked every 10 ms), or fail after ``within`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 @pytest.fixture

@@ -11,9 +11,9 @@ from typing import Any
 
 import httpx
 import pytest
-from chains import recording
-from conftest import eventually
-from ingest_sink import IngestSink
+from detector_chains import recording
+from detector_sink import IngestSink
+from detector_support import eventually
 from spy_analytics import ChainSnapshot
 from spy_detector.backoff import Backoff
 from spy_detector.health import HealthServer
@@ -120,7 +120,7 @@ async def test_replay_to_backend_with_probes(tmp_path: Path, ingest_sink: Ingest
 async def test_readiness_follows_source_and_staleness() -> None:
     clock = [100.0]
     metrics = DetectorMetrics()
-    from chains import flat_chain
+    from detector_chains import flat_chain
 
     source = BlockingSource([flat_chain()])
     detector = Detector(source, StubAnalyzer(), metrics, stale_after=60, clock=lambda: clock[0])
@@ -140,7 +140,7 @@ async def test_readiness_follows_source_and_staleness() -> None:
 
 
 async def test_analysis_error_is_counted_not_fatal() -> None:
-    from chains import flat_chain
+    from detector_chains import flat_chain
 
     calls = []
 

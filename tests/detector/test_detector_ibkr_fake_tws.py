@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
-from conftest import eventually
+from detector_support import eventually
 from fake_tws import FakeChain, FakeTWS
 from ib_async import IB, Stock
 from spy_analytics import ChainSnapshot
@@ -22,6 +22,8 @@ from spy_detector.backoff import Backoff
 from spy_detector.metrics import DetectorMetrics
 from spy_detector.sharding import ShardSpec
 from spy_detector.sources.ibkr import ClientIdInUseError, IBKRSource, IBSettings
+
+SMALL = ShardSpec(0, 3)  # 2 of the 6 expiries: 20 contracts, ~1 s of paced requests
 
 
 def _settings(port: int, **kw: object) -> IBSettings:
@@ -110,8 +112,8 @@ async def test_rotation_stays_within_lines_and_pacing(fake_tws: FakeTWS) -> None
 
 async def test_duplicate_client_id_is_refused(fake_tws: FakeTWS) -> None:
     metrics = DetectorMetrics()
-    first = IBKRSource(_settings(fake_tws.port), ShardSpec(0, 1), metrics)
-    second = IBKRSource(_settings(fake_tws.port), ShardSpec(0, 1), DetectorMetrics())
+    first = IBKRSource(_settings(fake_tws.port), SMALL, metrics)
+    second = IBKRSource(_settings(fake_tws.port), SMALL, DetectorMetrics())
     agen = first.snapshots()
     try:
         await _next(agen)
@@ -129,7 +131,7 @@ async def test_duplicate_client_id_is_refused(fake_tws: FakeTWS) -> None:
 
 async def test_drop_and_reconnect_with_backoff(fake_tws: FakeTWS) -> None:
     metrics = DetectorMetrics()
-    src = IBKRSource(_settings(fake_tws.port), ShardSpec(0, 1), metrics)
+    src = IBKRSource(_settings(fake_tws.port), SMALL, metrics)
     agen = src.snapshots()
     try:
         await _next(agen)
@@ -155,7 +157,7 @@ async def test_drop_and_reconnect_with_backoff(fake_tws: FakeTWS) -> None:
 
 async def test_connectivity_notices_flip_state(fake_tws: FakeTWS) -> None:
     metrics = DetectorMetrics()
-    src = IBKRSource(_settings(fake_tws.port, snapshot_interval=0.05), ShardSpec(0, 1), metrics)
+    src = IBKRSource(_settings(fake_tws.port, snapshot_interval=0.05), SMALL, metrics)
     agen = src.snapshots()
     try:
         await _next(agen)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import socket
 
-from conftest import eventually
-from ingest_sink import IngestSink
+from detector_sink import IngestSink
+from detector_support import eventually
 from spy_detector.backoff import Backoff
 from spy_detector.metrics import DetectorMetrics
 from spy_detector.publisher import Publisher
