@@ -109,11 +109,11 @@ class Azurite:
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop gracefully (SIGTERM lets Azurite flush its folder), then kill."""
+        """Stop gracefully (Azurite flushes its folder on SIGINT only), then kill."""
         process, self._process = self._process, None
         if process is None or process.poll() is not None:
             return
-        process.send_signal(signal.SIGTERM)
+        process.send_signal(signal.SIGINT)
         try:
             process.wait(timeout)
         except subprocess.TimeoutExpired:

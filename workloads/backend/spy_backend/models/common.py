@@ -12,7 +12,7 @@ import unicodedata
 from datetime import UTC, date, datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, Strict
 
 MIN_TS = datetime(2000, 1, 1, tzinfo=UTC)
 MAX_TS = datetime(2100, 1, 1, tzinfo=UTC)
@@ -41,17 +41,19 @@ def _clean_text(value: str) -> str:
     return value
 
 
+# Strict: JSON `true` is not the number 1 (lax mode would coerce booleans).
 UtcTimestamp = Annotated[AwareDatetime, AfterValidator(_utc_in_range)]
 Expiry = Annotated[date, AfterValidator(_expiry_in_range)]
-Finite = Annotated[float, Field(allow_inf_nan=False, ge=-1e18, le=1e18)]
-Price = Annotated[float, Field(allow_inf_nan=False, ge=0, le=1e7)]
-Premium = Annotated[float, Field(allow_inf_nan=False, ge=0, le=1e15)]
-Strike = Annotated[float, Field(allow_inf_nan=False, gt=0, le=100_000)]
-Vol = Annotated[float, Field(allow_inf_nan=False, ge=0, le=10)]
-LogMoneyness = Annotated[float, Field(allow_inf_nan=False, ge=-10, le=10)]
+Finite = Annotated[float, Strict(), Field(allow_inf_nan=False, ge=-1e18, le=1e18)]
+Price = Annotated[float, Strict(), Field(allow_inf_nan=False, ge=0, le=1e7)]
+Premium = Annotated[float, Strict(), Field(allow_inf_nan=False, ge=0, le=1e15)]
+Strike = Annotated[float, Strict(), Field(allow_inf_nan=False, gt=0, le=100_000)]
+Vol = Annotated[float, Strict(), Field(allow_inf_nan=False, ge=0, le=10)]
+LogMoneyness = Annotated[float, Strict(), Field(allow_inf_nan=False, ge=-10, le=10)]
 Symbol = Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9.]{0,9}$", examples=["SPY"])]
 RecordId = Annotated[str, Field(pattern=r"^[0-9a-f]{40}$", description="sha1 hex")]
 Reason = Annotated[str, Field(min_length=1, max_length=1000), AfterValidator(_clean_text)]
+Number = Annotated[float, Strict(), Field(allow_inf_nan=False)]
 
 
 class WireModel(BaseModel):

@@ -5,12 +5,13 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, Strict, model_validator
 
 from spy_backend.models.common import (
     Expiry,
     Finite,
     LogMoneyness,
+    Number,
     Premium,
     Price,
     Reason,
@@ -42,7 +43,7 @@ class SmileCurve(WireModel):
 
 class ExpirySmile(WireModel):
     expiry: Expiry
-    t: float = Field(allow_inf_nan=False, ge=0, le=10, description="Years to expiry.")
+    t: Number = Field(ge=0, le=10, description="Years to expiry.")
     atm_iv: Vol | None = None
     points: SmileCurve
     fit: SmileCurve | None = None
@@ -52,7 +53,7 @@ class MarketBase(WireModel):
     ts: UtcTimestamp
     symbol: Symbol = "SPY"
     spot: Annotated[Price, Field(gt=0)]
-    bad_quotes: int = Field(default=0, ge=0, le=1_000_000)
+    bad_quotes: Annotated[int, Strict()] = Field(default=0, ge=0, le=1_000_000)
     expiries: list[ExpirySmile] = Field(default_factory=list, max_length=MAX_EXPIRIES)
 
 
@@ -98,7 +99,7 @@ class FlowBase(WireModel):
     call_premium: Premium
     put_premium: Premium
     net_premium: Annotated[Finite, Field(ge=-1e15, le=1e15)]
-    put_call_volume_ratio: Annotated[float, Field(allow_inf_nan=False, ge=0, le=1e6)] | None = None
+    put_call_volume_ratio: Annotated[Number, Field(ge=0, le=1e6)] | None = None
 
 
 class FlowCreate(FlowBase):
@@ -121,7 +122,7 @@ class SignalBase(WireModel):
     symbol: Symbol = "SPY"
     name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")
     direction: Direction
-    strength: float = Field(allow_inf_nan=False, ge=0, le=1)
+    strength: Number = Field(ge=0, le=1)
     reason: Reason
     anomaly_ids: list[RecordId] = Field(default_factory=list, max_length=1000)
 

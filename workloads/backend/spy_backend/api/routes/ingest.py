@@ -38,6 +38,7 @@ async def broadcast(
     dependencies=[IngestAuth],
     summary="Store a batch from the detector and broadcast the new records",
     responses={
+        400: {"model": Problem, "description": "Body could not be decoded."},
         401: {"model": Problem, "description": "No bearer token."},
         403: {"model": Problem, "description": "Wrong bearer token."},
         413: {"model": Problem, "description": "Body too large."},
