@@ -51,6 +51,12 @@ class Frame:
     gamma: FloatArray  # BSM gamma at fit_iv (0 where unavailable)
     smile: SmileFit
     expiry_str: NDArray[np.str_]
+    #: usable rows sorted by (expiry, right, strike) - verticals and butterflies
+    by_strike: IntArray
+    #: usable rows sorted by (expiry, strike, right) - put-call pairs
+    by_pair: IntArray
+    #: usable rows sorted by (right, strike, expiry) - calendars
+    by_maturity: IntArray
 
 
 def build_frame(snap: ChainSnapshot, cfg: AnalyzerConfig) -> Frame:
@@ -123,8 +129,26 @@ def build_frame(snap: ChainSnapshot, cfg: AnalyzerConfig) -> Frame:
         model=model,
         gamma=gamma,
         smile=smile,
-        expiry_str=days.astype(str),
+        expiry_str=np.array([str(d) for d in uniq], dtype=str)[group]
+        if n
+        else np.array([], dtype=str),
+        **_orders(use, group, strike, call),
     )
+
+
+def _orders(
+    use: IntArray, group: IntArray, strike: FloatArray, call: BoolArray
+) -> dict[str, IntArray]:
+    """Sort orders of the usable rows via composite int64 keys (faster than lexsort)."""
+    g = group[use].astype(np.int64)
+    k = np.rint(strike[use] * 1000.0).astype(np.int64)  # < 2**32 for any listed strike
+    c = call[use].astype(np.int64)
+    keys = {
+        "by_strike": (g * 2 + c) * 2**33 + k,
+        "by_pair": (g * 2**33 + k) * 2 + c,
+        "by_maturity": (c * 2**33 + k) * 2**12 + g,
+    }
+    return {name: use[np.argsort(key, kind="stable")] for name, key in keys.items()}
 
 
 def _d1(

@@ -158,7 +158,9 @@ def _solve(
 
         # Solve on the full arrays (placeholder inputs where undefined) so the common
         # all-valid case pays no gather/scatter; undefined entries are masked after.
-        beta_otm = np.where(todo, beta_otm, 0.25 * bmax)
+        a = np.where(todo, a, 0.0)
+        bmax = np.where(todo, bmax, 1.0)
+        beta_otm = np.where(todo, beta_otm, 0.25)
         s, status = _solve_normalised(a, beta_otm, bmax)
         vol = np.where(todo & (status == IVReason.OK), s / np.sqrt(tau), np.nan)
         reason = np.where(todo, status, reason).astype(np.int8)
@@ -175,7 +177,7 @@ def _solve_normalised(
     sgn = np.where(high, -1.0, 1.0)
     s = _initial_guess(a, beta, bmax)
     a2 = a * a
-    step = np.zeros_like(s)
+    step = np.full_like(s, np.inf)
     for _ in range(_FULL_STEPS):
         step = _householder_step(s, a, a2, sgn, target)
         # fmax/fmin: a NaN step keeps s/2, and no step moves s by more than x2 (cheap

@@ -257,7 +257,9 @@ def _update_state(
         sn1 = sn0 + usable.astype(np.int64)
     new_keys = keys[rows]
     if len(state):
-        keep = ~np.isin(state.keys, new_keys)
+        sorted_new = np.sort(new_keys)
+        at = np.minimum(np.searchsorted(sorted_new, state.keys), sorted_new.shape[0] - 1)
+        keep = sorted_new[at] != state.keys if sorted_new.size else np.ones(len(state), bool)
         new_keys = np.concatenate([new_keys, state.keys[keep]])
         last = np.concatenate([f.snap.volume[rows], state.last_volume[keep]])
         m1 = np.concatenate([m1, state.inc_mean[keep]])
@@ -280,32 +282,34 @@ def _update_state(
 
 
 def _smiles(f: Frame) -> tuple[SmileCurve, ...]:
-    curves = []
+    n_groups = len(f.group_expiry)
+    fitted = np.flatnonzero(f.smile.ok & (f.group_t > 0.0))
+    if fitted.size == 0:
+        return ()
+    # every group's fit grid and ATM point evaluated in one vectorised call
+    frac = np.linspace(0.0, 1.0, _FIT_POINTS)
+    zs = f.smile.z_lo[fitted, None] + (f.smile.z_hi - f.smile.z_lo)[fitted, None] * frac
+    zs = np.concatenate([zs, np.zeros((fitted.size, 1))], axis=1)
+    gi = np.repeat(fitted, _FIT_POINTS + 1)
+    fit = np.round(f.smile.evaluate(gi, zs.ravel()).reshape(fitted.size, -1), 6)
+    ks = np.round(zs * Z_SCALE_VOL * np.sqrt(f.group_t[fitted])[:, None], 6)
     pts = np.flatnonzero(f.otm & np.isfinite(f.iv))
-    pts = pts[np.argsort(f.group[pts], kind="stable")]
-    bounds = np.searchsorted(f.group[pts], np.arange(len(f.group_expiry) + 1))
-    for g, expiry in enumerate(f.group_expiry):
-        if not f.smile.ok[g]:
-            continue
-        t = float(f.group_t[g])
-        if not t > 0.0:
-            continue
-        mine = pts[bounds[g] : bounds[g + 1]]
-        mine = mine[np.argsort(f.k[mine])]
-        zs = np.linspace(f.smile.z_lo[g], f.smile.z_hi[g], _FIT_POINTS)
-        gi = np.full(_FIT_POINTS, g, dtype=np.intp)
-        fit = f.smile.evaluate(gi, zs)
-        atm = float(f.smile.evaluate(gi[:1], np.zeros(1))[0])
-        ks = zs * Z_SCALE_VOL * np.sqrt(t)
+    pts = pts[np.lexsort((f.k[pts], f.group[pts]))]
+    bounds = np.searchsorted(f.group[pts], np.arange(n_groups + 1))
+    k_round = np.round(f.k[pts], 6)
+    iv_round = np.round(f.iv[pts], 6)
+    curves = []
+    for row, g in enumerate(fitted.tolist()):
+        lo, hi = bounds[g], bounds[g + 1]
         curves.append(
             SmileCurve(
-                expiry=expiry,
-                t=round(t, 6),
-                atm_iv=atm,
-                points_k=tuple(np.round(f.k[mine], 6).tolist()),
-                points_iv=tuple(np.round(f.iv[mine], 6).tolist()),
-                fit_k=tuple(np.round(ks, 6).tolist()),
-                fit_iv=tuple(np.round(fit, 6).tolist()),
+                expiry=f.group_expiry[g],
+                t=round(float(f.group_t[g]), 6),
+                atm_iv=float(fit[row, -1]),
+                points_k=tuple(k_round[lo:hi].tolist()),
+                points_iv=tuple(iv_round[lo:hi].tolist()),
+                fit_k=tuple(ks[row, :-1].tolist()),
+                fit_iv=tuple(fit[row, :-1].tolist()),
             )
         )
     return tuple(curves)

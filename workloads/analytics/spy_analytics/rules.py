@@ -278,8 +278,7 @@ def parity(f: Frame, cfg: BoundsConfig) -> list[Finding]:
     if not cfg.parity_enabled:
         return []
     s = f.snap
-    idx = np.flatnonzero(f.usable)
-    order = idx[np.lexsort((s.is_call[idx], s.strike[idx], f.group[idx]))]
+    order = f.by_pair
     a, b = order[:-1], order[1:]
     pair = (f.group[a] == f.group[b]) & (s.strike[a] == s.strike[b]) & ~s.is_call[a] & s.is_call[b]
     put, call = a[pair], b[pair]
@@ -344,13 +343,6 @@ def early_exercise(f: Frame, cfg: BoundsConfig) -> list[Finding]:
     )
 
 
-def _strike_order(f: Frame) -> IntArray:
-    s = f.snap
-    idx = np.flatnonzero(f.usable)
-    order: IntArray = idx[np.lexsort((s.strike[idx], s.is_call[idx], f.group[idx]))]
-    return order
-
-
 def call_spread(f: Frame, cfg: StaticArbConfig) -> list[Finding]:
     """Vertical spreads between adjacent strikes K1 < K2 (same expiry and right)::
 
@@ -360,7 +352,7 @@ def call_spread(f: Frame, cfg: StaticArbConfig) -> list[Finding]:
     if not cfg.call_spread_enabled:
         return []
     s = f.snap
-    order = _strike_order(f)
+    order = f.by_strike
     lo, hi = order[:-1], order[1:]
     same = (f.group[lo] == f.group[hi]) & (s.is_call[lo] == s.is_call[hi])
     lo, hi = lo[same], hi[same]
@@ -397,7 +389,7 @@ def butterfly(f: Frame, cfg: StaticArbConfig) -> list[Finding]:
     if not cfg.butterfly_enabled:
         return []
     s = f.snap
-    order = _strike_order(f)
+    order = f.by_strike
     a, b, c = order[:-2], order[1:-1], order[2:]
     same = (
         (f.group[a] == f.group[c])
@@ -431,8 +423,7 @@ def calendar(f: Frame, cfg: StaticArbConfig) -> list[Finding]:
     if not cfg.calendar_enabled:
         return []
     s = f.snap
-    idx = np.flatnonzero(f.usable)
-    order = idx[np.lexsort((f.group[idx], s.strike[idx], s.is_call[idx]))]
+    order = f.by_maturity
     near, far = order[:-1], order[1:]
     same = (s.strike[near] == s.strike[far]) & (s.is_call[near] == s.is_call[far])
     near, far = near[same], far[same]

@@ -56,9 +56,21 @@ def _flip(
 ) -> float | None:
     s = f.snap
     keep = (f.t[rows] <= cfg.flip_max_t) & np.isfinite(f.fit_iv[rows])
+    # only contracts with gamma somewhere on the grid matter (|ln K/S| within the grid
+    # plus 5 standard deviations)
+    reach = cfg.flip_range + 5.0 * f.fit_iv[rows] * np.sqrt(f.t[rows])
+    keep &= np.abs(np.log(s.strike[rows] / s.spot)) <= reach
     rows, weight = rows[keep], weight[keep]
     if rows.size == 0:
         return None
+    # a call and a put of the same expiry and strike share gamma (same fitted vol):
+    # net their open-interest weights first
+    pair_key = f.group[rows].astype(np.int64) * 10**9 + np.rint(s.strike[rows] * 1000).astype(
+        np.int64
+    )
+    uniq, first, inv = np.unique(pair_key, return_index=True, return_inverse=True)
+    weight = np.bincount(inv.ravel(), weights=weight, minlength=uniq.shape[0]).astype(np.float64)
+    rows = rows[first]
     levels = s.spot * (1.0 + np.linspace(-cfg.flip_range, cfg.flip_range, cfg.flip_grid_points))
     t = f.t[rows][:, None]
     vol = f.fit_iv[rows][:, None]
