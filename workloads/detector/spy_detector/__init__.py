@@ -9,8 +9,6 @@ StatefulSet) and ``python -m spy_detector scan FILE`` (offline check of a record
 chain). Layers: ``service`` wires ``sources`` -> ``analysis`` -> ``publisher``;
 ``sharding`` and ``backoff`` are pure; ``settings`` is the only reader of the
 environment. Snapshots are ``spy_analytics.ChainSnapshot`` throughout.
+
+Nothing is imported here, so ``python -m spy_detector --help`` answers at once.
 """
-
-from spy_detector.sharding import ShardSpec, select_expiries
-
-__all__ = ["ShardSpec", "select_expiries"]

@@ -244,14 +244,24 @@ class IBKRSource:
         # a gateway counting over a sliding second can see as 80.
         ib.client.MaxRequests = s.pacing_burst
         ib.client.RequestsInterval = s.pacing_burst / s.max_msgs_per_sec
-        refused: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        # ib_async waits for the whole connect timeout when the gateway refuses us
+        # (326) or closes the socket mid-handshake; fail fast on either instead.
+        failed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def fail(exc: ConnectionError) -> None:
+            if not failed.done():
+                failed.set_exception(exc)
 
         def on_error(req_id: int, code: int, msg: str, _contract: Any) -> None:
-            if code == CLIENT_ID_IN_USE and not refused.done():
-                refused.set_result(msg)
+            if code == CLIENT_ID_IN_USE:
+                fail(ClientIdInUseError(f"client id {s.client_id} in use: {msg}"))
             self._on_error(req_id, code, msg)
 
+        def on_socket_closed(msg: str) -> None:
+            fail(ConnectionError(f"gateway closed the connection during start-up {msg}".strip()))
+
         ib.errorEvent += on_error
+        ib.client.conn.disconnected += on_socket_closed
         connect = asyncio.ensure_future(
             ib.connectAsync(
                 s.host,
@@ -262,15 +272,24 @@ class IBKRSource:
                 fetchFields=StartupFetchNONE,
             )
         )
-        done, _ = await asyncio.wait({connect, refused}, return_when=asyncio.FIRST_COMPLETED)
-        if refused in done:
+        try:
+            done, _ = await asyncio.wait({connect, failed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            ib.client.conn.disconnected -= on_socket_closed
+        if connect not in done:
             connect.cancel()
             with contextlib.suppress(asyncio.CancelledError, ConnectionError):
                 await connect
             _close(ib)
-            self._set_state("client_id_in_use")
-            raise ClientIdInUseError(f"client id {s.client_id} in use: {refused.result()}")
-        refused.cancel()
+            exc = failed.exception()
+            if isinstance(exc, ClientIdInUseError):
+                self._set_state("client_id_in_use")
+            assert exc is not None
+            raise exc
+        if not failed.done():
+            failed.cancel()
+        else:
+            failed.exception()  # mark retrieved: the connect won the race anyway
         connect.result()  # re-raises connection failures
         self._lost.clear()
         ib.disconnectedEvent += self._on_disconnected
