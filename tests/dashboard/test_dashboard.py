@@ -239,12 +239,15 @@ def test_backoff_doubles_and_online_event_reconnects(
     """Negotiate failing: each retry waits in [cap/2, cap], cap = 0.5 s x 2^(attempt-1)."""
     page.route("**/api/v1/negotiate", lambda route: route.fulfill(status=503, json={}))
     page.goto(proxy.url + "/")
-    delays = []
-    for attempt in (1, 2, 3):
-        page.wait_for_function(
-            f"window.spyDashboard?.state.conn.info.attempt === {attempt}", timeout=5_000
-        )
-        delays.append(page.evaluate("window.spyDashboard.state.conn.info.delayMs"))
+    # Read state and delay in one evaluation: between retries the state is "connecting".
+    waiting = """n => {
+      const c = window.spyDashboard?.state.conn;
+      return c?.name === 'reconnecting' && c.info.attempt === n && c.info.delayMs;
+    }"""
+    delays = [
+        page.wait_for_function(waiting, arg=attempt, timeout=5_000).json_value()
+        for attempt in (1, 2, 3)
+    ]
     for attempt, delay in enumerate(delays, start=1):
         cap = 500 * 2 ** (attempt - 1)
         assert cap / 2 <= delay <= cap, (attempt, delays)
@@ -301,3 +304,46 @@ def test_web_pubsub_protocol_details(page: Page, proxy: TcpProxy, seeded: seed.S
     assert page.locator(feed_row(page, other["id"])).count() == 0
     assert connections[0].protocols == ["json.webpubsub.azure.v1"]
     assert requests[0] == {"type": "joinGroup", "group": "SPY", "ackId": 1}
+
+
+def test_history_error_is_shown_and_clears_when_storage_recovers(
+    page: Page, proxy: TcpProxy, seeded: seed.Seed
+) -> None:
+    """The query API answers 503 while storage is down: say so, keep the live feed, and
+    retry until the history loads."""
+    page.route(
+        "**/api/v1/gex?*",
+        lambda route: route.fulfill(status=503, json={"detail": "storage unavailable; retry"}),
+    )
+    open_dashboard(page, proxy)
+    page.wait_for_selector("#history-error:not([hidden])", timeout=3_000)
+    assert "HTTP 503" in page.inner_text("#history-error")
+    assert page.inner_text("#flip") == "—"
+    page.wait_for_selector(feed_row(page, seeded.anomalies[0]["id"]))  # the rest loaded
+    page.unroute("**/api/v1/gex?*")
+    page.wait_for_selector("#history-error", state="hidden", timeout=7_000)
+    assert page.inner_text("#flip") == "596.5"
+
+
+def test_feed_filter_and_keyboard_jump_to_the_smile(
+    page: Page, proxy: TcpProxy, seeded: seed.Seed, problems: PageProblems
+) -> None:
+    open_dashboard(page, proxy)
+    vol_oi = seeded.anomalies[2]  # on the second expiry, HIGH
+    page.wait_for_selector(feed_row(page, vol_oi["id"]))
+
+    page.select_option("#min-severity", "2")  # High only
+    severities = page.locator("#feed-body .sev").all_inner_texts()
+    assert severities and set(severities) == {"High"}
+
+    # Keyboard only: focus the contract button of the row, press Enter.
+    page.focus(f"{feed_row(page, vol_oi['id'])} button")
+    page.keyboard.press("Enter")
+    page.wait_for_function(
+        "exp => document.getElementById('smile').getAttribute('aria-label').includes(exp)",
+        arg=seeded.expiries[1],
+    )
+    pressed = page.locator("#expiries button[aria-pressed='true']").inner_text()
+    assert pressed.startswith(seeded.expiries[1])
+    assert "selected" in (page.get_attribute(feed_row(page, vol_oi["id"]), "class") or "")
+    assert problems.all() == []
