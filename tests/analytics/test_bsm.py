@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from spy_analytics import bsm_greeks, bsm_price
 
 
@@ -73,15 +72,21 @@ def test_greeks_match_finite_differences():
     hs = 1e-2
     gamma_fd = (p(spot=s + hs) - 2 * p() + p(spot=s - hs)) / hs**2
     np.testing.assert_allclose(g.gamma, gamma_fd, atol=1e-5)
-    np.testing.assert_allclose(g.vega, (p(vol=v + h) - p(vol=v - h)) / (2 * h), rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(g.rho, (p(rate=r + h) - p(rate=r - h)) / (2 * h), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        g.vega, (p(vol=v + h) - p(vol=v - h)) / (2 * h), rtol=1e-4, atol=1e-5
+    )
+    np.testing.assert_allclose(
+        g.rho, (p(rate=r + h) - p(rate=r - h)) / (2 * h), rtol=1e-4, atol=1e-5
+    )
     # theta is the derivative in calendar time: -dV/dT
     np.testing.assert_allclose(g.theta, -(p(t=t + h) - p(t=t - h)) / (2 * h), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(g.price, p())
 
 
 def test_broadcasting_and_edge_values():
-    out = bsm_price(100.0, np.array([[90.0], [110.0]]), np.array([0.1, 0.5, 1.0]), 0.0, 0.0, 0.2, True)
+    out = bsm_price(
+        100.0, np.array([[90.0], [110.0]]), np.array([0.1, 0.5, 1.0]), 0.0, 0.0, 0.2, True
+    )
     assert out.shape == (2, 3)
     # zero time and zero vol give the discounted forward intrinsic value
     assert float(bsm_price(100.0, 90.0, 0.0, 0.05, 0.0, 0.2, True)) == pytest.approx(10.0)

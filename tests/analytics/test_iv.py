@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import spy_analytics.iv as ivmod
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import spy_analytics.iv as ivmod
 from spy_analytics import IVReason, bsm_greeks, bsm_price, implied_volatility
 from spy_analytics import implied_volatility_with_reason as ivr
 
@@ -61,11 +60,17 @@ def test_property_price_of_iv_is_price(m, t, vol, r, q, call):
     p = float(bsm_price(s, s * m, t, r, q, vol, call))
     iv, reason = ivr(p, s, s * m, t, r, q, call)
     if reason == IVReason.OK:
-        assert float(bsm_price(s, s * m, t, r, q, iv, call)) == pytest.approx(p, rel=1e-9, abs=1e-12)
+        assert float(bsm_price(s, s * m, t, r, q, iv, call)) == pytest.approx(
+            p, rel=1e-9, abs=1e-12
+        )
     else:
         # undefined only when the price carries (almost) no time value
         assert np.isnan(iv)
-        assert int(reason) in (IVReason.BELOW_INTRINSIC, IVReason.VEGA_UNDERFLOW, IVReason.ABOVE_UPPER_BOUND)
+        assert int(reason) in (
+            IVReason.BELOW_INTRINSIC,
+            IVReason.VEGA_UNDERFLOW,
+            IVReason.ABOVE_UPPER_BOUND,
+        )
 
 
 @pytest.mark.parametrize(

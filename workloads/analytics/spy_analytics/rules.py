@@ -70,7 +70,7 @@ def iv_residual(f: Frame, cfg: IVResidualConfig) -> list[Finding]:
     """z = (iv_mid - iv_fit) / sigma, sigma = sqrt((half_spread/vega)^2 + floor^2)."""
     if not cfg.enabled:
         return []
-    with np.errstate(invalid="ignore"):
+    with np.errstate(all="ignore"):
         resid = f.iv - f.fit_iv
         zscore = resid / f.iv_sigma
         hit = (
@@ -111,7 +111,7 @@ def vol_oi(f: Frame, cfg: VolOIConfig) -> list[Finding]:
         return []
     s = f.snap
     price = np.where(np.isfinite(s.last) & (s.last > 0.0), s.last, f.mid)
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(all="ignore"):
         ratio = s.volume / s.open_interest
         hit = (
             f.usable
@@ -155,7 +155,7 @@ def volume_z(
     snapshot against the contract's EWMA baseline (Poisson floor on the variance)."""
     if not cfg.enabled:
         return []
-    with np.errstate(invalid="ignore"):
+    with np.errstate(all="ignore"):
         zscore = (increment - mean) / np.sqrt(np.maximum(var, mean + 1.0))
         hit = (
             f.usable
@@ -192,7 +192,7 @@ def spread_blowout(
     if not cfg.enabled:
         return []
     spread = 2.0 * f.half
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(all="ignore"):
         ratio = spread / mean
         hit = (
             f.usable

@@ -1,0 +1,134 @@
+"""The whole pipeline's output: wire shapes, stable ids, smiles, GEX, flow, baselines."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+
+import numpy as np
+import pytest
+from analytics_chains import EXPIRIES, TS, clean_chain, later, row
+from spy_analytics import AnomalyKind, analyze
+
+
+def test_wire_shapes_match_docs_wire_format():
+    snap = clean_chain()
+    i = row(snap, EXPIRIES[0], 100.0, "C")
+    snap.volume[i], snap.open_interest[i] = 600.0, 101.0
+    wire = analyze(snap).to_wire()
+    assert set(wire) == {"anomalies", "market", "gex", "flow"}
+    json.dumps(wire, allow_nan=False)  # plain JSON, no NaN
+    (a,) = wire["anomalies"]
+    assert set(a) == {
+        "id",
+        "ts",
+        "symbol",
+        "kind",
+        "severity",
+        "score",
+        "reason",
+        "contract",
+        "iv",
+        "fitted_iv",
+        "k",
+    }
+    assert a["ts"] == "2026-11-25T15:00:00Z"
+    assert a["contract"] == {"expiry": EXPIRIES[0], "strike": 100.0, "right": "C"}
+    key = f"vol_oi|SPY|{EXPIRIES[0]}|100.0|C|2026-11-25T15:00:00Z"
+    assert a["id"] == hashlib.sha1(key.encode()).hexdigest()
+    (m,) = wire["market"]
+    assert set(m) == {"ts", "symbol", "spot", "bad_quotes", "expiries"}
+    e = m["expiries"][0]
+    assert set(e) == {"expiry", "t", "atm_iv", "points", "fit"}
+    assert len(e["points"]["k"]) == len(e["points"]["iv"]) > 5
+    assert e["atm_iv"] == pytest.approx(0.22, abs=0.01)
+    (g,) = wire["gex"]
+    assert set(g) == {"ts", "symbol", "spot", "strikes", "gex", "net_gex", "flip"}
+    assert len(g["strikes"]) == len(g["gex"]) == 21
+    (f,) = wire["flow"]
+    assert set(f) == {
+        "ts",
+        "symbol",
+        "call_premium",
+        "put_premium",
+        "net_premium",
+        "put_call_volume_ratio",
+    }
+
+
+def test_ids_are_stable_across_runs():
+    snap = clean_chain()
+    snap.volume[row(snap, EXPIRIES[0], 100.0, "C")] = 5000.0
+    first = [a.id for a in analyze(snap).anomalies]
+    second = [a.id for a in analyze(snap).anomalies]
+    assert first == second and first
+
+
+def test_smile_fit_recovers_the_generating_smile():
+    result = analyze(clean_chain())
+    for curve in result.market.expiries:
+        k = np.array(curve.fit_k)
+        truth = 0.22 - 0.3 * k + 1.5 * k * k
+        assert np.max(np.abs(np.array(curve.fit_iv) - truth)) < 0.005
+
+
+def test_gex_signs_and_flip():
+    snap = clean_chain()
+    snap.open_interest[~snap.is_call] = 1.0  # almost only calls: dealers long gamma
+    result = analyze(snap)
+    assert result.gex.net_gex > 0
+    assert all(v > 0 for v in result.gex.gex)
+    assert result.gex.flip is None  # no sign change anywhere on the grid
+    # puts OI above spot and calls OI below: net GEX changes sign near spot
+    snap = clean_chain()
+    snap.open_interest[:] = 1.0
+    snap.open_interest[snap.is_call & (snap.strike <= 98)] = 5000.0
+    snap.open_interest[~snap.is_call & (snap.strike >= 102)] = 5000.0
+    flip = analyze(snap).gex.flip
+    assert flip is not None and 97.0 < flip < 103.0
+
+
+def test_premium_flow_sign_from_trade_side():
+    prev = clean_chain()
+    snap = clean_chain(later(TS, 1))
+    c = row(snap, EXPIRIES[0], 101.0, "C")
+    p = row(snap, EXPIRIES[0], 99.0, "P")
+    snap.volume[c] += 100.0
+    snap.last[c] = snap.ask[c]  # bought at the ask
+    snap.volume[p] += 10.0
+    snap.last[p] = snap.bid[p]  # sold at the bid
+    flow = analyze(snap, previous=prev).flow
+    assert flow.call_premium == pytest.approx(100 * snap.ask[c] * 100)
+    assert flow.put_premium == pytest.approx(-10 * snap.bid[p] * 100)
+    assert flow.net_premium == pytest.approx(flow.call_premium - flow.put_premium)
+    assert flow.put_call_volume_ratio == pytest.approx(
+        snap.volume[~snap.is_call].sum() / snap.volume[snap.is_call].sum()
+    )
+
+
+def test_baseline_carries_over_and_counts_samples():
+    state = None
+    prev = None
+    for j in range(3):
+        snap = clean_chain(later(TS, j), volume=10.0 * j)
+        result = analyze(snap, prev, state)
+        state, prev = result.baseline, snap
+    assert len(state) == len(snap)
+    assert np.all(state.inc_n == 2)
+    assert np.allclose(state.inc_mean, 10.0)
+    assert np.all(state.spread_n == 3)
+    # a contract missing from one snapshot keeps its baseline
+    partial = snap.take(np.arange(len(snap)) != 0)
+    state2 = analyze(partial, None, state).baseline
+    assert len(state2) == len(snap)
+
+
+def test_iv_residual_reports_k_as_log_moneyness_vs_forward():
+    snap = clean_chain()
+    result = analyze(snap)
+    curve = result.market.expiries[0]
+    t = curve.t
+    assert min(curve.points_k) < 0 < max(curve.points_k)
+    assert math.isfinite(t) and t > 0
+    assert AnomalyKind("iv_residual") is AnomalyKind.IV_RESIDUAL
