@@ -193,7 +193,7 @@ TRADING_BOT_SPEC = obj(
                 "parameters": {
                     "type": "object",
                     "description": "Strategy parameters as string key/values, passed as JSON.",
-                    "additionalProperties": {"type": "string"},
+                    "additionalProperties": {"type": "string", "description": "A parameter value."},
                 },
             },
         ),
@@ -390,7 +390,7 @@ OPTIONS_DETECTOR_STATUS = status_common(
         "ibClientIds": {
             "type": "array",
             "description": "IB client ids of the shards, by ordinal.",
-            "items": {"type": "integer"},
+            "items": {"type": "integer", "description": "Client id of one shard."},
         },
         "statefulSet": s("Name of the detector StatefulSet."),
     }

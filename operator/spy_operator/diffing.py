@@ -33,10 +33,10 @@ def quantity(value: Any) -> Decimal | None:
 
 
 def _scalar_equal(want: Any, have: Any) -> bool:
+    if isinstance(want, bool) or isinstance(have, bool):
+        return want is have  # True == 1 in Python, not in Kubernetes
     if want == have:
         return True
-    if isinstance(want, bool) or isinstance(have, bool):
-        return False
     # The API server normalises quantities ("1000m" is stored as "1").
     qw, qh = quantity(want), quantity(have)
     return qw is not None and qw == qh

@@ -1,0 +1,133 @@
+"""Desired-state builders: pure functions from a CR to its children."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from spy_operator import builders
+from spy_operator import constants as c
+
+
+def cr(kind: str, spec: dict[str, Any], name: str = "x") -> dict[str, Any]:
+    return {
+        "apiVersion": c.API_VERSION,
+        "kind": kind,
+        "metadata": {"name": name, "namespace": "ns", "uid": "u-1", "generation": 1},
+        "spec": spec,
+    }
+
+
+BOT = cr(
+    "TradingBot",
+    {
+        "image": "acr.azurecr.io/bot:1",
+        "gatewayRef": {"name": "gw"},
+        "mode": "paper",
+        "risk": {"maxContracts": 2},
+        "imagePullSecrets": [{"name": "p"}],
+        "resources": {"requests": {"cpu": "100m"}},
+    },
+)
+
+
+@pytest.mark.parametrize("replicas", [0, 1])
+def test_bot_deployment(replicas: int) -> None:
+    dep = builders.build_bot_deployment(BOT, replicas, 33, 4002)
+    assert dep["metadata"]["name"] == "x-bot"
+    assert dep["spec"]["replicas"] == replicas
+    assert dep["spec"]["strategy"] == {"type": "Recreate"}
+    assert dep["metadata"]["ownerReferences"] == [
+        {
+            "apiVersion": c.API_VERSION,
+            "kind": "TradingBot",
+            "name": "x",
+            "uid": "u-1",
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+    ]
+    pod = dep["spec"]["template"]["spec"]
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    assert env["SPY_IB_CLIENT_ID"] == "33" and env["SPY_IB_HOST"] == "gw.ns.svc"
+    assert json.loads(env["SPY_RISK"]) == {"maxContracts": 2}
+    assert pod["imagePullSecrets"] == [{"name": "p"}]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["containers"][0]["resources"] == {"requests": {"cpu": "100m"}}
+    assert (
+        dep["spec"]["selector"]["matchLabels"].items()
+        <= dep["spec"]["template"]["metadata"]["labels"].items()
+    )
+
+
+def test_arming_changes_only_replicas() -> None:
+    """Arming must not roll the pod: only spec.replicas may differ."""
+    armed = dict(BOT, spec={**BOT["spec"], "armed": True, "approval": {"approvedBy": "b"}})
+    off = builders.build_bot_deployment(BOT, 0, 1, 4002)
+    on = builders.build_bot_deployment(armed, 1, 1, 4002)
+    assert off["spec"]["template"] == on["spec"]["template"]
+    assert builders.desired_hash(off) != builders.desired_hash(on)
+
+
+def test_bot_replicas_must_be_zero_or_one() -> None:
+    with pytest.raises(ValueError, match="0 or 1"):
+        builders.build_bot_deployment(BOT, 2, 1, 4002)
+
+
+def test_gateway_children() -> None:
+    gw = cr(
+        "IBGateway",
+        {
+            "credentialsSecretRef": {"name": "creds"},
+            "tradingMode": "live",
+            "readOnlyApi": False,
+            "apiPort": 4001,
+            "storage": {"size": "2Gi", "storageClassName": "fast"},
+            "dailyRestartTime": "23:45",
+        },
+        name="live",
+    )
+    sts = builders.build_gateway_statefulset(gw)
+    assert sts["spec"]["replicas"] == 1
+    assert sts["spec"]["serviceName"] == "live-headless"
+    claim = sts["spec"]["volumeClaimTemplates"][0]["spec"]
+    assert (
+        claim["resources"]["requests"]["storage"] == "2Gi" and claim["storageClassName"] == "fast"
+    )
+    env = {e["name"]: e for e in sts["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["TRADING_MODE"]["value"] == "live" and env["READ_ONLY_API"]["value"] == "no"
+    assert env["AUTO_RESTART_TIME"]["value"] == "23:45"
+    assert "value" not in env["TWS_PASSWORD"]  # referenced, never copied
+    headless, svc = builders.build_gateway_services(gw)
+    assert headless["spec"]["clusterIP"] == "None" and svc["metadata"]["name"] == "live"
+    assert svc["spec"]["ports"][0]["port"] == 4001
+    assert "imagePullSecrets" not in sts["spec"]["template"]["spec"]
+
+
+def test_detector_statefulset() -> None:
+    det = cr(
+        "OptionsDetector",
+        {
+            "image": "d:1",
+            "gatewayRef": {"name": "gw"},
+            "shards": 3,
+            "expiryWindow": {"minDte": 1, "maxDte": 45},
+            "backend": {"url": "http://b:8000", "tokenSecretRef": {"name": "tok"}},
+        },
+    )
+    sts = builders.build_detector_statefulset(det, [1, 2, 3], 4002)
+    assert sts["spec"]["replicas"] == 3 and sts["spec"]["podManagementPolicy"] == "Parallel"
+    env = {e["name"]: e for e in sts["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert (
+        env["SPY_IB_CLIENT_ID_BASE"]["value"] == "1"
+        and env["SPY_IB_CLIENT_IDS"]["value"] == "1,2,3"
+    )
+    assert env["SPY_MAX_DTE"]["value"] == "45"
+    assert env["SPY_BACKEND_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "tok", "key": "token"}
+
+
+def test_desired_hash_is_stable_across_key_order() -> None:
+    a = {"x": 1, "y": {"b": 2, "a": 1}}
+    b = {"y": {"a": 1, "b": 2}, "x": 1}
+    assert builders.desired_hash(a) == builders.desired_hash(b)
