@@ -33,6 +33,16 @@ def test_statefulset_env() -> None:
     assert "s3cr3t" not in str(s.redacted())
 
 
+def test_client_id_from_base_plus_ordinal() -> None:
+    env = {**STATEFULSET_ENV, "SPY_IB_CLIENT_ID": "", "SPY_IB_CLIENT_ID_BASE": "200"}
+    ids = [
+        Settings.from_env({**env, "HOSTNAME": f"spy-detector-{i}"}).ib.client_id for i in range(3)
+    ]
+    assert ids == [200, 201, 202], "distinct per shard from one pod template"
+    explicit = {**env, "SPY_IB_CLIENT_ID": "7"}
+    assert Settings.from_env(explicit).ib.client_id == 7
+
+
 def test_token_from_file(tmp_path: Path) -> None:
     token = tmp_path / "token"
     token.write_text("from-file\n")

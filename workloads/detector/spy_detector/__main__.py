@@ -21,7 +21,8 @@ environment (see docs/detector.md for defaults and details):
   SPY_SHARD_COUNT          number of shards (StatefulSet replicas), default 1
   SPY_SHARD_INDEX          this shard; default: the ordinal suffix of HOSTNAME (<name>-<i>)
   SPY_IB_HOST, SPY_IB_PORT gateway endpoint (default 127.0.0.1:4002)
-  SPY_IB_CLIENT_ID         TWS API client id, unique per gateway (required for ibkr)
+  SPY_IB_CLIENT_ID         TWS API client id, unique per gateway, or
+  SPY_IB_CLIENT_ID_BASE    first id of the set's block: this shard uses base + index
   SPY_IB_MARKET_DATA_TYPE  live | frozen | delayed | delayed-frozen (default live)
   SPY_BACKEND_URL          backend base URL; ingest goes to {url}/api/v1/ingest
   SPY_BACKEND_TOKEN        bearer token for ingest (or SPY_BACKEND_TOKEN_FILE)

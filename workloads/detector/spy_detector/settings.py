@@ -50,55 +50,65 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
         r = _Reader(env)
-        source = r.str("SPY_SOURCE", "ibkr")
+        source = r.text("SPY_SOURCE", "ibkr")
         if source not in SOURCES:
             raise SettingsError(f"SPY_SOURCE must be one of {SOURCES}, got {source!r}")
-        symbol = r.str("SPY_SYMBOL", "SPY")
+        symbol = r.text("SPY_SYMBOL", "SPY")
         try:
             shard = ShardSpec.from_env(env)
         except ValueError as exc:
             raise SettingsError(str(exc)) from exc
-        mdt = r.str("SPY_IB_MARKET_DATA_TYPE", "live")
+        mdt = r.text("SPY_IB_MARKET_DATA_TYPE", "live")
         if mdt not in MARKET_DATA_TYPES:
             raise SettingsError(
                 f"SPY_IB_MARKET_DATA_TYPE must be one of {sorted(MARKET_DATA_TYPES)}, got {mdt!r}"
             )
-        if source == "ibkr" and not r.has("SPY_IB_CLIENT_ID"):
-            raise SettingsError("SPY_IB_CLIENT_ID is required with SPY_SOURCE=ibkr")
+        # All pods of a StatefulSet share one template, so the operator gives the set a
+        # block of ids (SPY_IB_CLIENT_ID_BASE) and each shard takes base + its index.
+        if r.has("SPY_IB_CLIENT_ID"):
+            client_id = r.integer("SPY_IB_CLIENT_ID", 1)
+        elif r.has("SPY_IB_CLIENT_ID_BASE"):
+            client_id = r.integer("SPY_IB_CLIENT_ID_BASE", 1) + shard.index
+        elif source == "ibkr":
+            raise SettingsError(
+                "SPY_IB_CLIENT_ID or SPY_IB_CLIENT_ID_BASE is required with SPY_SOURCE=ibkr"
+            )
+        else:
+            client_id = 1
         try:
             ib = IBSettings(
-                host=r.str("SPY_IB_HOST", "127.0.0.1"),
-                port=r.int("SPY_IB_PORT", 4002),
-                client_id=r.int("SPY_IB_CLIENT_ID", 1),
+                host=r.text("SPY_IB_HOST", "127.0.0.1"),
+                port=r.integer("SPY_IB_PORT", 4002),
+                client_id=client_id,
                 symbol=symbol,
                 market_data_type=mdt,
-                max_lines=r.int("SPY_IB_MAX_LINES", 100),
-                max_msgs_per_sec=r.int("SPY_IB_MAX_MSGS_PER_SEC", 40),
-                dte_min=r.int("SPY_DTE_MIN", 0),
-                dte_max=r.int("SPY_DTE_MAX", 60),
-                strike_range=r.float("SPY_STRIKE_RANGE", 0.10),
-                dwell=r.float("SPY_IB_DWELL", 3.0),
-                snapshot_interval=r.float("SPY_SNAPSHOT_INTERVAL", 5.0),
-                rate=r.float("SPY_RATE", 0.04),
-                div_yield=r.float("SPY_DIV_YIELD", 0.013),
+                max_lines=r.integer("SPY_IB_MAX_LINES", 100),
+                max_msgs_per_sec=r.integer("SPY_IB_MAX_MSGS_PER_SEC", 40),
+                dte_min=r.integer("SPY_DTE_MIN", 0),
+                dte_max=r.integer("SPY_DTE_MAX", 60),
+                strike_range=r.number("SPY_STRIKE_RANGE", 0.10),
+                dwell=r.number("SPY_IB_DWELL", 3.0),
+                snapshot_interval=r.number("SPY_SNAPSHOT_INTERVAL", 5.0),
+                rate=r.number("SPY_RATE", 0.04),
+                div_yield=r.number("SPY_DIV_YIELD", 0.013),
                 backoff=Backoff(
-                    initial=r.float("SPY_IB_BACKOFF_INITIAL", 1.0),
-                    maximum=r.float("SPY_IB_BACKOFF_MAX", 60.0),
+                    initial=r.number("SPY_IB_BACKOFF_INITIAL", 1.0),
+                    maximum=r.number("SPY_IB_BACKOFF_MAX", 60.0),
                 ),
             )
         except ValueError as exc:
             raise SettingsError(str(exc)) from exc
-        backend_url = r.str("SPY_BACKEND_URL", "")
-        token = r.str("SPY_BACKEND_TOKEN", "")
-        token_file = r.str("SPY_BACKEND_TOKEN_FILE", "")
+        backend_url = r.text("SPY_BACKEND_URL", "")
+        token = r.text("SPY_BACKEND_TOKEN", "")
+        token_file = r.text("SPY_BACKEND_TOKEN_FILE", "")
         if not token and token_file:
             token = Path(token_file).read_text(encoding="utf-8").strip()
         if backend_url and not token:
             raise SettingsError("SPY_BACKEND_URL is set but SPY_BACKEND_TOKEN is empty")
-        replay = tuple(p for p in r.str("SPY_REPLAY_FILE", "").split(",") if p)
+        replay = tuple(p for p in r.text("SPY_REPLAY_FILE", "").split(",") if p)
         if source == "replay" and not replay:
             raise SettingsError("SPY_REPLAY_FILE is required with SPY_SOURCE=replay")
-        raw_thresholds = r.str("SPY_THRESHOLDS", "")
+        raw_thresholds = r.text("SPY_THRESHOLDS", "")
         try:
             thresholds = json.loads(raw_thresholds) if raw_thresholds else {}
         except json.JSONDecodeError as exc:
@@ -112,19 +122,19 @@ class Settings:
             ib=ib,
             backend_url=backend_url,
             backend_token=token,
-            publish_buffer=r.int("SPY_PUBLISH_BUFFER", 50_000),
-            http_host=r.str("SPY_HTTP_HOST", "0.0.0.0"),
-            http_port=r.int("SPY_HTTP_PORT", 8080),
+            publish_buffer=r.integer("SPY_PUBLISH_BUFFER", 50_000),
+            http_host=r.text("SPY_HTTP_HOST", "0.0.0.0"),
+            http_port=r.integer("SPY_HTTP_PORT", 8080),
             replay_files=replay,
-            replay_speed=r.float("SPY_REPLAY_SPEED", 0.0),
-            replay_loop=r.bool("SPY_REPLAY_LOOP", False),
-            synthetic_seed=r.int("SPY_SYNTHETIC_SEED", 7),
-            synthetic_interval=r.float("SPY_SYNTHETIC_INTERVAL", 5.0),
-            synthetic_snapshots=r.int("SPY_SYNTHETIC_SNAPSHOTS", 0),
-            record_file=r.str("SPY_RECORD_FILE", ""),
+            replay_speed=r.number("SPY_REPLAY_SPEED", 0.0),
+            replay_loop=r.flag("SPY_REPLAY_LOOP", False),
+            synthetic_seed=r.integer("SPY_SYNTHETIC_SEED", 7),
+            synthetic_interval=r.number("SPY_SYNTHETIC_INTERVAL", 5.0),
+            synthetic_snapshots=r.integer("SPY_SYNTHETIC_SNAPSHOTS", 0),
+            record_file=r.text("SPY_RECORD_FILE", ""),
             thresholds=thresholds,
-            stale_after=r.float("SPY_STALE_AFTER", 120.0),
-            log_level=r.str("SPY_LOG_LEVEL", "INFO").upper(),
+            stale_after=r.number("SPY_STALE_AFTER", 120.0),
+            log_level=r.text("SPY_LOG_LEVEL", "INFO").upper(),
         )
 
     def redacted(self) -> dict[str, Any]:
@@ -148,25 +158,25 @@ class _Reader:
     def has(self, name: str) -> bool:
         return bool(self._env.get(name, "").strip())
 
-    def str(self, name: str, default: str) -> str:
+    def text(self, name: str, default: str) -> str:
         value = self._env.get(name, "").strip()
         return value or default
 
-    def int(self, name: str, default: int) -> int:
+    def integer(self, name: str, default: int) -> int:
         raw = self._env.get(name, "").strip()
         try:
             return int(raw) if raw else default
         except ValueError as exc:
             raise SettingsError(f"{name} must be an integer, got {raw!r}") from exc
 
-    def float(self, name: str, default: float) -> float:
+    def number(self, name: str, default: float) -> float:
         raw = self._env.get(name, "").strip()
         try:
             return float(raw) if raw else default
         except ValueError as exc:
             raise SettingsError(f"{name} must be a number, got {raw!r}") from exc
 
-    def bool(self, name: str, default: bool) -> bool:
+    def flag(self, name: str, default: bool) -> bool:
         raw = self._env.get(name, "").strip().lower()
         if not raw:
             return default

@@ -243,7 +243,7 @@ class IBKRSource:
         # 40-per-second bucket sends 40 at once and 40 more one second later, which
         # a gateway counting over a sliding second can see as 80.
         ib.client.MaxRequests = s.pacing_burst
-        ib.client.RequestsInterval = s.pacing_burst / s.max_msgs_per_sec
+        ib.client.RequestsInterval = s.pacing_burst / s.max_msgs_per_sec  # type: ignore[assignment]
         # ib_async waits for the whole connect timeout when the gateway refuses us
         # (326) or closes the socket mid-handshake; fail fast on either instead.
         failed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -510,7 +510,7 @@ def _close(ib: IB) -> None:
     if ib.client.isReady():
         ib.disconnect()
     else:
-        ib.client.disconnect()
+        ib.client.disconnect()  # type: ignore[no-untyped-call]
 
 
 def _key(c: Contract) -> tuple[str, float, str]:
