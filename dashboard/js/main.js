@@ -121,11 +121,24 @@ function addFlow(f) {
 function onEnvelope(env) {
   const items = Array.isArray(env.data) ? env.data : [env.data];
   for (const item of items) {
-    if (env.type === 'anomaly' && addAnomaly(item, true)) invalidate('feed', 'smile', 'expiries');
-    else if (env.type === 'market') setMarket(item), invalidate('header', 'smile', 'expiries');
-    else if (env.type === 'gex') setGex(item), invalidate('header', 'gex');
-    else if (env.type === 'flow') addFlow(item), invalidate('flow');
-    // "signal" has no panel yet.
+    switch (env.type) {
+      case 'anomaly':
+        if (addAnomaly(item, true)) invalidate('feed', 'smile', 'expiries');
+        break;
+      case 'market':
+        setMarket(item);
+        invalidate('header', 'smile', 'expiries');
+        break;
+      case 'gex':
+        setGex(item);
+        invalidate('header', 'gex');
+        break;
+      case 'flow':
+        addFlow(item);
+        invalidate('flow');
+        break;
+      default: // "signal" has no panel yet; unknown types come from newer backends
+    }
   }
 }
 
@@ -233,6 +246,7 @@ const renderers = {
           badge.className = 'badge';
           badge.textContent = counts.get(exp);
           b.append(' ', badge);
+          b.setAttribute('aria-label', t('expiryAnomalies', { expiry: exp, n: counts.get(exp) }));
         }
         b.onclick = () => {
           state.selectedExpiry = exp;
