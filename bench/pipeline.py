@@ -1,0 +1,67 @@
+"""Whole analytics pipeline latency on one ~20k-contract synthetic SPY snapshot.
+
+Run: .venv/bin/python bench/pipeline.py [--runs 100]
+
+Builds a seeded `SyntheticMarket`, warms the per-contract baselines over a few
+snapshots, then times `spy_analytics.analyze` (IV, smile fits, greeks, every rule,
+GEX with the flip search, flow, baseline update) on the same snapshot ``--runs`` times,
+single process, single thread. Also times ``result.to_wire()``. The last line printed is
+one JSON object with the headline figures (goal: p50 <= 25 ms).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+from spy_analytics import AnomalyKind, analyze
+from spy_analytics.synthetic import SyntheticMarket
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=100)
+    ap.add_argument("--seed", type=int, default=7)
+    args = ap.parse_args()
+
+    market = SyntheticMarket(args.seed)
+    state = prev = None
+    for _ in range(6):
+        snap = market.next_snapshot().snapshot
+        result = analyze(snap, prev, state)
+        state, prev = result.baseline, snap
+    snap = market.next_snapshot(dict.fromkeys(AnomalyKind, 2)).snapshot
+
+    times = []
+    wire_times = []
+    for _ in range(args.runs):
+        t0 = time.perf_counter()
+        result = analyze(snap, prev, state)
+        t1 = time.perf_counter()
+        result.to_wire()
+        t2 = time.perf_counter()
+        times.append((t1 - t0) * 1e3)
+        wire_times.append((t2 - t1) * 1e3)
+    ms = np.array(times)
+    out = {
+        "contracts": len(snap),
+        "runs": args.runs,
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p99_ms": float(np.percentile(ms, 99)),
+        "min_ms": float(ms.min()),
+        "to_wire_p50_ms": float(np.percentile(wire_times, 50)),
+        "anomalies": len(result.anomalies),
+        "bad_quotes": result.data_quality.total,
+        "expiries": len(result.market.expiries),
+    }
+    print(
+        f"analyze on {out['contracts']} contracts: p50 {out['p50_ms']:.1f} ms, "
+        f"p99 {out['p99_ms']:.1f} ms, min {out['min_ms']:.1f} ms"
+    )
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
