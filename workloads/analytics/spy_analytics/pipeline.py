@@ -79,6 +79,18 @@ def analyze(
     returned by the previous call (``None`` starts empty). Never raises on bad market
     data: unusable quotes are skipped and counted by reason in ``data_quality``.
     """
+    # garbage quotes are screened out by mask; floating-point warnings raised while
+    # computing on them (before the mask applies) are expected, not news
+    with np.errstate(all="ignore"):
+        return _analyze(snapshot, previous, baseline, config)
+
+
+def _analyze(
+    snapshot: ChainSnapshot,
+    previous: ChainSnapshot | None,
+    baseline: BaselineState | None,
+    config: AnalyzerConfig,
+) -> AnalysisResult:
     state = baseline if baseline is not None else BaselineState.empty()
     f = build_frame(snapshot, config)
     keys = snapshot.contract_keys()

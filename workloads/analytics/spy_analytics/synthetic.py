@@ -141,7 +141,7 @@ def strike_grid(spot: float, dte: int) -> FloatArray:
     """Strikes like the SPY listing: $1 near the money, $5 then $10 further out."""
     bands: tuple[tuple[float, float], ...]
     if dte <= 14:
-        bands = ((0.10, 1.0), (0.30, 5.0))
+        bands = ((0.12, 1.0), (0.35, 5.0))
     elif dte <= 60:
         bands = ((0.08, 1.0), (0.35, 5.0), (0.50, 10.0))
     elif dte <= 180:
