@@ -229,6 +229,13 @@ def test_screenshot_artifact(page: Page, proxy: TcpProxy, seeded: seed.Seed) -> 
     page.click("#lang button[data-lang='es']")
     page.wait_for_timeout(300)
     page.screenshot(path=str(paths["es"]), full_page=True)
+    # One column below 1000 px: the feed must keep its rows visible, not collapse.
+    page.set_viewport_size({"width": 820, "height": 1000})
+    page.wait_for_timeout(300)
+    paths["narrow"] = ARTIFACTS / "dashboard-narrow-es.png"
+    page.screenshot(path=str(paths["narrow"]), full_page=True)
+    feed = page.locator("#feed-panel .scroll").bounding_box()
+    assert feed and feed["height"] > 150, feed
     for path in paths.values():
         assert path.stat().st_size > 20_000, f"{path} looks empty"
 
