@@ -61,6 +61,9 @@ class FakeChain:
     strikes: tuple[float, ...] = tuple(float(k) for k in range(580, 621, 5))
     # (expiry index, strike) pairs that are listed by secdef but do not exist
     missing: frozenset[tuple[int, float]] = frozenset({(0, 620.0)})
+    # out-of-the-money contracts whose ask is below this have an empty bid side
+    # (IB sends price -1 / size 0), like far wings of the real chain
+    empty_bid_below: float = 0.0
 
     @property
     def expiries(self) -> list[str]:
@@ -376,7 +379,10 @@ class _Conn:
             self.send(1, 6, sub.req_id, 9, chain.spot, 0, 0)  # close
             return
         bid, ask = chain.quote(sub.expiry, sub.strike, sub.right, bump)
-        self.send(1, 6, sub.req_id, bid_t, bid, 10, 0)
+        if ask < chain.empty_bid_below:
+            self.send(1, 6, sub.req_id, bid_t, -1, 0, 0)
+        else:
+            self.send(1, 6, sub.req_id, bid_t, bid, 10, 0)
         self.send(1, 6, sub.req_id, ask_t, ask, 12, 0)
         self.send(1, 6, sub.req_id, last_t, round((bid + ask) / 2, 2), 1, 0)
         self.send(2, 6, sub.req_id, vol_t, 150 + bump)

@@ -10,16 +10,21 @@ error codes 326/1100/1102/2104/100/101) on 127.0.0.1, and enforces the gateway's
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
+from detector_sink import IngestSink
 from detector_support import eventually
 from fake_tws import FakeChain, FakeTWS
 from ib_async import IB, Stock
 from spy_analytics import ChainSnapshot
+from spy_detector.analysis import ChainAnalyzer
 from spy_detector.backoff import Backoff
 from spy_detector.metrics import DetectorMetrics
+from spy_detector.publisher import Publisher
+from spy_detector.service import Detector
 from spy_detector.sharding import ShardSpec
 from spy_detector.sources.ibkr import ClientIdInUseError, IBKRSource, IBSettings
 
@@ -86,11 +91,15 @@ async def test_rotation_stays_within_lines_and_pacing(fake_tws: FakeTWS) -> None
     """A window larger than the lines is walked in batches; <= 50 msg/s at the peer."""
     fake_tws.max_lines = 10
     fake_tws.chain = FakeChain(
-        expiry_days=(2, 9, 16, 23), strikes=tuple(float(k) for k in range(585, 616, 5))
+        expiry_days=(2, 9, 16, 23),
+        strikes=tuple(float(k) for k in range(585, 616, 5)),
+        empty_bid_below=1.0,  # some wings have no bid: they must not stall a batch
     )
     metrics = DetectorMetrics()
     src = IBKRSource(
-        _settings(fake_tws.port, max_lines=10, strike_range=0.03), ShardSpec(0, 1), metrics
+        _settings(fake_tws.port, max_lines=10, strike_range=0.03, dwell=60.0),
+        ShardSpec(0, 1),
+        metrics,
     )
     agen = src.snapshots()
     try:
@@ -102,7 +111,9 @@ async def test_rotation_stays_within_lines_and_pacing(fake_tws: FakeTWS) -> None
 
     # 4 expiries x 7 strikes (585..615) x 2 = 56 contracts, none quoted twice per pass
     assert len(first) == 56 and len(second) == 56
-    assert all(r["bid"] is not None and r["ask"] is not None for r in first.to_records())
+    records = first.to_records()
+    assert all(r["ask"] is not None for r in records)
+    assert any(r["bid"] is None for r in records), "empty bids arrive as missing"
     assert fake_tws.peak_lines <= 10
     assert fake_tws.line_violations == 0
     assert fake_tws.pacing_violations == 0
@@ -179,6 +190,57 @@ async def test_connectivity_notices_flip_state(fake_tws: FakeTWS) -> None:
         await agen.aclose()
         await src.close()
     assert src.connects == 1, "1100/1102 do not tear the socket down"
+
+
+async def test_data_lost_notice_resubscribes(fake_tws: FakeTWS) -> None:
+    """1101: connectivity restored but market data lost -> the stream is rebuilt."""
+    metrics = DetectorMetrics()
+    src = IBKRSource(_settings(fake_tws.port), SMALL, metrics)
+    agen = src.snapshots()
+    try:
+        await _next(agen)
+        subscribed = len(fake_tws.requests_of(1))
+        fake_tws.broadcast_error(
+            1101, "Connectivity between IB and Trader Workstation has been restored - data lost."
+        )
+        snap = await _next(agen)
+        await eventually(lambda: src.connects == 2, what="stream rebuilt")
+        assert len(fake_tws.requests_of(1)) >= 2 * subscribed, "every line requested again"
+        assert len(snap) > 0
+    finally:
+        await agen.aclose()
+        await src.close()
+
+
+async def test_gateway_to_backend_pipeline(fake_tws: FakeTWS, ingest_sink: IngestSink) -> None:
+    """Fake gateway -> IBKR source -> real analytics -> publisher -> ingest sink, with
+    readiness following the gateway connection."""
+    metrics = DetectorMetrics()
+    src = IBKRSource(_settings(fake_tws.port, snapshot_interval=0.1), SMALL, metrics)
+    publisher = Publisher(ingest_sink.url, ingest_sink.token, metrics)
+    detector = Detector(src, ChainAnalyzer(), metrics, publisher=publisher)
+    await publisher.start()
+    task = asyncio.create_task(detector.run())
+    try:
+        await eventually(lambda: ingest_sink.count("market") >= 2, within=20, what="ingest")
+        assert detector.not_ready() == []
+        fake_tws.refuse_connections = True
+        fake_tws.drop_connections()
+        await eventually(lambda: detector.not_ready() != [], what="readiness follows the drop")
+        assert "ib connection" in detector.not_ready()[0]
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await src.close()
+        await publisher.stop(drain_timeout=1)
+    market = ingest_sink.received["market"][0]
+    assert market["symbol"] == "SPY" and market["spot"] == pytest.approx(600.0)
+    assert ingest_sink.count("gex") >= 2 and ingest_sink.count("flow") >= 2
+    state = metrics.registry.get_sample_value(
+        "spy_detector_ib_connection_state", {"spy_detector_ib_connection_state": "connected"}
+    )
+    assert state == 0.0
 
 
 async def test_fake_gateway_enforces_pacing(fake_tws: FakeTWS) -> None:

@@ -155,7 +155,9 @@ def quote_record(contract: Contract, ticker: Ticker) -> dict[str, Any]:
 
 
 def _quoted(ticker: Ticker) -> bool:
-    return _num(ticker.bid) is not None and _num(ticker.ask) is not None
+    # The ask is enough: far out-of-the-money options often have no bid at all (IB
+    # sends an empty side), and waiting for one would stall every rotation batch.
+    return _num(ticker.ask) is not None
 
 
 # -- the source --------------------------------------------------------------------------
@@ -211,9 +213,9 @@ class IBKRSource:
         while not self._closed:
             try:
                 await self.connect()
-                attempt = 0
                 await self._prepare()
                 async for snap in self._stream():
+                    attempt = 0  # the backoff resets only once data flows again
                     yield snap
             except (_ReconnectError, ConnectionError, TimeoutError) as exc:
                 # Transient by nature (gateway restart, network blip, id still held
@@ -431,10 +433,9 @@ class IBKRSource:
         if len(self._contracts) <= lines:
             tickers = self._subscribe(self._contracts)
             loop = asyncio.get_running_loop()
-            first_wait = self._send_time(len(tickers)) + s.dwell
+            # the requests leave at the throttled rate; the dwell starts after
+            await self._wait_quoted(tickers, self._send_time(len(tickers)) + s.dwell)
             while True:
-                await self._wait_quoted(tickers, first_wait)
-                first_wait = s.snapshot_interval
                 next_at = loop.time() + s.snapshot_interval
                 yield self._snapshot(tickers)
                 while loop.time() < next_at:
@@ -469,7 +470,7 @@ class IBKRSource:
         self._metrics.ib_lines.set(1)
 
     async def _wait_quoted(self, tickers: dict[Contract, Ticker], within: float) -> None:
-        """Wait until every ticker has both sides quoted, at most ``within`` seconds."""
+        """Wait until every ticker is quoted (see ``_quoted``), at most ``within`` seconds."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
         while not all(_quoted(t) for t in tickers.values()):
