@@ -25,12 +25,14 @@ export function connectRealtime({ negotiateUrl, group, onMessage, onState }) {
   let nextAckId = 1;
   let joinAckId = 0;
   let refusal = null; // why the last join was refused, shown until the next attempt
+  let negotiating = false; // between open() and the socket's creation
 
   async function open() {
     timer = null;
     refusal = null;
     onState('connecting', { attempt });
     let url;
+    negotiating = true;
     try {
       const res = await fetch(negotiateUrl, { cache: 'no-store' });
       if (!res.ok) throw new Error(`negotiate HTTP ${res.status}`);
@@ -38,9 +40,11 @@ export function connectRealtime({ negotiateUrl, group, onMessage, onState }) {
       if (!url) throw new Error('negotiate returned no url');
     } catch {
       // Backend unreachable or refusing: the state pill shows it; retry later.
+      negotiating = false;
       scheduleRetry();
       return;
     }
+    negotiating = false;
     if (closed) return;
     const sock = new WebSocket(url, SUBPROTOCOL);
     ws = sock;
@@ -98,7 +102,7 @@ export function connectRealtime({ negotiateUrl, group, onMessage, onState }) {
   }
 
   function reconnectNow() {
-    if (closed || ws) return;
+    if (closed || ws || negotiating) return; // already on its way
     clearTimeout(timer);
     timer = null;
     open();
