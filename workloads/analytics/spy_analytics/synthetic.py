@@ -84,6 +84,9 @@ class SyntheticConfig:
     vol_beta: float = -2.0
     bad_quote_rate: float = 0.002
     symbol: str = "SPY"
+    #: Multiplies every injected magnitude (1.0 = the documented `MAGNITUDES`); used by
+    #: bench/detection_quality.py to measure recall below the documented size.
+    magnitude_scale: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -360,6 +363,8 @@ class _InjectContext:
         self.protected = np.zeros(n, dtype=np.bool_)
         self.touched = np.zeros(n, dtype=np.bool_)
         self.dte = t * 365.0
+        self.sc = market.cfg.magnitude_scale
+        self.brk = BREAK_USD * self.sc
         # position of each contract among its expiry's strikes of the same right
         self.exp_days = market.expiry.astype(np.int64)
         order = np.lexsort((market.strike, market.is_call, self.exp_days))
@@ -428,7 +433,7 @@ class _InjectContext:
             if i is None:
                 return None
             down = self.rng.random() < 0.5 and self.vol[i] >= 0.18
-            shift = -0.08 if down else 0.08
+            shift = (-0.08 if down else 0.08) * self.sc
             new_vol = max(float(self.vol[i]) + shift, 0.02)
             price = float(bsm_price(s, m.strike[i], self.t[i], r, q, new_vol, m.is_call[i]))
             self._requote(i, price)
@@ -437,18 +442,19 @@ class _InjectContext:
             i = self._pick((m.oi >= 200) & (self.model >= 0.5) & (self.dte >= 2))
             if i is None:
                 return None
-            self.volume[i] = 6.0 * m.oi[i]
+            self.volume[i] = 6.0 * self.sc * m.oi[i]
             return self._label(kind, i)
         if kind is AnomalyKind.VOLUME_Z:
             i = self._pick(self.dte >= 1)
             if i is None:
                 return None
             lam = float(m.lam[i])
-            self.volume[i] += lam + 20.0 * math.sqrt(lam + 1.0) + 200.0 - self.increment[i]
+            burst = (20.0 * math.sqrt(lam + 1.0) + 200.0) * self.sc
+            self.volume[i] += lam + burst - self.increment[i]
             return self._label(kind, i)
         if kind is AnomalyKind.SPREAD_BLOWOUT:
             base = m.base_spread
-            wide = np.maximum(10.0 * base, base + 0.5)
+            wide = np.maximum((1.0 + 9.0 * self.sc) * base, base + 0.5 * self.sc)
             i = self._pick(self.model >= 0.5 * wide + 0.3)
             if i is None:
                 return None
@@ -467,7 +473,7 @@ class _InjectContext:
                 fl = m.strike[i] * math.exp(-r * t) - s * math.exp(-q * t)
             lower = max(float(intrinsic[i]), fl, 0.0)
             spread = self.ask[i] - self.bid[i]
-            self.ask[i] = round(lower - BREAK_USD, 2)
+            self.ask[i] = round(lower - self.brk, 2)
             self.bid[i] = round(self.ask[i] - spread, 2)
             self.touched[i] = True
             return self._label(kind, i)
@@ -487,10 +493,10 @@ class _InjectContext:
             call, put = (i, j) if m.is_call[i] else (j, i)
             if m.is_call[i]:
                 upper = s - k * math.exp(-r * t)
-                shift = upper + BREAK_USD - (self.bid[call] - self.ask[put])
+                shift = upper + self.brk - (self.bid[call] - self.ask[put])
             else:
                 lower = s * math.exp(-q * t) - k
-                shift = BREAK_USD - (lower - (self.ask[call] - self.bid[put]))
+                shift = self.brk - (lower - (self.ask[call] - self.bid[put]))
             self.bid[i] = round(self.bid[i] + shift + 0.005, 2)
             self.ask[i] = round(self.ask[i] + shift + 0.005, 2)
             self.touched[i] = True
@@ -504,12 +510,12 @@ class _InjectContext:
                 lo = self._neighbour(i, -1)  # raise the higher strike above the lower
                 if lo is None:
                     return None
-                shift = self.ask[lo] + BREAK_USD - self.bid[i]
+                shift = self.ask[lo] + self.brk - self.bid[i]
             else:
                 hi = self._neighbour(i, +1)  # raise the lower-strike put above the higher
                 if hi is None:
                     return None
-                shift = self.ask[hi] + BREAK_USD - self.bid[i]
+                shift = self.ask[hi] + self.brk - self.bid[i]
             self.bid[i] = round(self.bid[i] + shift + 0.005, 2)
             self.ask[i] = round(self.ask[i] + shift + 0.005, 2)
             self.touched[i] = True
@@ -523,7 +529,7 @@ class _InjectContext:
                 return None
             k1, k2, k3 = m.strike[a], m.strike[i], m.strike[c]
             w1, w3 = (k3 - k2) / (k3 - k1), (k2 - k1) / (k3 - k1)
-            shift = w1 * self.ask[a] + w3 * self.ask[c] + BREAK_USD - self.bid[i]
+            shift = w1 * self.ask[a] + w3 * self.ask[c] + self.brk - self.bid[i]
             self.bid[i] = round(self.bid[i] + shift + 0.005, 2)
             self.ask[i] = round(self.ask[i] + shift + 0.005, 2)
             self.touched[i] = True
@@ -540,7 +546,7 @@ class _InjectContext:
             else:
                 return None
             spread = self.ask[i] - self.bid[i]
-            self.ask[i] = round(self.bid[near] - BREAK_USD, 2)
+            self.ask[i] = round(self.bid[near] - self.brk, 2)
             self.bid[i] = round(max(self.ask[i] - spread, 0.01), 2)
             self.touched[i] = True
             return self._label(kind, i)
