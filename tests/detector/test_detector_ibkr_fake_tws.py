@@ -55,6 +55,7 @@ async def _next(agen: AsyncIterator[ChainSnapshot], within: float = 20.0) -> Cha
 
 async def test_snapshot_from_streamed_ticks(fake_tws: FakeTWS) -> None:
     """Handshake, option params, qualify, subscribe, ticks -> a snapshot of shard 0/2."""
+    fake_tws.chain.missing = frozenset({(2, 605.0)})  # listed strike, no such contract
     metrics = DetectorMetrics()
     src = IBKRSource(_settings(fake_tws.port, market_data_type="delayed"), ShardSpec(0, 2), metrics)
     agen = src.snapshots()
@@ -73,7 +74,9 @@ async def test_snapshot_from_streamed_ticks(fake_tws: FakeTWS) -> None:
     iso = [f"{e[:4]}-{e[4:6]}-{e[6:]}" for e in chain.expiries]
     got_expiries = sorted(set(snap.expiry.astype(str)))
     assert got_expiries == [iso[0], iso[2], iso[4]], "shard 0 of 2 takes even expiry indices"
-    assert len(snap) == 30  # 3 expiries x 5 strikes (590..610) x C/P
+    # 3 expiries x 5 strikes (590..610) x C/P, less the 2 unknown to qualifyContracts
+    assert len(snap) == 28
+    assert sum(1 for _, code, _ in src.errors if code == 200) == 2
     assert snap.spot == pytest.approx(600.0)
     assert snap.rejected == {}
     records = snap.to_records()

@@ -57,7 +57,7 @@ class Detector:
 
     async def process(self, snapshot: ChainSnapshot) -> None:
         if self.recorder is not None:
-            self.recorder.write(snapshot)
+            await asyncio.to_thread(self.recorder.write, snapshot)  # ~2 MB per 20k chain
         try:
             result, seconds = await asyncio.to_thread(analyze_timed, self.analyzer, snapshot)
         except Exception:

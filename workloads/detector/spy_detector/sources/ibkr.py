@@ -330,7 +330,7 @@ class IBKRSource:
         self.errors.append((req_id, code, msg))
         self._metrics.ib_errors.labels(code=str(code)).inc()
         if code in INFO_CODES:
-            log.debug("ib status", extra={"code": code, "msg": msg})
+            log.debug("ib status", extra={"code": code, "text": msg})
         elif code == LINK_LOST:
             self._set_state("ib_link_lost")
         elif code == LINK_RESTORED:
@@ -340,7 +340,7 @@ class IBKRSource:
             self._lost.set()  # subscriptions are gone: rebuild them
             self._ticked.set()
         else:
-            log.warning("ib error", extra={"req_id": req_id, "code": code, "msg": msg})
+            log.warning("ib error", extra={"req_id": req_id, "code": code, "text": msg})
 
     def _set_state(self, state: str) -> None:
         self._state = state
