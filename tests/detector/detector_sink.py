@@ -9,6 +9,7 @@ lost or doubled.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -19,6 +20,8 @@ class IngestSink:
     def __init__(self, token: str = "s3cret") -> None:
         self.token = token
         self.down = False
+        self.delay = 0.0  # seconds before answering (a slow backend)
+        self.in_flight = 0
         self.received: dict[str, list[dict[str, Any]]] = {}
         self.anomaly_ids: dict[str, int] = {}
         self.requests = 0
@@ -58,6 +61,10 @@ class IngestSink:
         if self.down:
             return self._status(503, {"detail": "storage unavailable"})
         body = await request.json()
+        if self.delay:
+            self.in_flight += 1
+            await asyncio.sleep(self.delay)
+            self.in_flight -= 1
         total = sum(len(v) for v in body.values())
         if total > 1000:
             return self._status(422, {"detail": "at most 1000 items"})

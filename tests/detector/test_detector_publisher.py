@@ -81,6 +81,23 @@ async def test_overflow_drops_oldest_and_counts(ingest_sink: IngestSink) -> None
     assert _value(metrics, "spy_detector_publish_drops_total", type="anomalies") == 50
 
 
+async def test_overflow_while_a_batch_is_in_flight(ingest_sink: IngestSink) -> None:
+    """Items displaced from the buffer during a slow POST are not resent or re-dropped."""
+    metrics = DetectorMetrics()
+    pub = Publisher(ingest_sink.url, ingest_sink.token, metrics, max_items=100, backoff=FAST)
+    ingest_sink.delay = 0.3
+    await pub.start()
+    try:
+        pub.submit({"anomalies": _anomalies(100)})
+        await eventually(lambda: ingest_sink.in_flight == 1, what="batch in flight")
+        assert pub.submit({"anomalies": _anomalies(50, start=100)}) == 50
+        await pub.wait_idle(within=10)
+    finally:
+        await pub.stop()
+    assert sorted(ingest_sink.anomaly_ids) == [f"a{i:05d}" for i in range(150)]
+    assert all(n == 1 for n in ingest_sink.anomaly_ids.values()), "nothing sent twice"
+
+
 async def test_unreachable_backend_keeps_items(ingest_sink: IngestSink) -> None:
     with socket.socket() as s:  # a port with nothing listening
         s.bind(("127.0.0.1", 0))

@@ -54,7 +54,8 @@ class Publisher:
         self._backoff = backoff
         self._timeout = timeout
         self._transport = transport
-        self._buffer: deque[tuple[str, dict[str, Any]]] = deque()
+        self._buffer: deque[tuple[int, str, dict[str, Any]]] = deque()  # (seq, type, item)
+        self._seq = 0
         self._wakeup = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -75,10 +76,11 @@ class Publisher:
                 raise ValueError(f"unknown ingest item type {kind!r}")
             for payload in payloads:
                 if len(self._buffer) >= self._max_items:
-                    old_kind, _ = self._buffer.popleft()
+                    _, old_kind, _ = self._buffer.popleft()
                     self._metrics.publish_drops.labels(type=old_kind).inc()
                     dropped += 1
-                self._buffer.append((kind, payload))
+                self._seq += 1
+                self._buffer.append((self._seq, kind, payload))
         if self._buffer:
             self._idle.clear()
             self._wakeup.set()
@@ -128,25 +130,24 @@ class Publisher:
             batch = [self._buffer[i] for i in range(min(self._batch_size, len(self._buffer)))]
             outcome = await self._post(batch)
             if outcome in ("ok", "rejected"):
-                # The batch may have been partly displaced by drops while in flight:
-                # remove exactly the items we sent, which are still at the head.
-                self._remove_sent(batch)
+                # Drops may have removed part of the batch while it was in flight;
+                # whatever of it is left sits at the head, up to its last sequence.
+                self._remove_through(batch[-1][0])
                 attempt = 0
                 continue
             delay = self._backoff.delay(attempt)
             attempt += 1
             await asyncio.sleep(delay)
 
-    def _remove_sent(self, batch: list[tuple[str, dict[str, Any]]]) -> None:
-        sent_ids = {id(payload) for _, payload in batch}
-        while self._buffer and id(self._buffer[0][1]) in sent_ids:
+    def _remove_through(self, last_seq: int) -> None:
+        while self._buffer and self._buffer[0][0] <= last_seq:
             self._buffer.popleft()
         self._metrics.publish_buffered.set(len(self._buffer))
 
-    async def _post(self, batch: list[tuple[str, dict[str, Any]]]) -> str:
+    async def _post(self, batch: list[tuple[int, str, dict[str, Any]]]) -> str:
         assert self._client is not None
         body: dict[str, list[dict[str, Any]]] = {}
-        for kind, payload in batch:
+        for _, kind, payload in batch:
             body.setdefault(kind, []).append(payload)
         try:
             resp = await self._client.post(self._url, json=body, headers=self._headers)
