@@ -68,6 +68,10 @@ class IngestSink:
         total = sum(len(v) for v in body.values())
         if total > 1000:
             return self._status(422, {"detail": "at most 1000 items"})
+        for kind, items in body.items():
+            for i, item in enumerate(items):
+                if item.get("invalid"):  # stands in for any Pydantic validation error
+                    return self._status(422, {"detail": [{"loc": ["body", kind, i]}]})
         stored = duplicate = 0
         for kind, items in body.items():
             for item in items:

@@ -98,6 +98,25 @@ async def test_overflow_while_a_batch_is_in_flight(ingest_sink: IngestSink) -> N
     assert all(n == 1 for n in ingest_sink.anomaly_ids.values()), "nothing sent twice"
 
 
+async def test_invalid_item_costs_only_itself(ingest_sink: IngestSink) -> None:
+    metrics = DetectorMetrics()
+    pub = Publisher(ingest_sink.url, ingest_sink.token, metrics, backoff=FAST)
+    await pub.start()
+    try:
+        items = _anomalies(700)
+        items[123]["invalid"] = True
+        pub.submit({"anomalies": items, "market": [{"spot": 600.0, "invalid": True}]})
+        await pub.wait_idle(within=10)
+    finally:
+        await pub.stop()
+    assert len(ingest_sink.anomaly_ids) == 699 and "a00123" not in ingest_sink.anomaly_ids
+    assert all(n == 1 for n in ingest_sink.anomaly_ids.values())
+    assert ingest_sink.count("market") == 0
+    assert _value(metrics, "spy_detector_publish_drops_total", type="anomalies") == 1
+    assert _value(metrics, "spy_detector_publish_drops_total", type="market") == 1
+    assert ingest_sink.requests < 60, "bisection, not one request per item"
+
+
 async def test_unreachable_backend_keeps_items(ingest_sink: IngestSink) -> None:
     with socket.socket() as s:  # a port with nothing listening
         s.bind(("127.0.0.1", 0))

@@ -6,7 +6,8 @@ batches of at most 1000 items. While the backend is down the buffer holds everyt
 up to ``max_items``; beyond that the oldest items are dropped and counted in
 ``spy_detector_publish_drops``. An item leaves the buffer only after a 200, so a
 backend outage loses nothing up to the bound. Anomaly ids are stable, so a retry
-after a lost response is deduplicated by the backend.
+after a lost response is deduplicated by the backend. A batch the backend rejects
+(422/413) is split until the bad items are isolated; only those are dropped (counted).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ ITEM_TYPES = ("anomalies", "market", "gex", "flow", "signals")
 MAX_BATCH = 1000  # the ingest contract's limit per request
 INGEST_PATH = "/api/v1/ingest"
 DEFAULT_BACKOFF = Backoff(initial=0.2, maximum=30.0)
+_Item = tuple[int, str, dict[str, Any]]  # (sequence, type, payload)
 
 
 class Publisher:
@@ -54,7 +56,7 @@ class Publisher:
         self._backoff = backoff
         self._timeout = timeout
         self._transport = transport
-        self._buffer: deque[tuple[int, str, dict[str, Any]]] = deque()  # (seq, type, item)
+        self._buffer: deque[_Item] = deque()
         self._seq = 0
         self._wakeup = asyncio.Event()
         self._idle = asyncio.Event()
@@ -128,23 +130,49 @@ class Publisher:
                 await self._wakeup.wait()
                 continue
             batch = [self._buffer[i] for i in range(min(self._batch_size, len(self._buffer)))]
-            outcome = await self._post(batch)
-            if outcome in ("ok", "rejected"):
+            resolved, failed = await self._deliver(batch)
+            if resolved is not None:
                 # Drops may have removed part of the batch while it was in flight;
-                # whatever of it is left sits at the head, up to its last sequence.
-                self._remove_through(batch[-1][0])
+                # whatever of it is left sits at the head, up to the resolved sequence.
+                self._remove_through(resolved)
+            if not failed:
                 attempt = 0
                 continue
             delay = self._backoff.delay(attempt)
             attempt += 1
             await asyncio.sleep(delay)
 
+    async def _deliver(self, batch: list[_Item]) -> tuple[int | None, bool]:
+        """POST ``batch``; returns (last sequence resolved, hit a transient failure).
+
+        A rejected batch (422 invalid, 413 too large) is split in halves until the
+        offending items are isolated: one bad item costs itself, not the 999 good
+        ones sent with it. Items are resolved in order, so everything up to the
+        returned sequence was either acknowledged or dropped as invalid.
+        """
+        outcome = await self._post(batch)
+        if outcome == "ok":
+            return batch[-1][0], False
+        if outcome == "retry":
+            return None, True
+        if len(batch) == 1:
+            seq, kind, _ = batch[0]
+            self._metrics.publish_drops.labels(type=kind).inc()
+            log.error("ingest rejected item, dropped", extra={"type": kind})
+            return seq, False
+        mid = len(batch) // 2
+        first, failed = await self._deliver(batch[:mid])
+        if failed:
+            return first, True
+        second, failed = await self._deliver(batch[mid:])
+        return (second if second is not None else first), failed
+
     def _remove_through(self, last_seq: int) -> None:
         while self._buffer and self._buffer[0][0] <= last_seq:
             self._buffer.popleft()
         self._metrics.publish_buffered.set(len(self._buffer))
 
-    async def _post(self, batch: list[tuple[int, str, dict[str, Any]]]) -> str:
+    async def _post(self, batch: list[_Item]) -> str:
         assert self._client is not None
         body: dict[str, list[dict[str, Any]]] = {}
         for _, kind, payload in batch:
@@ -161,12 +189,13 @@ class Publisher:
             for kind, payloads in body.items():
                 self._metrics.publish_items.labels(type=kind).inc(len(payloads))
             return "ok"
-        if resp.status_code == 422:
-            # The backend says the batch itself is malformed; retrying cannot help,
-            # so it is dropped and counted rather than blocking the buffer forever.
-            log.error("ingest rejected batch", extra={"detail": resp.text[:500]})
-            for kind, payloads in body.items():
-                self._metrics.publish_drops.labels(type=kind).inc(len(payloads))
+        if resp.status_code in (413, 422):
+            # The batch itself is unacceptable (invalid item, too large): resending it
+            # as is cannot help; the caller splits it.
+            log.warning(
+                "ingest rejected batch",
+                extra={"status": resp.status_code, "detail": resp.text[:500]},
+            )
             self._metrics.publish_failures.labels(reason="rejected").inc()
             return "rejected"
         reason = "auth" if resp.status_code in (401, 403) else f"http_{resp.status_code}"
