@@ -151,6 +151,9 @@ def main() -> None:
     ).vega
     with np.errstate(divide="ignore", invalid="ignore"):
         well = (price * 8 * EPS / vega <= 1e-10) & (price > 1e-250)
+    # libraries that iterate to an absolute price accuracy cannot resolve prices near 0;
+    # also report errors on well-conditioned options worth at least $1e-6
+    practical = well & (price >= 1e-6)
 
     iv, secs, cpu_secs = run_ours(price, o)
     err = np.abs(iv - o["vol"])
@@ -159,6 +162,7 @@ def main() -> None:
         "options_per_cpu_s": args.n / cpu_secs,
         "seconds": secs,
         "max_abs_err_well_conditioned": float(np.max(err[well])),
+        "max_abs_err_price_ge_1e-6": float(np.max(err[practical])),
         "nan_on_well_conditioned": int(np.isnan(iv[well]).sum()),
     }
     und = undefined_inputs(o, args.undefined)
@@ -173,10 +177,12 @@ def main() -> None:
     ours_sub = err[idx][sub_well]
 
     def summary(values, secs_):
-        e = np.abs(values - o["vol"][idx])[sub_well]
+        e_all = np.abs(values - o["vol"][idx])
+        e = e_all[sub_well]
         return {
             "options_per_s": idx.size / secs_,
             "max_abs_err_well_conditioned": float(np.nanmax(e)),
+            "max_abs_err_price_ge_1e-6": float(np.nanmax(e_all[practical[idx]])),
             "nan_on_well_conditioned": int(np.isnan(e).sum()),
         }
 
@@ -205,7 +211,8 @@ def main() -> None:
         r = result[name]
         print(
             f"{name:16s}{r['options_per_s'] / 1e6:8.3f} M options/s  "
-            f"max err {r['max_abs_err_well_conditioned']:.2e}"
+            f"max err {r['max_abs_err_well_conditioned']:.2e} "
+            f"(price >= 1e-6: {r['max_abs_err_price_ge_1e-6']:.2e})"
         )
     print(json.dumps(result))
 

@@ -49,7 +49,7 @@ MAGNITUDES: dict[AnomalyKind, str] = {
     AnomalyKind.VOL_OI: "session volume set to 6x open interest (OI >= 200, mid >= $0.50, "
     "DTE >= 2)",
     AnomalyKind.VOLUME_Z: "one snapshot's traded volume = lambda + 20 sqrt(lambda + 1) + 200 "
-    "(lambda = expected volume per snapshot)",
+    "(lambda = expected volume per snapshot; contract worth >= $0.20)",
     AnomalyKind.PARITY: "in-the-money leg re-quoted so the American put-call bound is broken "
     "by $0.40 at bid/ask (DTE <= 10)",
     AnomalyKind.EARLY_EXERCISE: "ask set $0.40 below the exercise value (intrinsic >= $2)",
@@ -445,7 +445,7 @@ class _InjectContext:
             self.volume[i] = 6.0 * self.sc * m.oi[i]
             return self._label(kind, i)
         if kind is AnomalyKind.VOLUME_Z:
-            i = self._pick(self.dte >= 1)
+            i = self._pick((self.dte >= 1) & (self.model >= 0.2))
             if i is None:
                 return None
             lam = float(m.lam[i])
