@@ -123,3 +123,22 @@ def test_garbage_never_raises_and_never_becomes_an_anomaly(bid, ask, volume, oi,
         assert 0.0 < snap.bid[i] < snap.ask[i]
     counted = sum(result.data_quality.counts.values())
     assert counted <= len(snap)
+
+
+def test_missing_open_interest_can_be_kept_for_price_rules():
+    from spy_analytics import AnalyzerConfig
+
+    snap = clean_chain()
+    snap.open_interest[:] = np.nan
+    strict = analyze(snap)
+    assert strict.data_quality.counts == {"bad_volume": len(snap)}
+    lenient = analyze(
+        snap, config=AnalyzerConfig().with_overrides({"quality.skip_missing_volume_oi": False})
+    )
+    assert lenient.data_quality.total == 0
+    assert len(lenient.market.expiries) == 2  # smiles still fitted
+    assert lenient.gex.strikes == ()  # no OI, no GEX
+    snap.open_interest[:] = -1.0  # negative is never kept
+    assert analyze(
+        snap, config=AnalyzerConfig().with_overrides({"quality.skip_missing_volume_oi": False})
+    ).data_quality.counts == {"bad_volume": len(snap)}

@@ -48,3 +48,14 @@ def test_read_snapshot_without_header_fails_clearly():
     else:
         raise AssertionError("expected ValueError")
     assert later(TS, 1) > TS
+
+
+def test_record_cli_writes_a_replayable_session(tmp_path):
+    from spy_analytics.record import main
+
+    path = tmp_path / "session.jsonl"
+    assert main([str(path), "--seed", "2", "--steps", "2", "--inject-every", "2"]) == 0
+    snaps = list(read_snapshots(path))
+    assert len(snaps) == 2
+    labels = [line for line in path.read_text().splitlines() if '"type":"label"' in line]
+    assert len(labels) == len(AnomalyKind)

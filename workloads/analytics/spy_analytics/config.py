@@ -28,6 +28,10 @@ class QualityConfig:
 
     #: A quote older than this (snapshot ts - quote_ts) is stale.
     stale_after_s: float = 300.0
+    #: Skip contracts whose volume or open interest is missing (NaN) as ``bad_volume``.
+    #: False keeps their quotes for IV, smiles and price rules (a live feed may not have
+    #: sent open interest yet); volume/OI rules, GEX and flow then ignore them.
+    skip_missing_volume_oi: bool = True
 
 
 @dataclass(frozen=True)

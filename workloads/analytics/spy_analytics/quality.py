@@ -25,7 +25,7 @@ REASONS = (
     "zero_quote",  # bid == 0 or ask == 0 (one-sided or empty book)
     "locked",  # bid == ask
     "stale",  # quote older than QualityConfig.stale_after_s
-    "bad_volume",  # volume or open interest NaN/inf/negative
+    "bad_volume",  # volume or open interest inf/negative (or NaN, by default)
     "zero_oi",  # open interest == 0
     "duplicate",  # same (expiry, strike, right) seen earlier in the snapshot
 )
@@ -53,11 +53,7 @@ def screen(
             ("zero_quote", (bid == 0.0) | (ask == 0.0)),
             ("locked", bid == ask),
             ("stale", age > cfg.stale_after_s),
-            (
-                "bad_volume",
-                ~(np.isfinite(snap.volume) & (snap.volume >= 0.0))
-                | ~(np.isfinite(snap.open_interest) & (snap.open_interest >= 0.0)),
-            ),
+            ("bad_volume", _bad_volume(snap.volume, cfg) | _bad_volume(snap.open_interest, cfg)),
             ("zero_oi", snap.open_interest == 0.0),
         )
     usable = np.ones(n, dtype=np.bool_)
@@ -79,3 +75,11 @@ def screen(
             counts["duplicate"] = c
             usable[idx[dup]] = False
     return usable, counts
+
+
+def _bad_volume(values: NDArray[np.float64], cfg: QualityConfig) -> NDArray[np.bool_]:
+    """Negative or infinite always; NaN (missing) unless the config keeps it."""
+    bad: NDArray[np.bool_] = np.isinf(values) | (values < 0.0)
+    if cfg.skip_missing_volume_oi:
+        bad |= np.isnan(values)
+    return bad
