@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from pydantic import SecretStr, ValidationError
+from spy_backend.__main__ import openapi_json
 from spy_backend.devserver import start_dev_stack
 from spy_backend.models import AnomalyCreate, Resource
 from spy_backend.retention import purge_cutoff, purge_once
@@ -112,3 +113,9 @@ def test_metrics_and_probes(backend: Backend) -> None:
     text = backend.client.get("/metrics").text
     assert 'spy_backend_ingested_records_total{resource="anomaly",result="stored"} 1.0' in text
     assert "spy_backend_http_request_seconds_bucket" in text
+
+
+def test_committed_openapi_matches_the_app() -> None:
+    committed = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
+    regenerate = ".venv/bin/python -m spy_backend --openapi docs/openapi.json"
+    assert committed.read_text() == openapi_json(), f"stale docs/openapi.json: run {regenerate}"

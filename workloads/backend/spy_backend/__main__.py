@@ -7,6 +7,7 @@ env file; outside environment=development unsafe defaults are refused at start.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from pathlib import Path
@@ -26,6 +27,12 @@ def _settings_help() -> str:
     return "\n".join(lines)
 
 
+def openapi_json() -> str:
+    """The served OpenAPI document, as committed in docs/openapi.json."""
+    spec = create_app(Settings(), run_purge=False).openapi()
+    return json.dumps(spec, indent=2, sort_keys=True) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m spy_backend",
@@ -37,7 +44,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8000, help="listen port (default 8000)")
     parser.add_argument("--env-file", type=Path, help="read SPY_BACKEND_* settings from this file")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
+    parser.add_argument(
+        "--openapi", type=Path, metavar="FILE", help="write the OpenAPI spec to FILE and exit"
+    )
     args = parser.parse_args(argv)
+    if args.openapi:
+        args.openapi.write_text(openapi_json())
+        return 0
     logging.basicConfig(level=args.log_level.upper())
     quiet_libraries()
     try:

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import random
 import signal
+import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +26,7 @@ import httpx
 from pydantic import SecretStr
 
 from spy_backend.app import create_app
-from spy_backend.azurite import REPO_ROOT, Azurite, AzuriteError
+from spy_backend.azurite import REPO_ROOT, Azurite, AzuriteError, free_port
 from spy_backend.samplefeed import sample_batch
 from spy_backend.server import BackgroundServer
 from spy_backend.settings import DEV_INGEST_TOKEN, Settings, quiet_libraries
@@ -139,3 +142,49 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+class BackendProcess:
+    """`python -m spy_backend` in a child process (benchmarks; a demo that wants one).
+
+    `env` holds SPY_BACKEND_* settings; the process listens on a free loopback port.
+    """
+
+    def __init__(self, env: dict[str, str], port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._env = {**os.environ, **env}
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30.0) -> BackendProcess:
+        cmd = [
+            sys.executable,
+            "-m",
+            "spy_backend",
+            "--port",
+            str(self.port),
+            "--log-level",
+            "warning",
+        ]
+        self._process = subprocess.Popen(cmd, env=self._env, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass  # not listening yet
+            if self._process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"backend process did not start on {self.url}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

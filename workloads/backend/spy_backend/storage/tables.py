@@ -193,16 +193,15 @@ class TableStore:
     ) -> tuple[list[PublicRecord], int]:
         table = self._table(resource)
         async with self._concurrency:
-            try:
-                async with _storage_call("transaction", self._timeout):
-                    await table.submit_transaction([("create", e) for e in chunk])
-                return [rows[e["RowKey"]][1] for e in chunk], 0
-            except TableTransactionError as exc:
-                if (
-                    getattr(exc, "error_code", None) != "EntityAlreadyExists"
-                    and exc.status_code != 409
-                ):
-                    raise
+            if len(chunk) > 1:  # one entity: a plain insert is cheaper than a transaction
+                try:
+                    async with _storage_call("transaction", self._timeout):
+                        await table.submit_transaction([("create", e) for e in chunk])
+                    return [rows[e["RowKey"]][1] for e in chunk], 0
+                except TableTransactionError as exc:
+                    code = getattr(exc, "error_code", None)
+                    if code != "EntityAlreadyExists" and exc.status_code != 409:
+                        raise
             # Some rows exist already (a retried batch): create one by one, so each
             # record is stored once and reported new exactly once.
             created: list[PublicRecord] = []

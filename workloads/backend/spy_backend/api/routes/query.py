@@ -54,7 +54,7 @@ class Window:
     cursor: Cursor | None
 
 
-def window(
+async def window(
     clock: ClockDep,
     symbol: Annotated[str, Query(pattern=r"^[A-Z][A-Z0-9.]{0,9}$")] = "SPY",
     start: Annotated[
