@@ -246,22 +246,34 @@ class _Conn:
                 "ARCA",
             )
         else:
-            cid = chain.con_id(expiry, strike, right)
-            if cid is None:
+            # Unset fields are wildcards, as at the real gateway: an option with only
+            # symbol + expiry returns every strike and right of that expiry.
+            matches = [
+                (e, k, r, cid)
+                for e in chain.expiries
+                for k in chain.strikes
+                for r in ("C", "P")
+                if (not expiry or e == expiry)
+                and (not strike or k == strike)
+                and (not right or r == right)
+                and (cid := chain.con_id(e, k, r)) is not None
+            ]
+            if not matches:
                 self.error(req_id, 200, "No security definition has been found for the request")
                 return
-            self._send_details(
-                req_id,
-                chain.symbol,
-                "OPT",
-                expiry,
-                strike,
-                right,
-                cid,
-                "SPDR S&P 500 ETF TRUST",
-                "",
-                multiplier="100",
-            )
+            for e, k, r, cid in matches:
+                self._send_details(
+                    req_id,
+                    chain.symbol,
+                    "OPT",
+                    e,
+                    k,
+                    r,
+                    cid,
+                    "SPDR S&P 500 ETF TRUST",
+                    "",
+                    multiplier="100",
+                )
         self.send(52, 1, req_id)
 
     def _send_details(

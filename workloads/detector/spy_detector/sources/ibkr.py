@@ -7,8 +7,10 @@ error 326). The flow on each (re)connect:
 1. ``reqMarketDataType`` (live, frozen, delayed or delayed-frozen);
 2. qualify the underlying and stream its quote (one line) for the spot;
 3. ``reqSecDefOptParams`` -> expiries in the DTE window -> this shard's expiries
-   (``sharding.select_expiries``) x strikes within ``strike_range`` of spot x C/P;
-4. ``qualifyContracts`` (unknown combinations are dropped);
+   (``sharding.select_expiries``);
+4. one ``reqContractDetails`` per expiry (strike and right open) returns its listed,
+   fully qualified contracts; keep strikes within ``strike_range`` of spot (the
+   underlying itself goes through ``qualifyContracts``);
 5. stream ``reqMktData``. When the window fits in the market-data lines the
    subscriptions stay up and a snapshot is taken every ``snapshot_interval``; when it
    does not, the window is walked in batches of ``lines`` contracts (subscribe, wait
@@ -403,17 +405,28 @@ class IBKRSource:
         )
         window = expiries_in_window(chain.expirations, self._clock().date(), s.dte_min, s.dte_max)
         mine = select_expiries(window, self.shard)
-        strikes = strikes_in_window(chain.strikes, spot, s.strike_range)
-        candidates = [
-            Option(
-                s.symbol, e, k, r, s.exchange, currency=s.currency, tradingClass=chain.tradingClass
+        strikes = set(strikes_in_window(chain.strikes, spot, s.strike_range))
+        # One contract-details request per expiry (strike and right left open) returns
+        # every listed contract of it, fully qualified: a handful of messages instead
+        # of one qualifyContracts request per strike and right, which at 40 msg/s
+        # would take minutes for a 60-day SPY window. Strikes that secdef lists but the
+        # expiry does not have simply do not come back.
+        contracts: list[Contract] = []
+        for expiry in mine:
+            pattern = Option(
+                s.symbol,
+                expiry,
+                exchange=s.exchange,
+                currency=s.currency,
+                tradingClass=chain.tradingClass,
             )
-            for e in mine
-            for k in strikes
-            for r in ("C", "P")
-        ]
-        qualified = await ib.qualifyContractsAsync(*candidates) if candidates else []
-        self._contracts = [c for c in qualified if isinstance(c, Contract) and c.conId]
+            details = await ib.reqContractDetailsAsync(pattern)
+            listed = [d.contract for d in details if d.contract is not None]
+            for c in sorted(listed, key=lambda c: (c.strike, c.right)):
+                if c.strike in strikes and c.right in ("C", "P") and c.conId:
+                    c.exchange = s.exchange  # details may name a venue; route SMART
+                    contracts.append(c)
+        self._contracts = contracts
         self._quotes.clear()
         log.info(
             "chain window",
