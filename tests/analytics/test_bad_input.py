@@ -73,7 +73,7 @@ def test_bad_spot_skips_the_whole_snapshot_without_raising():
         result = analyze(snap)
         assert result.anomalies == ()
         assert result.data_quality.counts == {"bad_spot": len(snap)}
-        assert result.to_wire()["gex"][0]["net_gex"] == 0.0
+        assert result.to_wire() == {"anomalies": [], "market": [], "gex": [], "flow": []}
 
 
 def test_empty_snapshot():

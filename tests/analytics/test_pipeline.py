@@ -35,7 +35,7 @@ def test_wire_shapes_match_docs_wire_format():
     }
     assert a["ts"] == "2026-11-25T15:00:00Z"
     assert a["contract"] == {"expiry": EXPIRIES[0], "strike": 100.0, "right": "C"}
-    key = f"vol_oi|SPY|{EXPIRIES[0]}|100.0|C|2026-11-25T15:00:00Z"
+    key = f"vol_oi|SPY|{EXPIRIES[0]}|100.00|C|2026-11-25T15:00:00.000000Z"
     assert a["id"] == hashlib.sha1(key.encode()).hexdigest()
     (m,) = wire["market"]
     assert set(m) == {"ts", "symbol", "spot", "bad_quotes", "expiries"}
@@ -89,22 +89,43 @@ def test_gex_signs_and_flip():
     assert flip is not None and 97.0 < flip < 103.0
 
 
-def test_premium_flow_sign_from_trade_side():
+def test_premium_flow_gross_and_signed():
     prev = clean_chain()
     snap = clean_chain(later(TS, 1))
     c = row(snap, EXPIRIES[0], 101.0, "C")
     p = row(snap, EXPIRIES[0], 99.0, "P")
     snap.volume[c] += 100.0
-    snap.last[c] = snap.ask[c]  # bought at the ask
+    snap.last[c] = snap.ask[c]  # calls bought at the ask: bullish
     snap.volume[p] += 10.0
-    snap.last[p] = snap.bid[p]  # sold at the bid
+    snap.last[p] = snap.bid[p]  # puts sold at the bid: bullish too
     flow = analyze(snap, previous=prev).flow
-    assert flow.call_premium == pytest.approx(100 * snap.ask[c] * 100)
-    assert flow.put_premium == pytest.approx(-10 * snap.bid[p] * 100)
-    assert flow.net_premium == pytest.approx(flow.call_premium - flow.put_premium)
+    assert flow.call_premium == pytest.approx(100 * snap.ask[c] * 100)  # gross, >= 0
+    assert flow.put_premium == pytest.approx(10 * snap.bid[p] * 100)
+    assert flow.call_signed == pytest.approx(flow.call_premium)
+    assert flow.put_signed == pytest.approx(-flow.put_premium)
+    assert flow.net_premium == pytest.approx(flow.call_premium + flow.put_premium)
     assert flow.put_call_volume_ratio == pytest.approx(
         snap.volume[~snap.is_call].sum() / snap.volume[snap.is_call].sum()
     )
+    # the opposite trades flip the sign of the net flow, not of the gross premiums
+    snap.last[c] = snap.bid[c]
+    snap.last[p] = snap.ask[p]
+    flow = analyze(snap, previous=prev).flow
+    assert flow.call_premium > 0 and flow.put_premium > 0
+    assert flow.net_premium == pytest.approx(-(flow.call_premium + flow.put_premium))
+
+
+def test_market_record_respects_backend_limits():
+    from spy_analytics.synthetic import SyntheticMarket
+
+    snap = SyntheticMarket(4).next_snapshot().snapshot
+    (market,) = analyze(snap).to_wire()["market"]
+    assert len(market["expiries"]) == 32
+    dates = [e["expiry"] for e in market["expiries"]]
+    assert dates == sorted(dates) and dates[-1] > "2027-09-01"  # spans the term structure
+    for e in market["expiries"]:
+        assert len(e["points"]["k"]) == len(e["points"]["iv"]) <= 256
+        assert all(0 <= v <= 10 for v in e["points"]["iv"] + e["fit"]["iv"])
 
 
 def test_baseline_carries_over_and_counts_samples():

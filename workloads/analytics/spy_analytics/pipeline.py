@@ -11,6 +11,7 @@ GEX and flow (`structure`) -> baselines updated for the next call.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -38,6 +39,10 @@ from .types import (
 
 FloatArray = NDArray[np.float64]
 _FIT_POINTS = 25
+#: Backend limits of a market-state record (spy_backend.models.series): at most 32
+#: expiries per record and 256 smile points per curve.
+MAX_EXPIRIES = 32
+MAX_POINTS = 256
 
 
 @dataclass(frozen=True, eq=False)
@@ -58,6 +63,9 @@ class AnalysisResult:
     def to_wire(self) -> dict[str, list[dict[str, Any]]]:
         """``{"anomalies": [...], "market": [...], "gex": [...], "flow": [...]}`` as in
         docs/wire-format.md (plain JSON types)."""
+        if not (math.isfinite(self.spot) and self.spot > 0.0):
+            # nothing was analysed (bad spot): no market/GEX/flow record to publish
+            return {"anomalies": [], "market": [], "gex": [], "flow": []}
         return {
             "anomalies": [a.to_wire() for a in self.anomalies],
             "market": [self.market.to_wire()],
@@ -121,7 +129,7 @@ def _analyze(
 
     anomalies = _to_anomalies(f, findings)
     strikes, gex, net, flip = gamma_exposure(f, config.structure)
-    call_prem, put_prem, pcr = premium_flow(f, increment, config.structure)
+    call_prem, put_prem, call_signed, put_signed, pcr = premium_flow(f, increment, config.structure)
     new_state = _update_state(
         f, keys, state, increment, inc_mean, inc_var, inc_n, spread_mean, spread_n, config
     )
@@ -153,8 +161,10 @@ def _analyze(
             symbol=snapshot.symbol,
             call_premium=call_prem,
             put_premium=put_prem,
-            net_premium=call_prem - put_prem,
+            net_premium=call_signed - put_signed,
             put_call_volume_ratio=pcr,
+            call_signed=call_signed,
+            put_signed=put_signed,
         ),
         data_quality=quality,
         baseline=new_state,
@@ -298,6 +308,12 @@ def _smiles(f: Frame) -> tuple[SmileCurve, ...]:
     fitted = np.flatnonzero(f.smile.ok & (f.group_t > 0.0))
     if fitted.size == 0:
         return ()
+    if fitted.size > MAX_EXPIRIES:
+        # the nearest half, then evenly spaced over the rest of the term structure
+        near = MAX_EXPIRIES // 2
+        rest = fitted[near:]
+        pick = np.unique(np.round(np.linspace(0, rest.size - 1, MAX_EXPIRIES - near)))
+        fitted = np.concatenate([fitted[:near], rest[pick.astype(np.intp)]])
     # every group's fit grid and ATM point evaluated in one vectorised call
     frac = np.linspace(0.0, 1.0, _FIT_POINTS)
     zs = f.smile.z_lo[fitted, None] + (f.smile.z_hi - f.smile.z_lo)[fitted, None] * frac
@@ -313,13 +329,16 @@ def _smiles(f: Frame) -> tuple[SmileCurve, ...]:
     curves = []
     for row, g in enumerate(fitted.tolist()):
         lo, hi = bounds[g], bounds[g + 1]
+        keep = np.arange(lo, hi)
+        if keep.size > MAX_POINTS:
+            keep = keep[np.unique(np.round(np.linspace(0, keep.size - 1, MAX_POINTS)).astype(int))]
         curves.append(
             SmileCurve(
                 expiry=f.group_expiry[g],
                 t=round(float(f.group_t[g]), 6),
                 atm_iv=float(fit[row, -1]),
-                points_k=tuple(k_round[lo:hi].tolist()),
-                points_iv=tuple(iv_round[lo:hi].tolist()),
+                points_k=tuple(k_round[keep].tolist()),
+                points_iv=tuple(iv_round[keep].tolist()),
                 fit_k=tuple(ks[row, :-1].tolist()),
                 fit_iv=tuple(fit[row, :-1].tolist()),
             )

@@ -12,9 +12,11 @@ held fixed), where net GEX changes sign; linear interpolation between grid point
 
 Premium flow: the volume traded since the previous snapshot, dV, at the last trade
 price p is classified by the quote rule (Lee & Ready 1991): p >= mid is buyer-initiated
-(+1, "at the ask"), p < mid seller-initiated (-1, "at the bid"); no trade price, no sign.
-Signed premium = side * dV * p * multiplier; ``net_premium = call_premium - put_premium``
-(bullish positive). ``put_call_volume_ratio`` uses session volumes.
+(+1, "at the ask"), p < mid seller-initiated (-1, "at the bid"); without a trade price
+it is not counted. Gross premium = dV * p * multiplier per right (``call_premium``,
+``put_premium``, >= 0); ``net_premium = signed calls - signed puts`` (bullish positive:
+calls bought and puts sold add, calls sold and puts bought subtract).
+``put_call_volume_ratio`` uses session volumes.
 """
 
 from __future__ import annotations
@@ -94,18 +96,25 @@ def _flip(
 
 def premium_flow(
     f: Frame, increment: FloatArray, cfg: StructureConfig
-) -> tuple[float, float, float | None]:
-    """(signed call premium, signed put premium, put/call volume ratio)."""
+) -> tuple[float, float, float, float, float | None]:
+    """(gross call premium, gross put premium, signed call premium, signed put premium,
+    put/call volume ratio)."""
     s = f.snap
-    traded = f.usable & np.isfinite(increment) & (increment > 0.0)
     price = s.last
     has_price = np.isfinite(price) & (price > 0.0)
-    side = np.where(has_price, np.where(price >= f.mid, 1.0, -1.0), 0.0)
-    prem = np.where(traded & has_price, side * increment * price, 0.0) * cfg.contract_multiplier
-    call_prem = float(prem[s.is_call].sum())
-    put_prem = float(prem[~s.is_call].sum())
-    vol = np.where(f.usable, s.volume, 0.0)
-    call_vol = float(vol[s.is_call].sum())
-    put_vol = float(vol[~s.is_call].sum())
+    traded = f.usable & np.isfinite(increment) & (increment > 0.0) & has_price
+    side = np.where(price >= f.mid, 1.0, -1.0)
+    gross = np.where(traded, increment * price, 0.0) * cfg.contract_multiplier
+    signed = side * gross
+    calls = s.is_call
+    vol = np.where(f.usable & np.isfinite(s.volume), s.volume, 0.0)
+    call_vol = float(vol[calls].sum())
+    put_vol = float(vol[~calls].sum())
     ratio = put_vol / call_vol if call_vol > 0.0 else None
-    return call_prem, put_prem, ratio
+    return (
+        float(gross[calls].sum()),
+        float(gross[~calls].sum()),
+        float(signed[calls].sum()),
+        float(signed[~calls].sum()),
+        ratio,
+    )

@@ -50,11 +50,15 @@ def format_ts(ts: datetime) -> str:
 def anomaly_id(kind: str, symbol: str, expiry: str, strike: float, right: str, ts: datetime) -> str:
     """sha1 hex of ``kind|symbol|expiry|strike|right|ts`` (docs/wire-format.md).
 
-    The strike is rendered with ``repr(float(strike))`` and the timestamp with
-    `format_ts`, so the same anomaly in the same snapshot always hashes the same
-    (idempotent ingest), whichever process computes it.
+    Exactly the backend's rendering (``spy_backend.models.anomaly_id``): strike as
+    ``%.2f``, ts as ``%Y-%m-%dT%H:%M:%S.%fZ`` in UTC, e.g.
+    ``iv_residual|SPY|2026-12-19|600.00|C|2026-11-25T15:30:00.000000Z``; so the same
+    anomaly of the same snapshot always has the same id (idempotent ingest), whichever
+    side computes it.
     """
-    key = f"{kind}|{symbol}|{expiry}|{float(strike)!r}|{right}|{format_ts(ts)}"
+    ts_utc = ts.astimezone(UTC) if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
+    key = f"{kind}|{symbol}|{expiry}|{float(strike):.2f}|{right}|"
+    key += ts_utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     return hashlib.sha1(key.encode("utf-8"), usedforsecurity=False).hexdigest()
 
 
@@ -94,12 +98,12 @@ class Anomaly:
             "symbol": self.symbol,
             "kind": self.kind.value,
             "severity": self.severity.value,
-            "score": _finite_or_none(self.score) or 0.0,
-            "reason": self.reason,
+            "score": max(-1e6, min(1e6, _finite_or_none(self.score) or 0.0)),
+            "reason": self.reason[:1000],
             "contract": self.contract.to_wire(),
-            "iv": _finite_or_none(self.iv),
-            "fitted_iv": _finite_or_none(self.fitted_iv),
-            "k": _finite_or_none(self.k),
+            "iv": _within(self.iv, 0.0, MAX_VOL),
+            "fitted_iv": _within(self.fitted_iv, 0.0, MAX_VOL),
+            "k": _within(self.k, -MAX_ABS_K, MAX_ABS_K),
         }
 
 
@@ -116,12 +120,15 @@ class SmileCurve:
     fit_iv: tuple[float, ...]
 
     def to_wire(self) -> dict[str, Any]:
+        """Backend bounds: vols in [0, 10], k in [-10, 10]; points outside are dropped."""
+        pk, piv = _curve(self.points_k, self.points_iv)
+        fk, fiv = _curve(self.fit_k, self.fit_iv)
         return {
             "expiry": self.expiry,
             "t": self.t,
-            "atm_iv": _finite_or_none(self.atm_iv),
-            "points": {"k": list(self.points_k), "iv": list(self.points_iv)},
-            "fit": {"k": list(self.fit_k), "iv": list(self.fit_iv)},
+            "atm_iv": _within(self.atm_iv, 0.0, MAX_VOL),
+            "points": {"k": pk, "iv": piv},
+            "fit": {"k": fk, "iv": fiv},
         }
 
 
@@ -171,7 +178,14 @@ class GammaExposure:
 
 @dataclass(frozen=True)
 class PremiumFlow:
-    """Signed premium flow since the previous snapshot and the put/call volume ratio."""
+    """Premium traded since the previous snapshot and the put/call volume ratio.
+
+    ``call_premium``/``put_premium`` are gross (>= 0) USD premium traded in calls/puts;
+    ``net_premium`` is the signed, bullish-positive flow: calls bought at the ask minus
+    calls sold at the bid, minus (puts bought at the ask minus puts sold at the bid).
+    ``call_signed``/``put_signed`` (bought minus sold per right) are kept for callers but
+    are not part of the wire record (the backend refuses unknown fields).
+    """
 
     ts: datetime
     symbol: str
@@ -179,6 +193,8 @@ class PremiumFlow:
     put_premium: float
     net_premium: float
     put_call_volume_ratio: float | None
+    call_signed: float = 0.0
+    put_signed: float = 0.0
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -207,3 +223,25 @@ def _finite_or_none(value: float | None) -> float | None:
         return None
     v = float(value)
     return v if math.isfinite(v) else None
+
+
+#: Bounds of the backend's wire models (docs/wire-format.md "Bounds").
+MAX_VOL = 10.0
+MAX_ABS_K = 10.0
+
+
+def _within(value: float | None, lo: float, hi: float) -> float | None:
+    v = _finite_or_none(value)
+    return v if v is not None and lo <= v <= hi else None
+
+
+def _curve(k: tuple[float, ...], iv: tuple[float, ...]) -> tuple[list[float], list[float]]:
+    keep = [
+        (a, b)
+        for a, b in zip(k, iv, strict=True)
+        if math.isfinite(a)
+        and math.isfinite(b)
+        and -MAX_ABS_K <= a <= MAX_ABS_K
+        and 0.0 <= b <= MAX_VOL
+    ]
+    return [a for a, _ in keep], [b for _, b in keep]
