@@ -19,8 +19,9 @@ ib_async's decoder for that version):
   error 101; more than ``max_msgs_per_sec`` messages in any 1 s window get error 100
   and a disconnect. Every client message's arrival time is kept so tests can check
   the peak rate;
-* controls for tests: ``drop_connections()`` (socket drop), ``broadcast_error()``
-  (1100/1102 connectivity notices), ``push_ticks()``.
+* controls for tests: ``drop_connections()`` (socket drop), ``refuse_connections``,
+  ``ignore_once`` (leave a request unanswered), ``broadcast_error()`` (1100/1101/1102
+  connectivity notices), ``push_ticks()``.
 """
 
 from __future__ import annotations
@@ -198,6 +199,9 @@ class _Conn:
     def _handle(self, f: list[str]) -> None:
         self.server.requests.append((self.client_id, f))
         msg_id = int(f[0])
+        if msg_id in self.server.ignore_once:  # a gateway that never answers
+            self.server.ignore_once.discard(msg_id)
+            return
         handler = {
             1: self._req_mkt_data,
             2: self._cancel_mkt_data,
@@ -451,6 +455,7 @@ class FakeTWS:
         self.line_violations = 0
         self.pacing_violations = 0
         self.refuse_connections = False
+        self.ignore_once: set[int] = set()  # message ids to leave unanswered once
 
     async def start(self) -> int:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)

@@ -171,6 +171,21 @@ async def test_drop_and_reconnect_with_backoff(fake_tws: FakeTWS) -> None:
     assert len(fake_tws.requests_of(59)) == 2
 
 
+async def test_unanswered_request_times_out_and_reconnects(fake_tws: FakeTWS) -> None:
+    fake_tws.ignore_once = {78}  # the first reqSecDefOptParams gets no answer
+    metrics = DetectorMetrics()
+    src = IBKRSource(_settings(fake_tws.port, request_timeout=0.5), SMALL, metrics)
+    agen = src.snapshots()
+    try:
+        snap = await _next(agen)
+    finally:
+        await agen.aclose()
+        await src.close()
+    assert len(snap) > 0
+    assert src.connects == 2 and len(fake_tws.requests_of(78)) == 2
+    assert metrics.registry.get_sample_value("spy_detector_ib_reconnects_total") == 1.0
+
+
 async def test_connectivity_notices_flip_state(fake_tws: FakeTWS) -> None:
     metrics = DetectorMetrics()
     src = IBKRSource(_settings(fake_tws.port, snapshot_interval=0.05), SMALL, metrics)

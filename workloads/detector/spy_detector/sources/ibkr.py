@@ -32,10 +32,10 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from ib_async import IB, Contract, Option, Stock, Ticker
 from ib_async.ib import StartupFetchNONE
@@ -46,6 +46,7 @@ from spy_detector.metrics import DetectorMetrics
 from spy_detector.sharding import ShardSpec, select_expiries
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 MARKET_DATA_TYPES = {"live": 1, "frozen": 2, "delayed": 3, "delayed-frozen": 4}
 # TWS codes we act on (https://ibkrcampus.com/campus/ibkr-api-page/twsapi-doc/#api-error-codes)
@@ -358,7 +359,9 @@ class IBKRSource:
         s = self.settings
         ib = self._require()
         if self._underlying is None:
-            [und] = await ib.qualifyContractsAsync(Stock(s.symbol, s.exchange, s.currency))
+            [und] = await self._request(
+                ib.qualifyContractsAsync(Stock(s.symbol, s.exchange, s.currency))
+            )
             if und is None:
                 raise ConnectionError(f"underlying {s.symbol} not found")
             assert isinstance(und, Contract)
@@ -369,6 +372,11 @@ class IBKRSource:
         if self._discovered_on != today or not self._contracts:
             await self._discover(ib, spot)
             self._discovered_on = today
+
+    async def _request(self, request: Awaitable[_T]) -> _T:
+        """Await one gateway request; a silent gateway raises TimeoutError (reconnect).
+        A socket drop fails the request at once (ib_async fails pending futures)."""
+        return await asyncio.wait_for(request, self.settings.request_timeout)
 
     async def _wait_spot(self) -> float:
         loop = asyncio.get_running_loop()
@@ -394,8 +402,10 @@ class IBKRSource:
     async def _discover(self, ib: IB, spot: float) -> None:
         s = self.settings
         assert self._underlying is not None
-        chains = await ib.reqSecDefOptParamsAsync(
-            s.symbol, "", self._underlying.secType, self._underlying.conId
+        chains = await self._request(
+            ib.reqSecDefOptParamsAsync(
+                s.symbol, "", self._underlying.secType, self._underlying.conId
+            )
         )
         if not chains:
             raise ConnectionError("no option parameters for the underlying")
@@ -420,7 +430,7 @@ class IBKRSource:
                 currency=s.currency,
                 tradingClass=chain.tradingClass,
             )
-            details = await ib.reqContractDetailsAsync(pattern)
+            details = await self._request(ib.reqContractDetailsAsync(pattern))
             listed = [d.contract for d in details if d.contract is not None]
             for c in sorted(listed, key=lambda c: (c.strike, c.right)):
                 if c.strike in strikes and c.right in ("C", "P") and c.conId:
