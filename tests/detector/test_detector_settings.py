@@ -69,6 +69,21 @@ def test_invalid_env_names_the_problem(change: dict[str, str], needle: str) -> N
         Settings.from_env({**STATEFULSET_ENV, **change})
 
 
+def test_analytics_overrides_per_source() -> None:
+    from spy_detector.analysis import load_config
+
+    live = Settings.from_env(STATEFULSET_ENV)
+    assert live.analytics_overrides() == {
+        "quality.skip_missing_volume_oi": False,
+        "vol_oi.min_volume": 1000,
+    }
+    config = load_config(live.analytics_overrides())  # every path exists in analytics
+    assert config.quality.skip_missing_volume_oi is False
+    kept = {**STATEFULSET_ENV, "SPY_THRESHOLDS": '{"quality.skip_missing_volume_oi": true}'}
+    assert Settings.from_env(kept).analytics_overrides()["quality.skip_missing_volume_oi"]
+    assert Settings.from_env({"SPY_SOURCE": "synthetic"}).analytics_overrides() == {}
+
+
 def test_synthetic_needs_no_gateway() -> None:
     s = Settings.from_env({"SPY_SOURCE": "synthetic"})
     assert s.source == "synthetic" and s.backend_url == ""

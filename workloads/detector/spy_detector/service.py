@@ -136,7 +136,7 @@ async def run_service(settings: Settings, stop: asyncio.Event | None = None) -> 
     recorder = SnapshotRecorder(settings.record_file) if settings.record_file else None
     detector = Detector(
         source,
-        ChainAnalyzer(load_config(settings.thresholds)),
+        ChainAnalyzer(load_config(settings.analytics_overrides())),
         metrics,
         publisher=publisher,
         recorder=recorder,

@@ -137,6 +137,18 @@ class Settings:
             log_level=r.text("SPY_LOG_LEVEL", "INFO").upper(),
         )
 
+    def analytics_overrides(self) -> dict[str, Any]:
+        """Analytics settings for this source, then the CR's ``SPY_THRESHOLDS`` on top.
+
+        The live gateway sends open interest (generic tick 101) separately from the
+        quote and not for every contract, so its quotes are kept for IV, smiles and
+        price rules while OI is missing instead of being skipped as bad.
+        """
+        base: dict[str, Any] = {}
+        if self.source == "ibkr":
+            base["quality.skip_missing_volume_oi"] = False
+        return {**base, **self.thresholds}
+
     def redacted(self) -> dict[str, Any]:
         """For the start-up log line: everything but the token."""
         return {
