@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 
 import numpy as np
 import pytest
 from analytics_chains import EXPIRIES, TS, clean_chain, later, row
-from spy_analytics import AnomalyKind, analyze
+from spy_analytics import analyze
 
 
 def test_wire_shapes_match_docs_wire_format():
@@ -143,13 +142,3 @@ def test_baseline_carries_over_and_counts_samples():
     partial = snap.take(np.arange(len(snap)) != 0)
     state2 = analyze(partial, None, state).baseline
     assert len(state2) == len(snap)
-
-
-def test_iv_residual_reports_k_as_log_moneyness_vs_forward():
-    snap = clean_chain()
-    result = analyze(snap)
-    curve = result.market.expiries[0]
-    t = curve.t
-    assert min(curve.points_k) < 0 < max(curve.points_k)
-    assert math.isfinite(t) and t > 0
-    assert AnomalyKind("iv_residual") is AnomalyKind.IV_RESIDUAL
