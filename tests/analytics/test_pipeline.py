@@ -142,3 +142,16 @@ def test_baseline_carries_over_and_counts_samples():
     partial = snap.take(np.arange(len(snap)) != 0)
     state2 = analyze(partial, None, state).baseline
     assert len(state2) == len(snap)
+
+
+def test_expired_contracts_leave_the_baseline():
+    from datetime import timedelta
+
+    state = analyze(clean_chain()).baseline
+    assert len(state) == 84
+    # a month later the first expiry is gone from the chain and from the state
+    later_ts = TS + timedelta(days=31)
+    snap = clean_chain(later_ts)
+    live = snap.take(snap.expiry > np.datetime64(later_ts.date().isoformat()))
+    state2 = analyze(live, None, state).baseline
+    assert len(state2) == 42

@@ -291,6 +291,11 @@ def _update_state(
         sn1 = np.concatenate([sn1, state.spread_n[keep]])
     else:
         last = f.snap.volume[rows]
+    # contracts that expired before today leave the state (it does not grow for ever)
+    today = int(np.datetime64(f.snap.ts.date().isoformat(), "D").astype(np.int64))
+    alive = new_keys // 10**10 >= today
+    new_keys, n1, sn1 = new_keys[alive], n1[alive], sn1[alive]
+    last, m1, v1, sm1 = last[alive], m1[alive], v1[alive], sm1[alive]
     order = np.argsort(new_keys, kind="stable")
     return BaselineState(
         keys=new_keys[order],
