@@ -54,7 +54,10 @@ async def _next(agen: AsyncIterator[ChainSnapshot], within: float = 20.0) -> Cha
 
 
 async def test_snapshot_from_streamed_ticks(fake_tws: FakeTWS) -> None:
-    """Handshake, option params, qualify, subscribe, ticks -> a snapshot of shard 0/2."""
+    """Handshake, option params, qualify, subscribe, ticks -> a snapshot of shard 0/2.
+
+    The peer is fake_tws.FakeTWS, a protocol-level stand-in for IB Gateway (real TWS
+    API wire protocol over 127.0.0.1), driven by the real ib_async client."""
     fake_tws.chain.missing = frozenset({(2, 605.0)})  # listed strike, no such contract
     metrics = DetectorMetrics()
     src = IBKRSource(_settings(fake_tws.port, market_data_type="delayed"), ShardSpec(0, 2), metrics)
@@ -93,7 +96,8 @@ async def test_snapshot_from_streamed_ticks(fake_tws: FakeTWS) -> None:
 
 
 async def test_rotation_stays_within_lines_and_pacing(fake_tws: FakeTWS) -> None:
-    """A window larger than the lines is walked in batches; <= 50 msg/s at the peer."""
+    """A window larger than the lines is walked in batches; <= 50 msg/s at the peer
+    (the protocol-level IB Gateway stand-in counts every client message)."""
     fake_tws.max_lines = 10
     fake_tws.chain = FakeChain(
         expiry_days=(2, 9, 16, 23),
@@ -127,6 +131,8 @@ async def test_rotation_stays_within_lines_and_pacing(fake_tws: FakeTWS) -> None
 
 
 async def test_duplicate_client_id_is_refused(fake_tws: FakeTWS) -> None:
+    """The IB Gateway stand-in answers a second connection with the same client id with
+    error 326 and a close, as the real gateway does; the source fails fast."""
     metrics = DetectorMetrics()
     first = IBKRSource(_settings(fake_tws.port), SMALL, metrics)
     second = IBKRSource(_settings(fake_tws.port), SMALL, DetectorMetrics())
@@ -146,6 +152,8 @@ async def test_duplicate_client_id_is_refused(fake_tws: FakeTWS) -> None:
 
 
 async def test_drop_and_reconnect_with_backoff(fake_tws: FakeTWS) -> None:
+    """The IB Gateway stand-in drops the socket and refuses the first retry; the source
+    backs off, reconnects and resumes the stream."""
     metrics = DetectorMetrics()
     src = IBKRSource(_settings(fake_tws.port), SMALL, metrics)
     agen = src.snapshots()
