@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 from detector_sink import IngestSink
 from detector_support import eventually
+from fake_tws import FakeTWS
 from spy_analytics import write_snapshot
 from spy_analytics.synthetic import SyntheticMarket
 from spy_detector.analysis import ChainAnalyzer
@@ -105,30 +106,24 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def test_run_service_synthetic_to_backend(ingest_sink: IngestSink, tmp_path: Path) -> None:
-    """The real process: env -> synthetic feed -> analytics -> ingest, probes, SIGTERM."""
+async def _run_detector(
+    extra_env: dict[str, str], sink: IngestSink, tmp_path: Path
+) -> tuple[str, str]:
+    """Start ``python -m spy_detector run`` with ``extra_env``, wait until /readyz is 200
+    and two snapshots reached the sink, SIGTERM it; returns (/metrics text, log)."""
     port = _free_port()
     env = {
         **os.environ,
-        "SPY_SOURCE": "synthetic",
-        "SPY_SYNTHETIC_INTERVAL": "0.5",
-        "HOSTNAME": "spy-detector-1",
-        "SPY_SHARD_COUNT": "3",
-        "SPY_BACKEND_URL": ingest_sink.url,
-        "SPY_BACKEND_TOKEN": ingest_sink.token,
+        **extra_env,
+        "SPY_BACKEND_URL": sink.url,
+        "SPY_BACKEND_TOKEN": sink.token,
         "SPY_HTTP_HOST": "127.0.0.1",
         "SPY_HTTP_PORT": str(port),
     }
     log_path = tmp_path / "detector.log"  # a file, not a pipe: nothing can block the child
     log_file = log_path.open("w")
     proc = await asyncio.create_subprocess_exec(
-        PY,
-        "-m",
-        "spy_detector",
-        "run",
-        env=env,
-        stdout=log_file,
-        stderr=log_file,
+        PY, "-m", "spy_detector", "run", env=env, stdout=log_file, stderr=log_file
     )
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=2) as http:
@@ -140,33 +135,76 @@ async def test_run_service_synthetic_to_backend(ingest_sink: IngestSink, tmp_pat
                     return 0
 
             codes: list[int] = []
-
-            async def probe() -> None:
-                codes.append(await status("/readyz"))
-
             loop = asyncio.get_running_loop()
             deadline = loop.time() + 60
             while not codes or codes[-1] != 200:
                 assert loop.time() < deadline, f"never ready: {codes[-5:]}"
                 assert proc.returncode is None, "process exited early"
-                await probe()
+                codes.append(await status("/readyz"))
                 await asyncio.sleep(0.05)
-            await eventually(lambda: ingest_sink.count("market") >= 2, within=30, what="ingest")
+            await eventually(lambda: sink.count("market") >= 2, within=30, what="ingest")
             assert await status("/healthz") == 200
             metrics = (await http.get("/metrics")).text
-        assert 'spy_detector_snapshots_total{source="synthetic"}' in metrics
-        assert "spy_detector_anomalies_total{" in metrics
-        assert ingest_sink.count("anomalies") > 0
-        assert ingest_sink.count("gex") >= 2 and ingest_sink.count("flow") >= 2
         proc.send_signal(signal.SIGTERM)
         rc = await asyncio.wait_for(proc.wait(), 30)
-        assert rc == 0
+        assert rc == 0, "SIGTERM is a clean exit"
     finally:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
         log_file.close()
-    stderr = log_path.read_text()
-    started = [json.loads(x) for x in stderr.splitlines() if '"detector started"' in x]
-    assert started and started[0]["shard"] == "1/3"
-    assert ingest_sink.token not in stderr, "the token never reaches the logs"
+    log = log_path.read_text()
+    assert sink.token not in log, "the token never reaches the logs"
+    return metrics, log
+
+
+def _started(log: str) -> dict[str, object]:
+    lines = [json.loads(x) for x in log.splitlines() if '"detector started"' in x]
+    assert lines, log[-2000:]
+    return lines[0]
+
+
+async def test_run_service_synthetic_to_backend(ingest_sink: IngestSink, tmp_path: Path) -> None:
+    """The real process: env -> synthetic feed -> analytics -> ingest, probes, SIGTERM."""
+    env = {
+        "SPY_SOURCE": "synthetic",
+        "SPY_SYNTHETIC_INTERVAL": "0.5",
+        "HOSTNAME": "spy-detector-1",
+        "SPY_SHARD_COUNT": "3",
+    }
+    metrics, log = await _run_detector(env, ingest_sink, tmp_path)
+    assert 'spy_detector_snapshots_total{source="synthetic"}' in metrics
+    assert "spy_detector_anomalies_total{" in metrics
+    assert ingest_sink.count("anomalies") > 0
+    assert ingest_sink.count("gex") >= 2 and ingest_sink.count("flow") >= 2
+    assert _started(log)["shard"] == "1/3"
+
+
+async def test_run_service_against_gateway_stand_in(
+    fake_tws: FakeTWS, ingest_sink: IngestSink, tmp_path: Path
+) -> None:
+    """The StatefulSet's env for pod ordinal 1 of 3 against the protocol-level IB Gateway
+    stand-in: client id = base + ordinal, delayed data, this shard's expiries only."""
+    env = {
+        "SPY_SOURCE": "ibkr",
+        "HOSTNAME": "spy-detector-1",
+        "SPY_SHARD_COUNT": "3",
+        "SPY_IB_HOST": "127.0.0.1",
+        "SPY_IB_PORT": str(fake_tws.port),
+        "SPY_IB_CLIENT_ID_BASE": "100",
+        "SPY_IB_MARKET_DATA_TYPE": "delayed",
+        "SPY_STRIKE_RANGE": "0.02",
+        "SPY_SNAPSHOT_INTERVAL": "0.3",
+    }
+    metrics, log = await _run_detector(env, ingest_sink, tmp_path)
+    assert fake_tws.started == [101]
+    assert [f[2] for f in fake_tws.requests_of(59)] == ["3"]
+    assert 'spy_detector_snapshots_total{source="ibkr"}' in metrics
+    assert 'spy_detector_ib_connection_state{spy_detector_ib_connection_state="connected"} 1.0' in (
+        metrics
+    )
+    # shard 1 of 3 owns expiry indices 1 and 4: option market data requested only for them
+    mine = {fake_tws.chain.expiries[1], fake_tws.chain.expiries[4]}
+    option_reqs = [f for f in fake_tws.requests_of(1) if f[5] == "OPT"]
+    assert option_reqs and {f[6] for f in option_reqs} == mine
+    assert _started(log)["ib"] == f"127.0.0.1:{fake_tws.port} client 101"
