@@ -113,6 +113,7 @@ def test_metrics_and_probes(backend: Backend) -> None:
     text = backend.client.get("/metrics").text
     assert 'spy_backend_ingested_records_total{resource="anomaly",result="stored"} 1.0' in text
     assert "spy_backend_http_request_seconds_bucket" in text
+    assert 'route="/api/v1/ingest",status="200"' in text
 
 
 def test_committed_openapi_matches_the_app() -> None:

@@ -17,7 +17,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
+from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from spy_backend import __version__
@@ -74,6 +76,17 @@ class _BodyTooLargeError(Exception):
     pass
 
 
+def _route_label(scope: Scope) -> str:
+    """A bounded label: the API path of a matched route (none has path parameters),
+    `static` for the dashboard files, `other` for everything unmatched."""
+    route = scope.get("route")
+    if isinstance(route, APIRoute) and not scope.get("path_params"):
+        return str(scope["path"])
+    if isinstance(route, Mount):
+        return "static"
+    return "other"
+
+
 class RequestMetrics:
     """Count requests and observe latency per route template (pure ASGI: cheap)."""
 
@@ -97,7 +110,7 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            route = getattr(scope.get("route"), "path_format", "other")
+            route = _route_label(scope)
             self.metrics.requests.labels(route, scope["method"], str(status)).inc()
             self.metrics.latency.labels(route).observe(time.perf_counter() - started)
 

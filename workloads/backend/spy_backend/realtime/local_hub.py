@@ -82,6 +82,11 @@ class LocalHub:
         )
         self._fan_out(group, text)
 
+    async def publish_many(self, group: str, messages: list[dict[str, Any]]) -> int:
+        for message in messages:
+            await self.publish(group, message)
+        return 0  # in-process delivery can not fail; slow clients are dropped instead
+
     def _fan_out(self, group: str, text: str) -> None:
         for conn in list(self._groups.get(group, ())):
             if not conn.offer(text):

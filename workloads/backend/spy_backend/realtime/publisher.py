@@ -15,6 +15,10 @@ class Publisher(Protocol):
         """Send a JSON message to every connection in the group."""
         ...
 
+    async def publish_many(self, group: str, messages: list[dict[str, Any]]) -> int:
+        """Send several messages; returns how many failed (a failure never raises)."""
+        ...
+
     async def client_url(self, *, http_endpoint: str, groups: tuple[str, ...]) -> str:
         """A `ws(s)://...?access_token=...` URL letting a client join the groups.
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import logging
+from collections import defaultdict
+from typing import Any
 
-from azure.core.exceptions import AzureError
 from fastapi import APIRouter, HTTPException, status
 
 from spy_backend.api.deps import IngestAuth, MetricsDep, PublisherDep, StoreDep
@@ -13,7 +13,6 @@ from spy_backend.models import IngestBatch, IngestResult, KindCount, Problem, Pu
 from spy_backend.realtime import Publisher
 from spy_backend.storage import StorageUnavailableError
 
-log = logging.getLogger(__name__)
 router = APIRouter(tags=["ingest"])
 
 
@@ -21,15 +20,15 @@ async def broadcast(
     publisher: Publisher, metrics: BackendMetrics, resource: Resource, records: list[PublicRecord]
 ) -> None:
     """Push new records to their symbol's group; a failed push never fails the ingest."""
+    by_group: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for record in records:
-        message = {"type": resource.value, "data": record.model_dump(mode="json")}
-        try:
-            await publisher.publish(record.symbol, message)
-            metrics.published.labels("ok").inc()
-        except (AzureError, OSError, TimeoutError) as exc:
-            # The record is stored; clients catch up from the query API on reconnect.
-            metrics.published.labels("error").inc()
-            log.warning("realtime publish failed", extra={"error": type(exc).__name__})
+        by_group[record.symbol].append(
+            {"type": resource.value, "data": record.model_dump(mode="json")}
+        )
+    for group, messages in by_group.items():
+        failed = await publisher.publish_many(group, messages)
+        metrics.published.labels("ok").inc(len(messages) - failed)
+        metrics.published.labels("error").inc(failed)
 
 
 @router.post(
