@@ -21,6 +21,7 @@ Method (after Jäckel, *Let's Be Rational*, Wilmott 2015, in numpy form):
    ``db/ds = e^{-(h^2+t^2)/2} / sqrt(2 pi)`` and ``d ln(db/ds)/ds = x^2/s^3 - s/4``.
 4. The few elements whose last step was not negligible continue on a compacted subset
    with a bracketing safeguard (at most 50 steps); those still open are NO_CONVERGENCE.
+5. Inputs are processed in blocks of 8,192 so temporaries stay cache-resident.
 
 American options (SPY): this inverts the *European* formula. The pipeline builds the
 smile from out-of-the-money quotes only (early-exercise premium there is negligible)
