@@ -42,10 +42,7 @@ class HealthServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._host, self._port)
         await site.start()
-        server = site._server  # aiohttp exposes no public accessor for the bound port
-        assert server is not None
-        sockets = getattr(server, "sockets", None) or []
-        self.port = int(sockets[0].getsockname()[1]) if sockets else self._port
+        self.port = int(self._runner.addresses[0][1])  # the real port when 0 was asked
         return self.port
 
     async def stop(self) -> None:
