@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -129,3 +130,20 @@ def test_partial_duplicates_store_only_the_new_records(backend: Backend) -> None
     assert backend.ingest({"anomalies": rows[:4]}).json()["stored"] == 4
     result = backend.ingest({"anomalies": rows}).json()
     assert (result["stored"], result["duplicate"]) == (6, 4)
+
+
+async def test_concurrent_identical_batches_store_and_broadcast_once(backend: Backend) -> None:
+    hub = await HubClient.connect(backend.url)
+    try:
+        batch = {"anomalies": anomalies(150, start=T0 + timedelta(hours=2))}
+        with ThreadPoolExecutor(4) as pool:
+            results = list(pool.map(lambda _: backend.ingest(batch).json(), range(4)))
+        assert sum(r["stored"] for r in results) == 150
+        assert sum(r["duplicate"] for r in results) == 450
+        sentinel = anomaly(T0 + timedelta(hours=3), strike=777.0)
+        backend.ingest({"anomalies": [sentinel]})
+        got = await hub.messages(151)
+        assert got[-1]["data"]["contract"]["strike"] == 777.0
+        assert len({m["data"]["id"] for m in got}) == 151
+    finally:
+        await hub.close()

@@ -20,6 +20,7 @@ from spy_backend.storage.keys import (
     row_range,
     trading_day,
 )
+from spy_backend.storage.tables import _chunks
 
 timestamps = st.datetimes(
     min_value=datetime(2000, 1, 1), max_value=datetime(2099, 12, 31), timezones=st.just(UTC)
@@ -84,3 +85,11 @@ def test_entities_round_trip_small_and_compressed() -> None:
     entity = to_entity(record)
     assert "body" not in entity and entity["bodyzn"] >= 1
     assert from_entity(Resource.MARKET, entity) == record
+
+
+def test_transactions_hold_at_most_100_entities_and_3_mb() -> None:
+    small = [{"PartitionKey": "p", "RowKey": str(i), "body": "x"} for i in range(250)]
+    assert [len(c) for c in _chunks(small)] == [100, 100, 50]
+    big = [{"PartitionKey": "p", "RowKey": str(i), "body": "x" * 1_000_000} for i in range(7)]
+    sizes = [len(c) for c in _chunks(big)]
+    assert sum(sizes) == 7 and max(sizes) <= 2
