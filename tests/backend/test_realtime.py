@@ -3,6 +3,7 @@ PubSub path through the real SDK against a protocol-level stand-in of the servic
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -187,3 +188,23 @@ def test_publish_failure_does_not_fail_ingest(
     assert "bad token" in standin.wait_for_rejection()
     metrics = backend.client.get("/metrics").text
     assert 'spy_backend_realtime_published_total{result="error"}' in metrics
+
+
+async def test_binary_frames_and_abrupt_disconnects_are_harmless(backend: Backend) -> None:
+    first = await HubClient.connect(backend.url)
+    await first.ws.send(json.dumps({"type": "joinGroup", "group": "SPY", "ackId": 5}).encode())
+    assert (await first.recv())["ackId"] == 5
+    first.ws.transport.abort()  # no close handshake
+    second = await HubClient.connect(backend.url)
+    try:
+        backend.ingest({"anomalies": anomalies(20)})
+        assert len(await second.messages(20)) == 20
+        # The aborted connection is forgotten once the server notices it.
+        for _ in range(200):
+            if "spy_backend_hub_connections 1.0" in backend.client.get("/metrics").text:
+                break
+            await asyncio.sleep(0.02)
+        else:
+            pytest.fail("the aborted connection was never forgotten")
+    finally:
+        await second.close()

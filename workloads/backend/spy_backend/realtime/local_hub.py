@@ -161,10 +161,11 @@ class LocalHub:
         )
         sender = asyncio.create_task(self._pump_out(conn))
         try:
-            while True:
-                self._handle(conn, await ws.receive_text())
-        except WebSocketDisconnect:
-            pass  # the client left; nothing to answer
+            while (message := await ws.receive())["type"] != "websocket.disconnect":
+                text = message.get("text")
+                if text is None:  # a binary frame: JSON in UTF-8, or ignored
+                    text = (message.get("bytes") or b"").decode("utf-8", "replace")
+                self._handle(conn, text)
         finally:
             self._forget(conn)
             sender.cancel()
@@ -172,9 +173,14 @@ class LocalHub:
                 await sender
 
     async def _pump_out(self, conn: _Connection) -> None:
-        while (text := await conn.outbox.get()) is not None:
-            await conn.ws.send_text(text)
-        await conn.ws.close(code=1013, reason="disconnected by the hub")
+        try:
+            while (text := await conn.outbox.get()) is not None:
+                await conn.ws.send_text(text)
+            await conn.ws.close(code=1013, reason="disconnected by the hub")
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            # The client went away mid-send; the receive loop sees the disconnect and
+            # forgets the connection.
+            log.debug("hub send to a closed connection", extra={"conn": conn.id})
 
     def _handle(self, conn: _Connection, text: str) -> None:
         try:
