@@ -155,3 +155,48 @@ def test_expired_contracts_leave_the_baseline():
     live = snap.take(snap.expiry > np.datetime64(later_ts.date().isoformat()))
     state2 = analyze(live, None, state).baseline
     assert len(state2) == 42
+
+
+def test_parity_implied_forward_absorbs_a_misstated_dividend_yield():
+    from spy_analytics import AnalyzerConfig, ChainSnapshot
+    from spy_analytics.frame import build_frame
+
+    good = clean_chain()
+    # the feed claims no dividend while the quotes carry the true 1% yield
+    wrong = ChainSnapshot.from_arrays(
+        **{
+            name: getattr(good, name)
+            for name in (
+                "ts",
+                "symbol",
+                "spot",
+                "rate",
+                "expiry",
+                "strike",
+                "is_call",
+                "bid",
+                "ask",
+                "last",
+                "volume",
+                "open_interest",
+                "quote_ts",
+            )
+        },
+        div_yield=0.0,
+    )
+    t = good.time_to_expiry()
+    true_fwd = good.spot * np.exp((good.rate - good.div_yield) * t)
+    implied = build_frame(wrong, AnalyzerConfig())
+    # within quote rounding ($0.005 per leg) of the true forward ...
+    np.testing.assert_allclose(implied.fwd, true_fwd, rtol=5e-5)
+    naive = build_frame(
+        wrong, AnalyzerConfig().with_overrides({"forward.implied_from_parity": False})
+    )
+    np.testing.assert_allclose(naive.fwd, good.spot * np.exp(good.rate * t))
+    # ... where the feed's carry is off by q T (0.08% and 0.16%: > 15x more)
+    assert np.min(np.abs(naive.fwd / true_fwd - 1.0)) > 7.5e-4
+    # with the implied forward the smile is the generating one; without, ATM is off
+    fitted = analyze(wrong).market.expiries
+    for curve in fitted:
+        k = np.array(curve.fit_k)
+        assert np.max(np.abs(np.array(curve.fit_iv) - (0.22 - 0.3 * k + 1.5 * k * k))) < 0.005

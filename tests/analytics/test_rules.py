@@ -60,7 +60,8 @@ def test_iv_residual_fires_on_a_repriced_quote():
     assert a.iv == pytest.approx(vol, abs=0.01)
     assert a.iv - a.fitted_iv == pytest.approx(0.08, abs=0.01)
     assert "sigma above the fitted smile" in a.reason
-    assert a.k == pytest.approx(math.log(k / (SPOT * math.exp((RATE - DIV) * t))), abs=1e-9)
+    # k = ln(K/F) against the parity-implied forward (within quote rounding of the model's)
+    assert a.k == pytest.approx(math.log(k / (SPOT * math.exp((RATE - DIV) * t))), abs=1e-4)
 
 
 @pytest.mark.parametrize(

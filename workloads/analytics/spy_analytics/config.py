@@ -35,6 +35,17 @@ class QualityConfig:
 
 
 @dataclass(frozen=True)
+class ForwardConfig:
+    """Where the forward of each expiry comes from."""
+
+    #: Median put-call-parity forward of the 5 pairs nearest the money, instead of
+    #: S e^{(r-q)T} from the snapshot's rate and dividend yield.
+    implied_from_parity: bool = True
+    #: Fall back to S e^{(r-q)T} when the implied forward is further than this from it.
+    max_deviation: float = 0.02
+
+
+@dataclass(frozen=True)
 class IVResidualConfig:
     """IV residual vs the fitted smile, in units of the quote's own IV uncertainty.
 
@@ -134,6 +145,7 @@ class AnalyzerConfig:
     """Everything `analyze` can be told. ``AnalyzerConfig()`` is the documented default."""
 
     quality: QualityConfig = field(default_factory=QualityConfig)
+    forward: ForwardConfig = field(default_factory=ForwardConfig)
     iv_residual: IVResidualConfig = field(default_factory=IVResidualConfig)
     vol_oi: VolOIConfig = field(default_factory=VolOIConfig)
     volume_z: VolumeZConfig = field(default_factory=VolumeZConfig)

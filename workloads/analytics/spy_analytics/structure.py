@@ -79,8 +79,9 @@ def _flip(
     sd = vol * np.sqrt(t)
     log_ks = np.log(s.strike[rows])[:, None]
     with np.errstate(all="ignore"):
-        d1 = (np.log(levels)[None, :] - log_ks + (s.rate - s.div_yield) * t) / sd + 0.5 * sd
-        gam = np.exp(-s.div_yield * t - 0.5 * d1 * d1) * _INV_SQRT2PI / (levels[None, :] * sd)
+        q = f.carry[rows][:, None]
+        d1 = (np.log(levels)[None, :] - log_ks + (s.rate - q) * t) / sd + 0.5 * sd
+        gam = np.exp(-q * t - 0.5 * d1 * d1) * _INV_SQRT2PI / (levels[None, :] * sd)
     net = (np.nan_to_num(gam) * weight[:, None]).sum(axis=0) * levels * levels * 0.01
     sign = np.sign(net)
     cross = np.flatnonzero(sign[:-1] * sign[1:] < 0)
