@@ -200,3 +200,23 @@ def test_parity_implied_forward_absorbs_a_misstated_dividend_yield():
     for curve in fitted:
         k = np.array(curve.fit_k)
         assert np.max(np.abs(np.array(curve.fit_iv) - (0.22 - 0.3 * k + 1.5 * k * k))) < 0.005
+
+
+def test_gex_matches_the_formula_for_a_single_contract():
+    from spy_analytics import bsm_greeks
+    from spy_analytics.frame import build_frame
+
+    snap = clean_chain()
+    snap.open_interest[:] = 1e-9  # effectively nothing ...
+    i = row(snap, EXPIRIES[0], 102.0, "C")
+    snap.open_interest[i] = 1000.0  # ... except one call
+    result = analyze(snap)
+    f = build_frame(snap, __import__("spy_analytics").AnalyzerConfig())
+    t = float(snap.time_to_expiry()[i])
+    gamma = float(
+        bsm_greeks(100.0, 102.0, t, snap.rate, float(f.carry[i]), float(f.fit_iv[i]), True).gamma
+    )
+    expected = gamma * 1000.0 * 100.0 * 100.0**2 * 0.01
+    j = result.gex.strikes.index(102.0)
+    assert result.gex.gex[j] == pytest.approx(expected, rel=1e-6)
+    assert result.gex.net_gex == pytest.approx(expected, rel=1e-3)
