@@ -8,16 +8,45 @@ control characters and lone surrogates (they can not be encoded for Table Storag
 from __future__ import annotations
 
 import hashlib
+import re
 import unicodedata
 from datetime import UTC, date, datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, Strict
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+)
 
 MIN_TS = datetime(2000, 1, 1, tzinfo=UTC)
 MAX_TS = datetime(2100, 1, 1, tzinfo=UTC)
 MIN_EXPIRY = date(2000, 1, 1)
 MAX_EXPIRY = date(2100, 1, 1)
+
+
+_DATE_TEXT = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _timestamp_text(value: object) -> object:
+    # Lax pydantic would read numbers (and numeric strings) as Unix times.
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not value[:4].isdigit() or value[4:5] != "-":
+        raise ValueError("must be an RFC 3339 date-time string")
+    return value
+
+
+def _date_text(value: object) -> object:
+    if isinstance(value, date):
+        return value
+    if not isinstance(value, str) or not _DATE_TEXT.match(value):
+        raise ValueError("must be a YYYY-MM-DD date string")
+    return value
 
 
 def _utc_in_range(value: datetime) -> datetime:
@@ -42,8 +71,10 @@ def _clean_text(value: str) -> str:
 
 
 # Strict: JSON `true` is not the number 1 (lax mode would coerce booleans).
-UtcTimestamp = Annotated[AwareDatetime, AfterValidator(_utc_in_range)]
-Expiry = Annotated[date, AfterValidator(_expiry_in_range)]
+UtcTimestamp = Annotated[
+    AwareDatetime, BeforeValidator(_timestamp_text), AfterValidator(_utc_in_range)
+]
+Expiry = Annotated[date, BeforeValidator(_date_text), AfterValidator(_expiry_in_range)]
 Finite = Annotated[float, Strict(), Field(allow_inf_nan=False, ge=-1e18, le=1e18)]
 Price = Annotated[float, Strict(), Field(allow_inf_nan=False, ge=0, le=1e7)]
 Premium = Annotated[float, Strict(), Field(allow_inf_nan=False, ge=0, le=1e15)]

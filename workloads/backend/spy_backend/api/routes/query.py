@@ -7,12 +7,11 @@ a page size and the opaque cursor of the previous page.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.exceptions import RequestValidationError
-from pydantic import AwareDatetime
 
 from spy_backend.api.deps import ClockDep, StoreDep
 from spy_backend.models import (
@@ -28,7 +27,7 @@ from spy_backend.models import (
     Severity,
     SignalPublic,
 )
-from spy_backend.models.common import MAX_TS, MIN_TS
+from spy_backend.models.common import MAX_TS, MIN_TS, Expiry, UtcTimestamp
 from spy_backend.storage import Cursor, TableStore
 
 router = APIRouter(tags=["query"])
@@ -58,9 +57,9 @@ async def window(
     clock: ClockDep,
     symbol: Annotated[str, Query(pattern=r"^[A-Z][A-Z0-9.]{0,9}$")] = "SPY",
     start: Annotated[
-        AwareDatetime | None, Query(description="Oldest ts (RFC 3339); default end-24h.")
+        UtcTimestamp | None, Query(description="Oldest ts (RFC 3339); default end-24h.")
     ] = None,
-    end: Annotated[AwareDatetime | None, Query(description="Newest ts; default now.")] = None,
+    end: Annotated[UtcTimestamp | None, Query(description="Newest ts; default now.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(max_length=512, description="next_cursor")] = None,
 ) -> Window:
@@ -100,7 +99,7 @@ async def _page(
 async def list_anomalies(
     store: StoreDep,
     w: WindowDep,
-    expiry: Annotated[list[date] | None, Query(max_length=50)] = None,
+    expiry: Annotated[list[Expiry] | None, Query(max_length=50)] = None,
     kind: Annotated[list[AnomalyKind] | None, Query(max_length=20)] = None,
     severity: Annotated[list[Severity] | None, Query(max_length=3)] = None,
 ) -> Page[AnomalyPublic]:
