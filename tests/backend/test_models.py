@@ -44,7 +44,9 @@ def error_locs(exc: ValidationError) -> list[tuple[Any, ...]]:
         ({"symbol": "spy; drop"}, ("symbol",)),
         ({"ts": "2026-11-25T15:30:00"}, ("ts",)),  # naive: no zone
         ({"ts": "1999-12-31T23:59:59Z"}, ("ts",)),
-        ({"ts": "1764084600"}, ("ts",)),  # lax pydantic would read a Unix time
+        ({"ts": "1764084600"}, ("ts",)),
+        ({"ts": "0001-01-01T00:00:00+01:00"}, ("ts",)),  # overflows when moved to UTC
+        ({"ts": "9999-12-31T23:59:59-01:00"}, ("ts",)),  # lax pydantic would read a Unix time
         (
             {"contract": {"expiry": "20261219", "strike": 600.0, "right": "C"}},
             ("contract", "expiry"),

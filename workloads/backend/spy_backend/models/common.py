@@ -50,7 +50,10 @@ def _date_text(value: object) -> object:
 
 
 def _utc_in_range(value: datetime) -> datetime:
-    value = value.astimezone(UTC)
+    try:
+        value = value.astimezone(UTC)
+    except OverflowError as exc:  # year 1 or 9999 shifted past the calendar's ends
+        raise ValueError("timestamp must be between 2000-01-01 and 2100-01-01 UTC") from exc
     if not MIN_TS <= value < MAX_TS:
         raise ValueError("timestamp must be between 2000-01-01 and 2100-01-01 UTC")
     return value
