@@ -62,7 +62,6 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["SPY_LEADER_ELECTION"] = "false"
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.JSON, log_prefix=False)
     logging.getLogger("spy_operator").setLevel(logging.DEBUG if args.verbose else logging.INFO)
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     if not args.verbose:
         # kopf logs every handled watch event at info; our reconcilers log what matters.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)

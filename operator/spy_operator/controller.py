@@ -13,8 +13,6 @@ import logging
 import time
 from typing import Any
 
-import httpx
-
 from spy_operator import clientids, metrics
 from spy_operator import constants as c
 from spy_operator.kube import ApiError
@@ -37,6 +35,10 @@ log = logging.getLogger("spy_operator.controller")
 _INDEX = {c.KIND_BOT: World.BOTS, c.KIND_GATEWAY: World.GATEWAYS, c.KIND_DETECTOR: World.DETECTORS}
 
 
+def _gateway_of(spec: Body) -> str:
+    return str((spec.get("gatewayRef") or {}).get("name") or "")
+
+
 class Controller:
     def __init__(
         self,
@@ -53,6 +55,8 @@ class Controller:
         self.synced = asyncio.Event()
         self._allocation: dict[clientids.ConsumerKey, list[int]] | None = None
         self._failures: dict[ReconcileKey, int] = {}
+        self._signatures: dict[ReconcileKey, tuple[str, int]] = {}
+        self._armed: set[ReconcileKey] = set()
         self._tasks: list[asyncio.Task[None]] = []
 
     # ------------------------------------------------------------------ lifecycle
@@ -81,10 +85,10 @@ class Controller:
         return self.synced.is_set() and (self.leader is None or self.leader.is_leader)
 
     # ------------------------------------------------------------------- events
-    def enqueue_all(self) -> None:
+    def enqueue_all(self, urgent: bool = True) -> None:
         for kind, index in _INDEX.items():
             for ns, name in self.ctx.world.keys(index):
-                self.queue.add((kind, ns, name))
+                self.queue.add((kind, ns, name), urgent=urgent)
 
     def consumers_changed(self) -> None:
         self._allocation = None
@@ -92,9 +96,20 @@ class Controller:
     def on_custom_resource(self, kind: str, namespace: str, name: str) -> None:
         self.queue.add((kind, namespace, name))
         if kind in (c.KIND_BOT, c.KIND_DETECTOR):
-            # Client ids of the other consumers of the same gateway may shift.
-            self.consumers_changed()
-            self._queue_consumers_of_gateway_of(kind, namespace, name)
+            key = (kind, namespace, name)
+            signature = self._consumer_signature(kind, namespace, name)
+            if self._signatures.get(key) != signature:
+                # Created, deleted, or moved gateway/shards: client ids of the other
+                # consumers of that gateway may shift. Status writes change nothing here.
+                old = self._signatures.pop(key, None)
+                if signature is not None:
+                    self._signatures[key] = signature
+                self.consumers_changed()
+                for sig in (old, signature):
+                    if sig is not None:
+                        self._queue_referrers(
+                            namespace, lambda spec, gw=sig[0]: _gateway_of(spec) == gw
+                        )
         if kind == c.KIND_GATEWAY:
             self._queue_referrers(
                 namespace, lambda spec: spec.get("gatewayRef", {}).get("name") == name
@@ -107,8 +122,13 @@ class Controller:
 
         self._queue_referrers(namespace, refers, kinds=tuple(_INDEX))
 
-    def on_child(self, body: Body) -> None:
+    def on_child(self, body: Body, deleted: bool = False) -> None:
         meta = body.get("metadata", {})
+        if deleted:
+            # A child deleted by hand must be recreated, not remembered from our write.
+            index = World.CHILD_INDEX.get(str(body.get("kind")))
+            if index is not None:
+                self.ctx.world.forget(index, (meta.get("namespace", ""), meta.get("name", "")))
         for ref in meta.get("ownerReferences") or []:
             if ref.get("apiVersion") == c.API_VERSION and ref.get("kind") in _INDEX:
                 self.queue.add((ref["kind"], meta.get("namespace", ""), ref["name"]))
@@ -126,13 +146,13 @@ class Controller:
                 if meta.get("namespace") == namespace and refers(obj.get("spec", {})):
                     self.queue.add((kind, namespace, meta["name"]))
 
-    def _queue_consumers_of_gateway_of(self, kind: str, namespace: str, name: str) -> None:
+    def _consumer_signature(self, kind: str, namespace: str, name: str) -> tuple[str, int] | None:
+        """What client-id allocation depends on: the gateway and the number of ids."""
         obj = self.ctx.world.get(_INDEX[kind], (namespace, name))
-        gw = ((obj or {}).get("spec", {}).get("gatewayRef") or {}).get("name")
-        if gw:
-            self._queue_referrers(
-                namespace, lambda spec: spec.get("gatewayRef", {}).get("name") == gw
-            )
+        if obj is None:
+            return None
+        spec = obj.get("spec", {})
+        return (_gateway_of(spec), int(spec.get("shards", 1)) if kind == c.KIND_DETECTOR else 1)
 
     # ------------------------------------------------------------------ workers
     def allocation(self) -> dict[clientids.ConsumerKey, list[int]]:
@@ -165,7 +185,7 @@ class Controller:
         started = time.perf_counter()
         try:
             outcome = await self.reconcile(key)
-        except (ApiError, httpx.HTTPError) as err:
+        except ApiError as err:
             # Transient (API unavailable, conflict) or a refused write: retry with backoff.
             failures = self._failures.get(key, 0) + 1
             self._failures[key] = failures
@@ -191,17 +211,15 @@ class Controller:
         if outcome.requeue_after is not None:
             self.queue.add_after(key, outcome.requeue_after)
         if kind == c.KIND_BOT:
-            self._count_armed()
-
-    def _count_armed(self) -> None:
-        armed = sum(
-            1 for b in self.ctx.world.values(World.BOTS) if b.get("status", {}).get("armed")
-        )
-        metrics.ARMED_BOTS.set(armed)
+            if outcome.armed:
+                self._armed.add(key)
+            else:
+                self._armed.discard(key)
+            metrics.ARMED_BOTS.set(len(self._armed))
 
     async def _resync(self) -> None:
         """Level-triggered safety net: every object is reconciled every resync period."""
         await self.synced.wait()
         while True:
             await asyncio.sleep(self.resync_seconds)
-            self.enqueue_all()
+            self.enqueue_all(urgent=False)

@@ -310,12 +310,14 @@ class DevCluster:
         nodes: int = 2,
         persistent_volumes: int = 40,
         detach: bool = False,
+        crds: Path | None = REPO_ROOT / "crds",
     ) -> None:
         self.state_dir = state_dir.resolve()
         self.bin_dir = bin_dir
         self.nodes = nodes
         self.persistent_volumes = persistent_volumes
         self.detach = detach
+        self.crds = crds
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.state: ClusterState | None = None
 
@@ -457,6 +459,21 @@ class DevCluster:
             self.procs["kube-apiserver"],
             logs / "kube-apiserver.log",
         )
+
+        if self.crds is not None:
+            # Before the controllers start: the garbage collector discovers resource
+            # types at start-up and then only every 30 s, and it cannot collect the
+            # children of an owner kind it does not know yet.
+            log(f"installing CRDs from {self.crds}")
+            kubectl = [self._bin("kubectl"), f"--kubeconfig={state.kubeconfig}"]
+            subprocess.run(
+                [*kubectl, "apply", "-f", str(self.crds)], check=True, capture_output=True
+            )
+            subprocess.run(
+                [*kubectl, "wait", "--for=condition=Established", "crd", "--all", "--timeout=60s"],
+                check=True,
+                capture_output=True,
+            )
 
         components = state.kubeconfig_for("components")
         log("starting kube-controller-manager, kube-scheduler and kwok")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-from typing import Any
+from typing import Any, cast
 
 import kopf
 from prometheus_client import start_http_server
@@ -37,6 +37,24 @@ def _is_halt(name: str | None, namespace: str | None, **_: Any) -> bool:
     return name == c.HALT_CONFIGMAP and namespace == operator_namespace()
 
 
+class NoDiffBase(kopf.DiffBaseStorage):
+    """kopf keeps a deep copy of every object's essence for on.create/update handlers.
+
+    This operator registers none (only index and event handlers, by design), so the
+    copy is pure cost on every watch event; skipping it keeps the watch path cheap.
+    Adding a change-detecting handler requires going back to kopf's default storage.
+    """
+
+    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence:
+        return cast(kopf.BodyEssence, {})
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        return None
+
+
 def _connection(settings: kopf.OperatorSettings) -> kopf.ConnectionInfo:
     info = kopf.login_with_kubeconfig(settings=settings) or kopf.login_with_service_account(
         settings=settings
@@ -53,10 +71,11 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
         prefix=c.ANNOTATION_PREFIX
     )
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=c.ANNOTATION_PREFIX, key="last-handled-configuration"
-    )
+    settings.persistence.diffbase_storage = NoDiffBase()
     settings.posting.enabled = False  # conditions carry the state; Events would be churn
+    # kopf waits batch_window for more events of an object before handling; our handlers
+    # only queue keys (the queue de-duplicates), so a short window cuts revert latency.
+    settings.batching.batch_window = 0.01
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.connect_timeout = 10
@@ -103,51 +122,54 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
 
 
 # ----------------------------------------------------------------------- indices
-# Each maps (namespace, name) -> the object (or derived facts for Secrets).
+# Each maps (namespace, name) -> the object (or derived facts for Secrets). Async so
+# kopf calls them on the loop instead of through its thread pool.
 
 
 @kopf.index(c.GROUP, c.VERSION, "tradingbots")
-def idx_tradingbots(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
+async def idx_tradingbots(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
     return {(namespace or "", name): dict(body)}
 
 
 @kopf.index(c.GROUP, c.VERSION, "ibgateways")
-def idx_ibgateways(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
+async def idx_ibgateways(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
     return {(namespace or "", name): dict(body)}
 
 
 @kopf.index(c.GROUP, c.VERSION, "optionsdetectors")
-def idx_optionsdetectors(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
+async def idx_optionsdetectors(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
     return {(namespace or "", name): dict(body)}
 
 
 @kopf.index("apps", "v1", "deployments", labels=MANAGED)
-def idx_deployments(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
+async def idx_deployments(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
     return {(namespace or "", name): dict(body)}
 
 
 @kopf.index("apps", "v1", "statefulsets", labels=MANAGED)
-def idx_statefulsets(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
+async def idx_statefulsets(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
     return {(namespace or "", name): dict(body)}
 
 
 @kopf.index("", "v1", "services", labels=MANAGED)
-def idx_services(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
+async def idx_services(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
     return {(namespace or "", name): dict(body)}
 
 
 @kopf.index("", "v1", "secrets")
-def idx_secrets(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
+async def idx_secrets(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
     # Only derived facts are kept: no secret value stays in memory or reaches a log.
     return {(namespace or "", name): secret_facts(body)}
 
 
 @kopf.index("", "v1", "configmaps", when=_is_halt)
-def idx_halt(body: kopf.Body, **_: Any) -> Any:
+async def idx_halt(body: kopf.Body, **_: Any) -> Any:
     return {"halt": {"metadata": dict(body.metadata), "data": dict(body.get("data") or {})}}
 
 
 # ------------------------------------------------------------------------ events
+# Async on purpose: kopf runs sync handlers in threads, and the work queue belongs to
+# the event loop.
 
 
 def _controller(memo: Any, kwargs: dict[str, Any]) -> Controller:
@@ -157,34 +179,34 @@ def _controller(memo: Any, kwargs: dict[str, Any]) -> Controller:
 
 
 @kopf.on.event(c.GROUP, c.VERSION, "tradingbots")
-def on_tradingbot(namespace: str | None, name: str, memo: Any, **kwargs: Any) -> None:
+async def on_tradingbot(namespace: str | None, name: str, memo: Any, **kwargs: Any) -> None:
     _controller(memo, kwargs).on_custom_resource(c.KIND_BOT, namespace or "", name)
 
 
 @kopf.on.event(c.GROUP, c.VERSION, "ibgateways")
-def on_ibgateway(namespace: str | None, name: str, memo: Any, **kwargs: Any) -> None:
+async def on_ibgateway(namespace: str | None, name: str, memo: Any, **kwargs: Any) -> None:
     _controller(memo, kwargs).on_custom_resource(c.KIND_GATEWAY, namespace or "", name)
 
 
 @kopf.on.event(c.GROUP, c.VERSION, "optionsdetectors")
-def on_optionsdetector(namespace: str | None, name: str, memo: Any, **kwargs: Any) -> None:
+async def on_optionsdetector(namespace: str | None, name: str, memo: Any, **kwargs: Any) -> None:
     _controller(memo, kwargs).on_custom_resource(c.KIND_DETECTOR, namespace or "", name)
 
 
 @kopf.on.event("apps", "v1", "deployments", labels=MANAGED)
 @kopf.on.event("apps", "v1", "statefulsets", labels=MANAGED)
 @kopf.on.event("", "v1", "services", labels=MANAGED)
-def on_child(body: kopf.Body, memo: Any, **kwargs: Any) -> None:
-    _controller(memo, kwargs).on_child(dict(body))
+async def on_child(body: kopf.Body, type: str | None, memo: Any, **kwargs: Any) -> None:
+    _controller(memo, kwargs).on_child(dict(body), deleted=type == "DELETED")
 
 
 @kopf.on.event("", "v1", "secrets")
-def on_secret(namespace: str | None, name: str, memo: Any, **kwargs: Any) -> None:
+async def on_secret(namespace: str | None, name: str, memo: Any, **kwargs: Any) -> None:
     _controller(memo, kwargs).on_secret(namespace or "", name)
 
 
 @kopf.on.event("", "v1", "configmaps", when=_is_halt)
-def on_halt(memo: Any, **kwargs: Any) -> None:
+async def on_halt(memo: Any, **kwargs: Any) -> None:
     controller = _controller(memo, kwargs)
     log.warning("global halt changed; reconciling every bot")
     controller.on_halt()

@@ -13,12 +13,13 @@ import ssl
 import tempfile
 from typing import Any
 
-import httpx
+import aiohttp
 import kopf
 
 from spy_operator import constants as c
 from spy_operator import metrics
 
+_JSON = {"Content-Type": "application/json"}
 _PLURALS = {
     "Deployment": "deployments",
     "StatefulSet": "statefulsets",
@@ -28,7 +29,8 @@ _PLURALS = {
 
 
 class ApiError(Exception):
-    """The API server refused a request; `status` is the HTTP status code."""
+    """The API server refused a request (`status` is the HTTP status) or could not be
+    reached (`status` 0)."""
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(f"HTTP {status}: {message}")
@@ -52,8 +54,24 @@ def object_path(api_version: str, kind: str, namespace: str, name: str | None = 
 
 
 class Kube:
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        self.client = client
+    def __init__(
+        self, server: str, headers: dict[str, str], ssl_context: ssl.SSLContext | bool
+    ) -> None:
+        self.server = server.rstrip("/")
+        self.headers = headers
+        self.ssl_context = ssl_context
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        # Created lazily inside the running loop (aiohttp binds sessions to it).
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                headers=self.headers,
+                connector=aiohttp.TCPConnector(ssl=self.ssl_context, limit=32),
+                timeout=aiohttp.ClientTimeout(total=30),
+            )
+        return self._session
 
     @classmethod
     def from_connection(cls, info: kopf.ConnectionInfo) -> Kube:
@@ -78,26 +96,38 @@ class Kube:
         headers = {"Accept": "application/json"}
         if info.token:
             headers["Authorization"] = f"{info.scheme or 'Bearer'} {info.token}"
-        limits = httpx.Limits(max_connections=32, max_keepalive_connections=32)
-        client = httpx.AsyncClient(
-            base_url=info.server, headers=headers, verify=verify, timeout=30, limits=limits
-        )
-        return cls(client)
+        return cls(info.server, headers, verify)
 
     async def close(self) -> None:
-        await self.client.aclose()
+        if self._session is not None:
+            await self._session.close()
 
-    async def _request(self, verb: str, path: str, resource: str, **kw: Any) -> dict[str, Any]:
+    async def _request(
+        self,
+        verb: str,
+        path: str,
+        resource: str,
+        params: dict[str, str] | None = None,
+        content: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
         if verb != "GET":
             metrics.API_WRITES.labels(verb=verb.lower(), resource=resource).inc()
-        resp = await self.client.request(verb, path, **kw)
-        if resp.status_code >= 400:
+        try:
+            async with self.session.request(
+                verb, self.server + path, params=params, data=content, headers=headers
+            ) as resp:
+                text = await resp.text()
+                status = resp.status
+        except (aiohttp.ClientError, TimeoutError) as err:
+            raise ApiError(0, f"{type(err).__name__}: {err}") from err
+        if status >= 400:
             try:
-                message = resp.json().get("message", resp.text)
+                message = json.loads(text).get("message", text)
             except ValueError:
-                message = resp.text
-            raise ApiError(resp.status_code, str(message)[:500])
-        body: dict[str, Any] = resp.json()
+                message = text
+            raise ApiError(status, str(message)[:500])
+        body: dict[str, Any] = json.loads(text)
         return body
 
     async def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
@@ -136,7 +166,7 @@ class Kube:
             raise
 
     async def create(self, path: str, body: dict[str, Any], resource: str) -> dict[str, Any]:
-        return await self._request("POST", path, resource, json=body)
+        return await self._request("POST", path, resource, content=json.dumps(body), headers=_JSON)
 
     async def replace(self, path: str, body: dict[str, Any], resource: str) -> dict[str, Any]:
-        return await self._request("PUT", path, resource, json=body)
+        return await self._request("PUT", path, resource, content=json.dumps(body), headers=_JSON)

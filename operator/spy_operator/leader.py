@@ -17,8 +17,6 @@ import socket
 import uuid
 from collections.abc import Callable
 
-import httpx
-
 from spy_operator import metrics
 from spy_operator.kube import ApiError, Kube, object_path
 
@@ -70,7 +68,7 @@ class LeaderElector:
             was = self.is_leader
             try:
                 got = await self._try_acquire_or_renew()
-            except (ApiError, httpx.HTTPError) as err:
+            except ApiError as err:
                 # Network trouble or a conflict: keep trying; is_leader lapses by itself.
                 log.warning("lease renewal failed", extra={"error": str(err)})
                 got = False
@@ -143,6 +141,6 @@ class LeaderElector:
             return
         lease["spec"]["holderIdentity"] = ""
         lease["spec"]["renewTime"] = _micro(self.clock() - dt.timedelta(hours=1))
-        with contextlib.suppress(ApiError, httpx.HTTPError):  # best effort: it expires anyway
+        with contextlib.suppress(ApiError):  # best effort: it expires anyway
             await self.kube.replace(path, lease, "leases")
         self._renewed_at = None

@@ -46,6 +46,7 @@ class Outcome:
 
     writes: int = 0
     requeue_after: float | None = None
+    armed: bool = False  # for a TradingBot: the gate allows it to run
 
 
 @dataclass
@@ -315,6 +316,7 @@ async def reconcile_tradingbot(
     if rtt is not None:
         status["vpnRttMs"] = rtt
     await write_status(ctx, c.KIND_BOT, World.BOTS, bot, status, outcome)
+    outcome.armed = decision.open
 
     deadline = next_deadline(parse_approval(spec), now)
     if deadline is not None:

@@ -2,12 +2,15 @@
 
 Handlers add keys; a key is never processed by two workers at once; a key added while
 it is being processed is processed again afterwards; `add_after` schedules a key
-(approval expiry, retry backoff). Used by controller.py.
+(approval expiry, retry backoff). Keys from watch events go before keys from the
+periodic resync, so a hand scale-up is reverted even while a resync of hundreds of
+objects is under way. Used by controller.py.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Hashable
 from typing import Generic, TypeVar
 
@@ -18,20 +21,27 @@ K = TypeVar("K", bound=Hashable)
 
 class WorkQueue(Generic[K]):
     def __init__(self) -> None:
-        self._queue: asyncio.Queue[K] = asyncio.Queue()
+        self._urgent: deque[K] = deque()
+        self._background: deque[K] = deque()
+        self._ready = asyncio.Event()
         self._queued: set[K] = set()
         self._processing: set[K] = set()
         self._dirty: set[K] = set()
         self._timers: dict[K, asyncio.TimerHandle] = {}
 
-    def add(self, key: K) -> None:
+    def add(self, key: K, urgent: bool = True) -> None:
         if key in self._processing:
             self._dirty.add(key)
             return
         if key in self._queued:
+            if urgent and key in self._background:
+                # Promote: an event for a key already waiting in the resync batch.
+                self._background.remove(key)
+                self._urgent.append(key)
             return
         self._queued.add(key)
-        self._queue.put_nowait(key)
+        (self._urgent if urgent else self._background).append(key)
+        self._ready.set()
         metrics.QUEUE_DEPTH.set(len(self._queued))
 
     def add_after(self, key: K, delay: float) -> None:
@@ -51,7 +61,10 @@ class WorkQueue(Generic[K]):
         self._timers[key] = loop.call_at(when, fire)
 
     async def get(self) -> K:
-        key = await self._queue.get()
+        while not (self._urgent or self._background):
+            self._ready.clear()
+            await self._ready.wait()
+        key = self._urgent.popleft() if self._urgent else self._background.popleft()
         self._queued.discard(key)
         self._processing.add(key)
         metrics.QUEUE_DEPTH.set(len(self._queued))

@@ -10,7 +10,7 @@ no-op pass writes nothing.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from spy_operator.pullsecrets import SecretFacts
 
@@ -44,6 +44,12 @@ class World:
     SECRETS = "idx_secrets"
     HALT = "idx_halt"
     ALL = (BOTS, GATEWAYS, DETECTORS, DEPLOYMENTS, STATEFULSETS, SERVICES, SECRETS, HALT)
+    CUSTOM = (BOTS, GATEWAYS, DETECTORS)
+    CHILD_INDEX: ClassVar[dict[str, str]] = {
+        "Deployment": DEPLOYMENTS,
+        "StatefulSet": STATEFULSETS,
+        "Service": SERVICES,
+    }
 
     def __init__(self) -> None:
         self.indices: dict[str, IndexLike] = {}
@@ -72,6 +78,11 @@ class World:
         written = self._overlay.get((index, key))
         if written is None:
             return seen
+        if seen is None and index in self.CUSTOM:
+            # The operator never creates its custom resources: gone from the watch
+            # means deleted, whatever status it last wrote.
+            del self._overlay[(index, key)]
+            return None
         if seen is not None and _rv(seen) >= _rv(written):
             del self._overlay[(index, key)]
             return seen

@@ -229,6 +229,24 @@ def test_deleting_a_cr_garbage_collects_its_children(kubectl: Kubectl, namespace
         )
 
 
+def test_a_child_deleted_by_hand_is_recreated(kubectl: Kubectl, namespace: str) -> None:
+    paper_world(kubectl, namespace)
+    kubectl.apply(bot("again", armed=False), namespace)
+    wait_bot(kubectl, namespace, "again", 0, "NotArmed")
+    uid = kubectl.get("deployment", "again-bot", namespace)["metadata"]["uid"]
+    kubectl("delete", "-n", namespace, "deployment/again-bot")
+
+    def recreated() -> bool:
+        dep = kubectl.get("deployment", "again-bot", namespace)
+        return dep is not None and dep["metadata"]["uid"] != uid
+
+    wait_for("bot deployment recreated", recreated, 30)
+    kubectl("delete", "-n", namespace, "service/gw")
+    wait_for(
+        "gateway service recreated", lambda: kubectl.get("service", "gw", namespace) is not None, 30
+    )
+
+
 def _operator_writes(audit_log: Path, start: int, namespace: str) -> list[dict[str, Any]]:
     writes = []
     with audit_log.open() as fh:
