@@ -341,22 +341,23 @@ OPTIONS_DETECTOR_SPEC = obj(
             default="delayed",
         ),
         "thresholds": obj(
-            "Detection thresholds (defaults in docs/analytics.md).",
+            "Detection thresholds; each unset field keeps the analytics default "
+            "(docs/analytics.md). A z-score or ratio here sets the rule's LOW band.",
             {
-                "ivResidualZ": n("IV residual z-score vs the fitted smile.", minimum=0, default=3),
-                "minVolume": i("Volume floor of the volume/OI rule.", minimum=0, default=500),
+                "ivResidualZ": n("IV residual z-score vs the fitted smile (default 5).", minimum=0),
+                "minVolume": i("Volume floor of the volume/OI rule (default 500).", minimum=0),
                 "minOpenInterest": i(
-                    "Open interest floor of the volume/OI rule.", minimum=0, default=100
+                    "Open interest floor of the volume/OI rule (default 100).", minimum=0
                 ),
                 "minPrice": n(
-                    "Option price floor of the volume/OI rule, USD.", minimum=0, default=0.1
+                    "Option price floor of the volume/OI rule, USD (default 0.10).", minimum=0
                 ),
-                "volOiRatio": n("Volume/open interest ratio.", minimum=0, default=1.25),
+                "volOiRatio": n("Volume/open interest ratio (default 1.25).", minimum=0),
                 "volumeZ": n(
-                    "Volume z-score vs the contract's intraday baseline.", minimum=0, default=4
+                    "Volume z-score vs the contract's intraday baseline (default 5).", minimum=0
                 ),
                 "spreadBlowoutZ": n(
-                    "Bid-ask spread z-score vs its own baseline.", minimum=0, default=4
+                    "Bid-ask spread z-score vs its own baseline (default 3).", minimum=0
                 ),
             },
         ),

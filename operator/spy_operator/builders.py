@@ -181,6 +181,22 @@ def build_gateway_services(gw: Manifest) -> list[Manifest]:
 
 # --------------------------------------------------------------------- OptionsDetector
 
+# OptionsDetector spec.thresholds -> spy_analytics setting paths (AnalyzerConfig).
+# Only what the user sets is passed; the analytics defaults apply to the rest.
+THRESHOLD_PATHS = {
+    "ivResidualZ": "iv_residual.bands.low",
+    "minVolume": "vol_oi.min_volume",
+    "minOpenInterest": "vol_oi.min_open_interest",
+    "minPrice": "vol_oi.min_price",
+    "volOiRatio": "vol_oi.bands.low",
+    "volumeZ": "volume_z.bands.low",
+    "spreadBlowoutZ": "spread_blowout.bands.low",
+}
+
+
+def analytics_overrides(thresholds: Manifest) -> dict[str, Any]:
+    return {THRESHOLD_PATHS[k]: v for k, v in sorted(thresholds.items()) if k in THRESHOLD_PATHS}
+
 
 def build_detector_statefulset(
     det: Manifest, client_ids: list[int], gateway_port_: int
@@ -191,20 +207,23 @@ def build_detector_statefulset(
     shards = int(spec.get("shards", 1))
     window = spec.get("expiryWindow") or {}
     gw = spec["gatewayRef"]["name"]
+    # Names and meanings as spy_detector.settings reads them (docs/detector.md).
     env = _env(
         {
+            "SPY_SOURCE": "ibkr",
             "SPY_SYMBOL": spec.get("symbol", "SPY"),
             "SPY_SHARD_COUNT": str(shards),
             "SPY_IB_HOST": f"{gw}.{ns}.svc",
             "SPY_IB_PORT": str(gateway_port_),
-            # shard i uses SPY_IB_CLIENT_ID_BASE + i; the operator keeps the block free
+            # Shard i connects as SPY_IB_CLIENT_ID_BASE + i; the operator reserves the
+            # block on the gateway (clientids.py).
             "SPY_IB_CLIENT_ID_BASE": str(client_ids[0] if client_ids else 0),
-            "SPY_IB_CLIENT_IDS": ",".join(str(i) for i in client_ids),
-            "SPY_MIN_DTE": str(window.get("minDte", 0)),
-            "SPY_MAX_DTE": str(window.get("maxDte", 60)),
-            "SPY_STRIKE_WINDOW": str((spec.get("strikeWindow") or {}).get("percent", 0.1)),
-            "SPY_MARKET_DATA_TYPE": spec.get("marketDataType", "delayed"),
-            "SPY_THRESHOLDS": json.dumps(spec.get("thresholds") or {}, sort_keys=True),
+            "SPY_IB_MARKET_DATA_TYPE": spec.get("marketDataType", "delayed"),
+            "SPY_DTE_MIN": str(window.get("minDte", 0)),
+            "SPY_DTE_MAX": str(window.get("maxDte", 60)),
+            "SPY_STRIKE_RANGE": str((spec.get("strikeWindow") or {}).get("percent", 0.1)),
+            "SPY_THRESHOLDS": json.dumps(analytics_overrides(spec.get("thresholds") or {})),
+            "SPY_HTTP_PORT": "8080",
         }
     )
     env.append(

@@ -113,18 +113,28 @@ def test_detector_statefulset() -> None:
             "gatewayRef": {"name": "gw"},
             "shards": 3,
             "expiryWindow": {"minDte": 1, "maxDte": 45},
+            "thresholds": {"minVolume": 1000, "ivResidualZ": 6},
             "backend": {"url": "http://b:8000", "tokenSecretRef": {"name": "tok"}},
         },
     )
     sts = builders.build_detector_statefulset(det, [1, 2, 3], 4002)
     assert sts["spec"]["replicas"] == 3 and sts["spec"]["podManagementPolicy"] == "Parallel"
     env = {e["name"]: e for e in sts["spec"]["template"]["spec"]["containers"][0]["env"]}
-    assert (
-        env["SPY_IB_CLIENT_ID_BASE"]["value"] == "1"
-        and env["SPY_IB_CLIENT_IDS"]["value"] == "1,2,3"
-    )
-    assert env["SPY_MAX_DTE"]["value"] == "45"
+    assert env["SPY_IB_CLIENT_ID_BASE"]["value"] == "1"
+    assert env["SPY_DTE_MAX"]["value"] == "45" and env["SPY_SOURCE"]["value"] == "ibkr"
+    assert json.loads(env["SPY_THRESHOLDS"]["value"]) == {
+        "iv_residual.bands.low": 6,
+        "vol_oi.min_volume": 1000,
+    }
     assert env["SPY_BACKEND_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "tok", "key": "token"}
+
+
+def test_threshold_paths_are_real_analytics_settings() -> None:
+    """Every CRD threshold maps to a path the detector's AnalyzerConfig accepts."""
+    from spy_analytics.config import AnalyzerConfig
+
+    for path in builders.THRESHOLD_PATHS.values():
+        AnalyzerConfig().with_overrides({path: 1.0})  # raises KeyError on an unknown path
 
 
 def test_desired_hash_is_stable_across_key_order() -> None:
