@@ -202,8 +202,8 @@ class TableStore:
                     code = getattr(exc, "error_code", None)
                     if code != "EntityAlreadyExists" and exc.status_code != 409:
                         raise
-            # Some rows exist already (a retried batch): create one by one, so each
-            # record is stored once and reported new exactly once.
+            # One entity, or some rows exist already (a retried batch): create one by
+            # one, so each record is stored once and reported new exactly once.
             created: list[PublicRecord] = []
             duplicates = 0
             for entity in chunk:
