@@ -19,7 +19,7 @@ TEST_DEPS :=
 DEMO_DEPS :=
 -include mk/*.mk
 
-.PHONY: help venv lock tools lint typecheck test test-unit test-cluster demo cluster cluster-down run bench clean
+.PHONY: help venv lock tools lint test test-unit demo demo-down crds cluster cluster-down run bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -65,7 +65,13 @@ run: venv ## run the operator against $$KUBECONFIG (default .local/kubeconfig)
 	@KUBECONFIG=$${KUBECONFIG:-$(KUBECONFIG_LOCAL)} $(PY) -m spy_operator
 
 demo: venv tools $(DEMO_DEPS) ## bring the platform up locally and show it working
-	@$(PY) -m spy_operator.demo --state-dir .local
+	@$(PY) -m spy_operator.demo up --state-dir .local
+
+demo-down: venv ## stop everything `make demo` started (and the control plane)
+	@$(PY) -m spy_operator.demo down --state-dir .local
+
+crds: venv ## regenerate crds/*.yaml from crds/generate.py
+	@$(PY) crds/generate.py
 
 bench: venv tools ## run the benchmarks (see docs/benchmarks.md)
 	@$(PY) bench/operator_convergence.py
