@@ -9,6 +9,7 @@ from typing import Any
 from azure.core.exceptions import AzureError
 from azure.messaging.webpubsubservice.aio import WebPubSubServiceClient
 
+from spy_backend.proxy import proxy_configured
 from spy_backend.realtime.tokens import join_roles
 
 log = logging.getLogger(__name__)
@@ -20,7 +21,12 @@ class WebPubSubPublisher:
 
     def __init__(self, connection_string: str, hub: str, minutes: int = 60) -> None:
         self._client = WebPubSubServiceClient.from_connection_string(
-            connection_string, hub=hub, retry_total=2, connection_timeout=5, read_timeout=10
+            connection_string,
+            hub=hub,
+            retry_total=2,
+            connection_timeout=5,
+            read_timeout=10,
+            use_env_settings=proxy_configured(),
         )
         self._minutes = minutes
 

@@ -29,6 +29,7 @@ from azure.data.tables import TableTransactionError
 from azure.data.tables.aio import TableClient, TableServiceClient
 
 from spy_backend.models import PublicRecord, Resource
+from spy_backend.proxy import proxy_configured
 from spy_backend.storage.entities import from_entity, to_entity
 from spy_backend.storage.keys import (
     Cursor,
@@ -112,6 +113,7 @@ class TableStore:
             retry_backoff_factor=0.1,
             connection_timeout=min(2.0, timeout),
             read_timeout=timeout,
+            use_env_settings=proxy_configured(),
         )
         self._known_partitions: set[tuple[Resource, str]] = set()
         self._concurrency = asyncio.Semaphore(8)
