@@ -5,6 +5,8 @@ from __future__ import annotations
 from enum import StrEnum
 
 from pydantic import Field
+from spy_analytics.types import AnomalyKind as AnomalyKind  # the producer's enums are the contract
+from spy_analytics.types import Severity as Severity
 
 from spy_backend.models.common import (
     Expiry,
@@ -20,24 +22,6 @@ from spy_backend.models.common import (
     stable_id,
     ts_text,
 )
-
-
-class AnomalyKind(StrEnum):
-    IV_RESIDUAL = "iv_residual"
-    VOL_OI = "vol_oi"
-    VOLUME_Z = "volume_z"
-    PARITY = "parity"
-    EARLY_EXERCISE = "early_exercise"
-    CALL_SPREAD = "call_spread"
-    BUTTERFLY = "butterfly"
-    CALENDAR = "calendar"
-    SPREAD_BLOWOUT = "spread_blowout"
-
-
-class Severity(StrEnum):
-    LOW = "LOW"
-    MEDIUM = "MEDIUM"
-    HIGH = "HIGH"
 
 
 class Right(StrEnum):
