@@ -191,6 +191,21 @@ def _gateway_port(ctx: Context, namespace: str, name: str) -> int:
     return builders.gateway_port(gw) if gw else 4002
 
 
+def statefulset_progress(sts: Body, want: int, ok: str, waiting: str) -> tuple[Check, int]:
+    """Is the StatefulSet at `want` ready replicas for its current generation?"""
+    status = sts.get("status", {})
+    ready = int(status.get("readyReplicas") or 0)
+    current = status.get("observedGeneration") == sts["metadata"].get("generation")
+    done = ready == want and current
+    message = f"statefulset {sts['metadata']['name']} has {ready}/{want} ready replicas"
+    return Check(done, ok if done else waiting, message), ready
+
+
+def first_failing(*checks: Check) -> Check:
+    """The Ready condition: the first failing check, else the last (the running one)."""
+    return next((chk for chk in checks if not chk.ok), checks[-1])
+
+
 def _ready_condition(
     conditions: list[Condition],
     ok: bool,
@@ -361,18 +376,8 @@ async def reconcile_ibgateway(ctx: Context, namespace: str, name: str) -> Outcom
     pull = pull_secret_check(ctx, gw, "ghcr.io/gnzsnz/ib-gateway:stable")
     creds = credentials_check(ctx, gw)
     vpn_check, vpn_gate, rtt = await vpn_status(ctx, spec, status_old, outcome)
-    ready_replicas = int(sts.get("status", {}).get("readyReplicas") or 0)
-    sts_current = sts.get("status", {}).get("observedGeneration") == sts["metadata"].get(
-        "generation"
-    )
-    running = Check(
-        ready_replicas >= 1 and sts_current,
-        "GatewayRunning",
-        f"statefulset {name} has {ready_replicas}/1 ready replicas",
-    )
-    if not running.ok:
-        running = Check(False, "GatewayStarting", running.message)
-    ready = next((chk for chk in (creds, pull, vpn_gate, running) if not chk.ok), running)
+    running, ready_replicas = statefulset_progress(sts, 1, "GatewayRunning", "GatewayStarting")
+    ready = first_failing(creds, pull, vpn_gate, running)
 
     conditions: list[Condition] = list(status_old.get("conditions") or [])
     conditions = set_check(conditions, "PullSecretReady", pull, generation, now)
@@ -423,18 +428,8 @@ async def reconcile_optionsdetector(
     pull = pull_secret_check(ctx, det)
     vpn_check, vpn_gate, rtt = await vpn_status(ctx, spec, status_old, outcome)
     shards = int(spec.get("shards", 1))
-    ready_shards = int(sts.get("status", {}).get("readyReplicas") or 0)
-    sts_current = sts.get("status", {}).get("observedGeneration") == sts["metadata"].get(
-        "generation"
-    )
-    running = Check(
-        ready_shards == shards and sts_current,
-        "ShardsReady",
-        f"{ready_shards}/{shards} shards ready",
-    )
-    if not running.ok:
-        running = Check(False, "ShardsStarting", running.message)
-    ready = next((chk for chk in (gw_check, pull, vpn_gate, running) if not chk.ok), running)
+    running, ready_shards = statefulset_progress(sts, shards, "ShardsReady", "ShardsStarting")
+    ready = first_failing(gw_check, pull, vpn_gate, running)
 
     conditions: list[Condition] = list(status_old.get("conditions") or [])
     conditions = set_check(conditions, "GatewayReady", gw_check, generation, now)
