@@ -141,3 +141,49 @@ def test_desired_hash_is_stable_across_key_order() -> None:
     a = {"x": 1, "y": {"b": 2, "a": 1}}
     b = {"y": {"a": 1, "b": 2}, "x": 1}
     assert builders.desired_hash(a) == builders.desired_hash(b)
+
+
+def test_detector_env_is_what_spy_detector_reads() -> None:
+    """Contract with the detector: the StatefulSet's env parses in spy_detector.settings,
+    each shard connects with its own id from the reserved block, and the CR's thresholds
+    reach the analytics config. valueFrom entries are resolved the way the kubelet would
+    (pod-index label -> shard ordinal, secretKeyRef -> the Secret's value)."""
+    from spy_analytics.config import AnalyzerConfig
+    from spy_detector.settings import Settings
+
+    det = cr(
+        "OptionsDetector",
+        {
+            "image": "d:1",
+            "gatewayRef": {"name": "gw"},
+            "shards": 3,
+            "marketDataType": "delayed-frozen",
+            "expiryWindow": {"minDte": 2, "maxDte": 30},
+            "strikeWindow": {"percent": 0.05},
+            "thresholds": {"minVolume": 1000, "volumeZ": 6},
+            "backend": {"url": "http://b:8000", "tokenSecretRef": {"name": "tok"}},
+        },
+    )
+    sts = builders.build_detector_statefulset(det, [33, 34, 35], 4002)
+    container = sts["spec"]["template"]["spec"]["containers"][0]
+    ids = []
+    for ordinal in range(3):
+        env: dict[str, str] = {}
+        for item in container["env"]:
+            if "value" in item:
+                env[item["name"]] = item["value"]
+            elif "fieldRef" in item["valueFrom"]:
+                env[item["name"]] = str(ordinal)
+            else:
+                env[item["name"]] = "s3cret"
+        settings = Settings.from_env(env)
+        assert settings.source == "ibkr"
+        assert settings.shard.index == ordinal and settings.shard.count == 3
+        assert (settings.ib.host, settings.ib.port) == ("gw.ns.svc", 4002)
+        assert settings.ib.market_data_type == "delayed-frozen"
+        assert settings.backend_token == "s3cret"
+        assert settings.http_port == container["ports"][0]["containerPort"]
+        AnalyzerConfig().with_overrides(settings.analytics_overrides())
+        assert settings.analytics_overrides()["vol_oi.min_volume"] == 1000
+        ids.append(settings.ib.client_id)
+    assert ids == [33, 34, 35]
