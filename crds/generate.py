@@ -102,7 +102,7 @@ VPN = obj(
             default=True,
         ),
         "timeoutSeconds": n(
-            "Connect timeout of one probe, seconds.", minimum=0.05, maximum=30, default=2
+            "Connect timeout of one probe, seconds.", minimum=0.05, maximum=10, default=2
         ),
     },
     ["host", "port"],
@@ -268,7 +268,9 @@ IB_GATEWAY_SPEC = obj(
             "Local time HH:MM of IBC's daily auto-restart, e.g. 23:45.",
             pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$",
         ),
-        "timezone": s("IANA time zone for dailyRestartTime.", default="America/New_York"),
+        "timezone": s(
+            "IANA time zone for dailyRestartTime.", default="America/New_York", minLength=1
+        ),
         "storage": obj(
             "PersistentVolumeClaim for the gateway's settings, so 2FA device trust survives restarts.",
             {
@@ -281,15 +283,6 @@ IB_GATEWAY_SPEC = obj(
         "resources": RESOURCES,
     },
     ["credentialsSecretRef"],
-    **{
-        "x-kubernetes-validations": [
-            {
-                "rule": "!has(self.dailyRestartTime) || has(self.timezone)",
-                "message": "dailyRestartTime needs a timezone",
-                "fieldPath": ".timezone",
-            }
-        ]
-    },
 )
 
 IB_GATEWAY_STATUS = status_common(
@@ -495,6 +488,17 @@ def crd(kind: dict[str, Any]) -> dict[str, Any]:
                                 "status": kind["status"],
                             },
                             ["spec"],
+                            **{
+                                "x-kubernetes-validations": [
+                                    {
+                                        # Children add suffixes ("-headless", "-detector")
+                                        # and the name becomes a label value (<= 63).
+                                        "rule": "self.metadata.name.size() <= 50",
+                                        "message": "metadata.name must be at most 50 characters",
+                                        "reason": "FieldValueInvalid",
+                                    }
+                                ]
+                            },
                         )
                     },
                 }

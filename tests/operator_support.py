@@ -10,6 +10,7 @@ import datetime as dt
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -321,3 +322,29 @@ class GateInvariantWatcher(threading.Thread):
     def stop(self) -> None:
         self._stopping.set()
         self.join(10)
+
+
+@contextlib.contextmanager
+def tcp_listener() -> Iterator[tuple[socket.socket, int]]:
+    """A loopback TCP server standing in for a host across the VPN tunnel."""
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(64)
+    stop = threading.Event()
+
+    def accept() -> None:
+        srv.settimeout(0.2)
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                conn, _ = srv.accept()
+                conn.close()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield srv, srv.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join(2)
+        srv.close()

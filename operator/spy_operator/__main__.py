@@ -10,6 +10,14 @@ import sys
 import kopf
 
 
+def watched_namespaces(namespaces: list[str], operator_namespace: str) -> list[str]:
+    """With --namespace, also watch the operator's own namespace: the halt ConfigMap
+    lives there, and an operator that cannot see it cannot be halted."""
+    if not namespaces:
+        return []
+    return [*namespaces, operator_namespace] if operator_namespace not in namespaces else namespaces
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m spy_operator",
@@ -71,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     liveness = f"http://0.0.0.0:{args.health_port}/healthz" if args.health_port else None
     kopf.run(
         clusterwide=not args.namespace,
-        namespaces=args.namespace,
+        namespaces=watched_namespaces(args.namespace, args.operator_namespace),
         standalone=True,  # HA is the leader Lease (leader.py), not kopf peering
         liveness_endpoint=liveness,
     )

@@ -290,7 +290,7 @@ def build_bot_deployment(
     spec = bot.get("spec", {})
     name = bot["metadata"]["name"]
     ns = bot["metadata"]["namespace"]
-    gw = spec["gatewayRef"]["name"]
+    gw = (spec.get("gatewayRef") or {}).get("name", "")
     env = _env(
         {
             "SPY_TRADINGBOT_NAME": name,
@@ -305,7 +305,7 @@ def build_bot_deployment(
     )
     container: dict[str, Any] = {
         "name": "bot",
-        "image": spec["image"],
+        "image": spec.get("image", ""),
         "env": env,
         "securityContext": _container_security(),
     }

@@ -22,6 +22,7 @@ from spy_operator.reconcile import (
     Context,
     Outcome,
     ReconcileKey,
+    close_bot_deployment,
     consumers,
     reconcile_ibgateway,
     reconcile_optionsdetector,
@@ -57,6 +58,7 @@ class Controller:
         self._failures: dict[ReconcileKey, int] = {}
         self._signatures: dict[ReconcileKey, tuple[str, int]] = {}
         self._armed: set[ReconcileKey] = set()
+        self._deferred: set[ReconcileKey] = set()
         self._tasks: list[asyncio.Task[None]] = []
 
     # ------------------------------------------------------------------ lifecycle
@@ -173,9 +175,14 @@ class Controller:
             key = await self.queue.get()
             try:
                 if not self.active:
-                    # Standby replica or cache not yet synced: the leader (or this
-                    # replica once synced and elected) reconciles everything anyway.
+                    # Standby, or cache not synced yet: keep the key for when this
+                    # replica can act (a lapse of leadership must not lose a halt).
+                    self._deferred.add(key)
                     continue
+                if self._deferred:
+                    for deferred in self._deferred:
+                        self.queue.add(deferred)
+                    self._deferred.clear()
                 await self._process(key)
             finally:
                 self.queue.done(key)
@@ -192,6 +199,8 @@ class Controller:
             delay = min(30.0, 0.25 * 2 ** min(failures, 7))
             metrics.RECONCILE_ERRORS.labels(kind=kind).inc()
             metrics.RECONCILES.labels(kind=kind, result="error").inc()
+            if kind == c.KIND_BOT and err.status in (400, 422):
+                await self._fail_closed(key)  # a refused write will not pass on retry
             log.warning(
                 "reconcile failed; will retry",
                 extra={"key": "/".join(key), "error": str(err), "retry_in": delay},
@@ -199,10 +208,13 @@ class Controller:
             self.queue.add_after(key, delay)
             return
         except Exception:
-            # A bug must not stop the operator: log the traceback, retry later.
+            # A bug or a malformed object must not stop the operator: log the traceback,
+            # fail closed (a bot whose reconcile cannot finish does not trade), retry.
             metrics.RECONCILE_ERRORS.labels(kind=kind).inc()
             metrics.RECONCILES.labels(kind=kind, result="error").inc()
             log.exception("reconcile crashed", extra={"key": "/".join(key)})
+            if kind == c.KIND_BOT:
+                await self._fail_closed(key)
             self.queue.add_after(key, 30.0)
             return
         self._failures.pop(key, None)
@@ -216,6 +228,14 @@ class Controller:
             else:
                 self._armed.discard(key)
             metrics.ARMED_BOTS.set(len(self._armed))
+
+    async def _fail_closed(self, key: ReconcileKey) -> None:
+        try:
+            await close_bot_deployment(self.ctx, key[1], key[2], Outcome())
+        except ApiError as err:
+            log.error(
+                "could not close bot deployment", extra={"key": "/".join(key), "error": str(err)}
+            )
 
     async def _resync(self) -> None:
         """Level-triggered safety net: every object is reconciled every resync period."""

@@ -466,14 +466,15 @@ class DevCluster:
             # children of an owner kind it does not know yet.
             log(f"installing CRDs from {self.crds}")
             kubectl = [self._bin("kubectl"), f"--kubeconfig={state.kubeconfig}"]
-            subprocess.run(
-                [*kubectl, "apply", "-f", str(self.crds)], check=True, capture_output=True
-            )
-            subprocess.run(
-                [*kubectl, "wait", "--for=condition=Established", "crd", "--all", "--timeout=60s"],
-                check=True,
-                capture_output=True,
-            )
+            for step in (
+                ["apply", "-f", str(self.crds)],
+                ["wait", "--for=condition=Established", "crd", "--all", "--timeout=60s"],
+            ):
+                proc = subprocess.run(
+                    [*kubectl, *step], capture_output=True, text=True, check=False
+                )
+                if proc.returncode != 0:
+                    raise ClusterError(f"kubectl {' '.join(step)}: {proc.stderr.strip()}")
 
         components = state.kubeconfig_for("components")
         log("starting kube-controller-manager, kube-scheduler and kwok")

@@ -44,9 +44,10 @@ def _scalar_equal(want: Any, have: Any) -> bool:
 
 def is_subset(want: Any, have: Any) -> bool:
     if isinstance(want, dict):
-        # The API server drops empty lists and maps, so an empty wish is met by absence.
+        # The API server drops empty lists, maps and (omitempty) strings, so an empty
+        # wish is met by absence.
         return isinstance(have, dict) and all(
-            is_subset(v, have[k]) if k in have else v in ([], {}) for k, v in want.items()
+            is_subset(v, have[k]) if k in have else v in ([], {}, "") for k, v in want.items()
         )
     if isinstance(want, list):
         return (

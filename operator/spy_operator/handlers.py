@@ -26,7 +26,13 @@ from spy_operator.world import World
 
 log = logging.getLogger("spy_operator")
 
-MANAGED = {c.LABEL_MANAGED_BY: c.MANAGED_BY}
+
+def _owned(meta: Any, **_: Any) -> bool:
+    """Children are ours by controller ownerReference, not by a label anyone can remove."""
+    return any(
+        ref.get("apiVersion") == c.API_VERSION and ref.get("controller")
+        for ref in meta.get("ownerReferences") or []
+    )
 
 
 def operator_namespace() -> str:
@@ -73,9 +79,6 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     )
     settings.persistence.diffbase_storage = NoDiffBase()
     settings.posting.enabled = False  # conditions carry the state; Events would be churn
-    # kopf waits batch_window for more events of an object before handling; our handlers
-    # only queue keys (the queue de-duplicates), so a short window cuts revert latency.
-    settings.batching.batch_window = 0.01
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.connect_timeout = 10
@@ -106,6 +109,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     )
     if leader is not None:
         leader.on_elected = controller.enqueue_all
+        kube.may_write = lambda: leader.is_leader
+    kube.relogin = lambda: _connection(settings).token
     memo.controller = controller
     controller.start()
     port = int(os.environ.get("SPY_METRICS_PORT", "8080"))
@@ -141,17 +146,17 @@ async def idx_optionsdetectors(namespace: str | None, name: str, body: kopf.Body
     return {(namespace or "", name): dict(body)}
 
 
-@kopf.index("apps", "v1", "deployments", labels=MANAGED)
+@kopf.index("apps", "v1", "deployments", when=_owned)
 async def idx_deployments(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
     return {(namespace or "", name): dict(body)}
 
 
-@kopf.index("apps", "v1", "statefulsets", labels=MANAGED)
+@kopf.index("apps", "v1", "statefulsets", when=_owned)
 async def idx_statefulsets(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
     return {(namespace or "", name): dict(body)}
 
 
-@kopf.index("", "v1", "services", labels=MANAGED)
+@kopf.index("", "v1", "services", when=_owned)
 async def idx_services(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
     return {(namespace or "", name): dict(body)}
 
@@ -193,9 +198,9 @@ async def on_optionsdetector(namespace: str | None, name: str, memo: Any, **kwar
     _controller(memo, kwargs).on_custom_resource(c.KIND_DETECTOR, namespace or "", name)
 
 
-@kopf.on.event("apps", "v1", "deployments", labels=MANAGED)
-@kopf.on.event("apps", "v1", "statefulsets", labels=MANAGED)
-@kopf.on.event("", "v1", "services", labels=MANAGED)
+@kopf.on.event("apps", "v1", "deployments", when=_owned)
+@kopf.on.event("apps", "v1", "statefulsets", when=_owned)
+@kopf.on.event("", "v1", "services", when=_owned)
 async def on_child(body: kopf.Body, type: str | None, memo: Any, **kwargs: Any) -> None:
     _controller(memo, kwargs).on_child(dict(body), deleted=type == "DELETED")
 

@@ -11,6 +11,7 @@ import base64
 import json
 import ssl
 import tempfile
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -61,6 +62,11 @@ class Kube:
         self.headers = headers
         self.ssl_context = ssl_context
         self._session: aiohttp.ClientSession | None = None
+        # Writes need this to say yes (the leader check, set by the controller), checked
+        # at the moment of the write and not only when the work was picked up.
+        self.may_write: Callable[[], bool] = lambda: True
+        # Called on 401 to log in again (rotated service-account tokens).
+        self.relogin: Callable[[], str | None] | None = None
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -112,15 +118,17 @@ class Kube:
         headers: dict[str, str] | None = None,
     ) -> dict[str, Any]:
         if verb != "GET":
+            if resource != "leases" and not self.may_write():
+                raise ApiError(0, "not the leader: write refused")
             metrics.API_WRITES.labels(verb=verb.lower(), resource=resource).inc()
-        try:
-            async with self.session.request(
-                verb, self.server + path, params=params, data=content, headers=headers
-            ) as resp:
-                text = await resp.text()
-                status = resp.status
-        except (aiohttp.ClientError, TimeoutError) as err:
-            raise ApiError(0, f"{type(err).__name__}: {err}") from err
+        status, text = await self._send(verb, path, params, content, headers)
+        if status == 401 and self.relogin is not None:
+            token = self.relogin()
+            if token:
+                self.headers["Authorization"] = f"Bearer {token}"
+                await self.close()  # the session holds the old header
+                self._session = None
+                status, text = await self._send(verb, path, params, content, headers)
         if status >= 400:
             try:
                 message = json.loads(text).get("message", text)
@@ -129,6 +137,22 @@ class Kube:
             raise ApiError(status, str(message)[:500])
         body: dict[str, Any] = json.loads(text)
         return body
+
+    async def _send(
+        self,
+        verb: str,
+        path: str,
+        params: dict[str, str] | None,
+        content: str | None,
+        headers: dict[str, str] | None,
+    ) -> tuple[int, str]:
+        try:
+            async with self.session.request(
+                verb, self.server + path, params=params, data=content, headers=headers
+            ) as resp:
+                return resp.status, await resp.text()
+        except (aiohttp.ClientError, TimeoutError) as err:
+            raise ApiError(0, f"{type(err).__name__}: {err}") from err
 
     async def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
         """Server-side apply (force: the operator owns these fields of its children)."""
@@ -143,6 +167,18 @@ class Kube:
             params={"fieldManager": c.FIELD_MANAGER, "force": "true"},
             content=json.dumps(manifest),
             headers={"Content-Type": "application/apply-patch+yaml"},
+        )
+
+    async def merge_patch(
+        self, api_version: str, kind: str, namespace: str, name: str, patch: dict[str, Any]
+    ) -> dict[str, Any]:
+        return await self._request(
+            "PATCH",
+            object_path(api_version, kind, namespace, name),
+            _PLURALS.get(kind, kind),
+            params={"fieldManager": c.FIELD_MANAGER},
+            content=json.dumps(patch),
+            headers={"Content-Type": "application/merge-patch+json"},
         )
 
     async def patch_status(

@@ -27,12 +27,6 @@ def _micro(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _parse(value: str | None) -> dt.datetime | None:
-    if not value:
-        return None
-    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
 class LeaderElector:
     def __init__(
         self,
@@ -52,7 +46,10 @@ class LeaderElector:
         self.on_elected = on_elected
         self.clock = clock
         self.identity = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        self._renewed_at: float | None = None  # loop time of the last successful renew
+        self._renewed_at: float | None = None  # loop time just before the last renew
+        # (holder, renewTime) of the other replica's Lease and the local loop time we
+        # first saw it: expiry is judged on our own clock, never by comparing clocks.
+        self._observed: tuple[str, str, float] | None = None
         self.elected = asyncio.Event()
 
     @property
@@ -64,16 +61,23 @@ class LeaderElector:
         return age < self.lease_seconds - 2 * self.renew_seconds
 
     async def run(self) -> None:
+        was = False
         while True:
-            was = self.is_leader
+            # Taken before the request: the Lease we write may be older than the reply.
+            started = asyncio.get_running_loop().time()
             try:
                 got = await self._try_acquire_or_renew()
             except ApiError as err:
                 # Network trouble or a conflict: keep trying; is_leader lapses by itself.
                 log.warning("lease renewal failed", extra={"error": str(err)})
                 got = False
+            except Exception:
+                # A malformed Lease or reply must not end election: this replica would
+                # then stay passive (or, worse, believe it leads) while looking healthy.
+                log.exception("lease renewal crashed")
+                got = False
             if got:
-                self._renewed_at = asyncio.get_running_loop().time()
+                self._renewed_at = started
             now = self.is_leader
             metrics.LEADER.set(1 if now else 0)
             if now and not was:
@@ -84,6 +88,7 @@ class LeaderElector:
             elif was and not now:
                 log.warning("lost leadership", extra={"identity": self.identity})
                 self.elected.clear()
+            was = now
             await asyncio.sleep(self.renew_seconds)
 
     async def _try_acquire_or_renew(self) -> bool:
@@ -112,12 +117,15 @@ class LeaderElector:
                 raise
             return True
         current = lease.get("spec", {})
-        holder = current.get("holderIdentity")
-        renewed = _parse(current.get("renewTime"))
+        holder = str(current.get("holderIdentity") or "")
         duration = float(current.get("leaseDurationSeconds") or self.lease_seconds)
-        expired = renewed is None or (now - renewed).total_seconds() > duration
-        if holder not in (self.identity, None, "") and not expired:
-            return False
+        if holder not in (self.identity, ""):
+            seen = (holder, str(current.get("renewTime")))
+            local = asyncio.get_running_loop().time()
+            if self._observed is None or self._observed[:2] != seen:
+                self._observed = (*seen, local)
+            if local - self._observed[2] <= duration:
+                return False  # the holder renewed within a Lease duration, by our clock
         new_spec = dict(current, **spec)
         if holder != self.identity:
             new_spec["acquireTime"] = _micro(now)

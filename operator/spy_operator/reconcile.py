@@ -103,20 +103,21 @@ async def write_status(
     )
 
 
-async def vpn_status(
+def vpn_status(
     ctx: Context, spec: Body, status_old: Body, outcome: Outcome
 ) -> tuple[Check, Check, float | None]:
     """(VPNReady check, what the gate sees, RTT to report) for a spec's optional probe."""
     target = vpn_target(spec)
     if target is None:
         return check_vpn(None, None), check_vpn(None, None), None
-    result = await ctx.prober.result(target)
+    result = ctx.prober.result(target)
     check = check_vpn(target, result)
     # Keep probing while anything refers to the target, so a tunnel going down or
     # coming back is noticed without an event.
-    outcome.requeue_after = _sooner(outcome.requeue_after, ctx.vpn_recheck_seconds)
+    recheck = ctx.vpn_recheck_seconds if result is not None else 0.5  # first probe running
+    outcome.requeue_after = _sooner(outcome.requeue_after, recheck)
     old_rtt = status_old.get("vpnRttMs")
-    rtt = round(result.rtt_ms, 2) if result.rtt_ms is not None else None
+    rtt = round(result.rtt_ms, 2) if result is not None and result.rtt_ms is not None else None
     report = rtt if rtt_changed(old_rtt, rtt) else old_rtt
     return check, gate_view(target, check), report
 
@@ -172,7 +173,10 @@ def consumers(world: World) -> list[clientids.Consumer]:
             gw = (spec.get("gatewayRef") or {}).get("name")
             if not gw:
                 continue
-            count = 1 if kind == c.KIND_BOT else int(spec.get("shards", 1))
+            try:
+                count = 1 if kind == c.KIND_BOT else max(1, int(spec.get("shards", 1)))
+            except (TypeError, ValueError):
+                count = 1  # one malformed detector must not stop every bot's reconcile
             out.append(
                 clientids.Consumer(
                     kind,
@@ -220,6 +224,24 @@ def _ready_condition(
 # ------------------------------------------------------------------------ TradingBot
 
 
+async def close_bot_deployment(ctx: Context, namespace: str, name: str, outcome: Outcome) -> None:
+    """Set the bot's Deployment to 0 replicas if it has more: the fail-closed path.
+
+    Used for a bot being deleted and, by the controller, when a bot's reconcile fails
+    unexpectedly (a malformed object, a bug): whatever went wrong, the bot stops.
+    """
+    dep_name = builders.bot_deployment_name({"metadata": {"name": name}})
+    dep = ctx.world.get(World.DEPLOYMENTS, (namespace, dep_name))
+    if dep is None or int(dep.get("spec", {}).get("replicas") or 0) == 0:
+        return
+    patched = await ctx.kube.merge_patch(
+        "apps/v1", "Deployment", namespace, dep_name, {"spec": {"replicas": 0}}
+    )
+    outcome.writes += 1
+    ctx.world.remember(World.DEPLOYMENTS, (namespace, dep_name), patched)
+    log.warning("bot deployment closed", extra={"object": f"{namespace}/{name}"})
+
+
 def bot_gate(
     ctx: Context, bot: Body, pull: Check, vpn_gate: Check, now: dt.datetime
 ) -> GateDecision:
@@ -244,8 +266,12 @@ async def reconcile_tradingbot(
 ) -> Outcome:
     outcome = Outcome()
     bot = ctx.world.get(World.BOTS, (namespace, name))
-    if bot is None or bot["metadata"].get("deletionTimestamp"):
+    if bot is None:
         return outcome  # garbage collection removes the children
+    if bot["metadata"].get("deletionTimestamp"):
+        # Deletion can wait on someone else's finalizer; the bot must not trade meanwhile.
+        await close_bot_deployment(ctx, namespace, name, outcome)
+        return outcome
     now = ctx.clock()
     spec = bot.get("spec", {})
     generation = int(bot["metadata"].get("generation", 0))
@@ -254,7 +280,7 @@ async def reconcile_tradingbot(
     mode = Mode(spec.get("mode", "paper"))
 
     pull = pull_secret_check(ctx, bot)
-    vpn_check, vpn_gate, rtt = await vpn_status(ctx, spec, status_old, outcome)
+    vpn_check, vpn_gate, rtt = vpn_status(ctx, spec, status_old, outcome)
     decision = bot_gate(ctx, bot, pull, vpn_gate, now)
 
     client_id = (allocation.get((c.KIND_BOT, namespace, name)) or [0])[0]
@@ -264,7 +290,10 @@ async def reconcile_tradingbot(
     dep_key = (namespace, desired["metadata"]["name"])
     before = ctx.world.get(World.DEPLOYMENTS, dep_key)
     before_replicas = int((before or {}).get("spec", {}).get("replicas") or 0)
-    if before is not None and before_replicas > decision.replicas:
+    set_by_us = int(status_old.get("replicas") or 0)
+    if before is not None and before_replicas > max(decision.replicas, set_by_us):
+        # Above both the new decision and what the operator last set: a hand scale-up
+        # (a gate closing on its own is a disarm, not a revert).
         metrics.REVERTED_SCALE_UPS.inc()
         log.warning(
             "bot deployment above the gate; setting it back",
@@ -375,7 +404,7 @@ async def reconcile_ibgateway(ctx: Context, namespace: str, name: str) -> Outcom
 
     pull = pull_secret_check(ctx, gw, "ghcr.io/gnzsnz/ib-gateway:stable")
     creds = credentials_check(ctx, gw)
-    vpn_check, vpn_gate, rtt = await vpn_status(ctx, spec, status_old, outcome)
+    vpn_check, vpn_gate, rtt = vpn_status(ctx, spec, status_old, outcome)
     running, ready_replicas = statefulset_progress(sts, 1, "GatewayRunning", "GatewayStarting")
     ready = first_failing(creds, pull, vpn_gate, running)
 
@@ -426,7 +455,7 @@ async def reconcile_optionsdetector(
     else:
         gw_check = Check(True, "GatewayReady", f"IBGateway {gw_name!r} is Ready")
     pull = pull_secret_check(ctx, det)
-    vpn_check, vpn_gate, rtt = await vpn_status(ctx, spec, status_old, outcome)
+    vpn_check, vpn_gate, rtt = vpn_status(ctx, spec, status_old, outcome)
     shards = int(spec.get("shards", 1))
     running, ready_shards = statefulset_progress(sts, shards, "ShardsReady", "ShardsStarting")
     ready = first_failing(gw_check, pull, vpn_gate, running)

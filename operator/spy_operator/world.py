@@ -9,7 +9,8 @@ no-op pass writes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar, Protocol
 
 from spy_operator.pullsecrets import SecretFacts
@@ -51,9 +52,15 @@ class World:
         "Service": SERVICES,
     }
 
-    def __init__(self) -> None:
+    # A child we wrote but the watch has not shown for this long is taken as deleted
+    # (a DELETED event can overtake our own write's reply; a re-list after a watch
+    # expiry never reports objects deleted in the gap).
+    GHOST_SECONDS = 5.0
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.indices: dict[str, IndexLike] = {}
-        self._overlay: dict[tuple[str, Key], Body] = {}
+        self._overlay: dict[tuple[str, Key], tuple[Body, float]] = {}
+        self._clock = clock
 
     def attach(self, indices: Mapping[str, Any]) -> None:
         for name in self.ALL:
@@ -75,12 +82,15 @@ class World:
 
     def get(self, index: str, key: Key) -> Body | None:
         seen: Body | None = self._from_index(index, key)
-        written = self._overlay.get((index, key))
-        if written is None:
+        entry = self._overlay.get((index, key))
+        if entry is None:
             return seen
-        if seen is None and index in self.CUSTOM:
+        written, when = entry
+        if seen is None and (
             # The operator never creates its custom resources: gone from the watch
             # means deleted, whatever status it last wrote.
+            index in self.CUSTOM or self._clock() - when > self.GHOST_SECONDS
+        ):
             del self._overlay[(index, key)]
             return None
         if seen is not None and _rv(seen) >= _rv(written):
@@ -89,7 +99,7 @@ class World:
         return written
 
     def remember(self, index: str, key: Key, body: Body) -> None:
-        self._overlay[(index, key)] = body
+        self._overlay[(index, key)] = (body, self._clock())
 
     def forget(self, index: str, key: Key) -> None:
         self._overlay.pop((index, key), None)

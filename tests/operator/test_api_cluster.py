@@ -11,7 +11,16 @@ from typing import Any
 
 import pytest
 from k8s_support import Cluster, Kubectl, wait_for
-from operator_support import bot, condition, credentials, paper_world, pull_secret, wait_bot
+from operator_support import (
+    bot,
+    condition,
+    credentials,
+    deployment_replicas,
+    paper_world,
+    pull_secret,
+    tcp_listener,
+    wait_bot,
+)
 from spy_operator import constants as c
 from spy_operator.devcluster import REPO_ROOT
 
@@ -141,6 +150,11 @@ REJECTIONS: list[tuple[str, dict[str, Any], str]] = [
     ("zero-contracts", {"risk": {"maxContracts": 0}}, "spec.risk.maxContracts"),
     ("vpn-port", {"vpn": {"host": "h", "port": 70000}}, "spec.vpn.port"),
     ("armed-not-bool", {"armed": "yes"}, "spec.armed"),
+    (
+        "vpn-timeout",
+        {"vpn": {"host": "h", "port": 1, "timeoutSeconds": 60}},
+        "spec.vpn.timeoutSeconds",
+    ),
 ]
 
 
@@ -196,6 +210,18 @@ OTHER_REJECTIONS: list[tuple[str, str, dict[str, Any], str]] = [
 ]
 
 
+def test_names_too_long_for_children_are_refused(kubectl: Kubectl, namespace: str) -> None:
+    body = {
+        "apiVersion": c.API_VERSION,
+        "kind": "IBGateway",
+        "metadata": {"name": "g" * 51},
+        "spec": {"credentialsSecretRef": {"name": "c"}},
+    }
+    proc = kubectl.run("apply", "-n", namespace, "-f", "-", stdin=json.dumps(body), check=False)
+    assert proc.returncode != 0
+    assert "metadata.name must be at most 50 characters" in proc.stderr
+
+
 @pytest.mark.parametrize(
     ("kind", "spec", "message"),
     [r[1:] for r in OTHER_REJECTIONS],
@@ -227,6 +253,32 @@ def test_deleting_a_cr_garbage_collects_its_children(kubectl: Kubectl, namespace
             lambda k=kind, n=name: kubectl.get(k, n, namespace) is None,
             30,
         )
+
+
+def test_a_child_without_our_labels_is_still_ours(kubectl: Kubectl, namespace: str) -> None:
+    """Children are found by ownerReference: stripping the managed-by label does not hide
+    a hand scale-up from the operator."""
+    paper_world(kubectl, namespace)
+    kubectl.apply(bot("unlabelled", armed=False), namespace)
+    wait_bot(kubectl, namespace, "unlabelled", 0, "NotArmed")
+    kubectl("label", "-n", namespace, "deployment/unlabelled-bot", f"{c.LABEL_MANAGED_BY}-")
+    kubectl("scale", "-n", namespace, "deployment/unlabelled-bot", "--replicas=1")
+    wait_for(
+        "scale-up reverted",
+        lambda: deployment_replicas(kubectl, namespace, "unlabelled") == 0,
+        5,
+        0.05,
+    )
+    wait_for(
+        "label restored",
+        lambda: (
+            kubectl.get("deployment", "unlabelled-bot", namespace)["metadata"]["labels"].get(
+                c.LABEL_MANAGED_BY
+            )
+            == c.MANAGED_BY
+        ),
+        10,
+    )
 
 
 def test_a_child_deleted_by_hand_is_recreated(kubectl: Kubectl, namespace: str) -> None:
@@ -291,10 +343,17 @@ def test_no_op_reconcile_writes_nothing(
         pytest.skip("counts writes in the local control plane's audit log")
     assert cluster.state is not None
     audit = cluster.state.audit_log
+    listener = tcp_listener()
+    _, port = listener.__enter__()
     kubectl("apply", "-n", namespace, "-f", str(EXAMPLES / "paper.yaml"))
     paper_world(kubectl, namespace)
     kubectl.apply(bot("quiet"), namespace)
+    # A probed VPN is re-checked every second in tests: its status must not churn.
+    kubectl.apply(
+        bot("quietvpn", vpn={"host": "127.0.0.1", "port": port, "timeoutSeconds": 0.5}), namespace
+    )
     wait_bot(kubectl, namespace, "quiet", 1, "Armed")
+    wait_bot(kubectl, namespace, "quietvpn", 1, "Armed")
     for kind, name in (
         ("tradingbot", "quiet"),
         ("tradingbot", "mean-reversion"),
@@ -318,6 +377,7 @@ def test_no_op_reconcile_writes_nothing(
     # Absence of writes can only be observed over a window: two resync periods.
     time.sleep(2 * operator.resync_seconds + 1)
     writes = _operator_writes(audit, start, namespace)
+    listener.__exit__(None, None, None)
     assert writes == [], f"a no-op reconcile wrote: {writes}"
 
 

@@ -7,10 +7,6 @@ than the revert window.
 
 from __future__ import annotations
 
-import contextlib
-import socket
-import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -23,6 +19,7 @@ from operator_support import (
     gateway,
     paper_world,
     pull_secret,
+    tcp_listener,
     wait_bot,
 )
 from spy_operator import constants as c
@@ -200,32 +197,6 @@ def test_global_halt_disarms_every_bot_and_shows_in_status(
         assert condition(tb, "Halted")["status"] == "False"
 
 
-@contextlib.contextmanager
-def tcp_listener() -> Iterator[tuple[socket.socket, int]]:
-    """A loopback TCP server standing in for a host across the VPN tunnel."""
-    srv = socket.socket()
-    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(64)
-    stop = threading.Event()
-
-    def accept() -> None:
-        srv.settimeout(0.2)
-        while not stop.is_set():
-            with contextlib.suppress(OSError):
-                conn, _ = srv.accept()
-                conn.close()
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
-        yield srv, srv.getsockname()[1]
-    finally:
-        stop.set()
-        thread.join(2)
-        srv.close()
-
-
 def test_vpn_probe_follows_the_tunnel_up_and_down(kubectl: Kubectl, namespace: str) -> None:
     paper_world(kubectl, namespace)
     with tcp_listener() as (_, port):
@@ -255,6 +226,34 @@ def test_vpn_not_required_only_reports(kubectl: Kubectl, namespace: str) -> None
         ),
     )
     assert tb["status"]["replicas"] == 1
+
+
+def test_a_bot_being_deleted_is_stopped_at_once(kubectl: Kubectl, namespace: str) -> None:
+    """Deletion can wait on someone else's finalizer; the bot must not trade meanwhile."""
+    paper_world(kubectl, namespace)
+    body = bot("fin")
+    body["metadata"]["finalizers"] = ["example.com/keep"]
+    kubectl.apply(body, namespace)
+    wait_bot(kubectl, namespace, "fin", 1, "Armed")
+    kubectl("delete", "-n", namespace, "tradingbot/fin", "--wait=false")
+    try:
+        wait_for(
+            "deleting bot closed",
+            lambda: deployment_replicas(kubectl, namespace, "fin") == 0,
+            10,
+            0.05,
+        )
+        assert kubectl.get("tradingbot", "fin", namespace)["metadata"]["deletionTimestamp"]
+    finally:
+        kubectl(
+            "patch",
+            "-n",
+            namespace,
+            "tradingbot/fin",
+            "--type=merge",
+            "-p",
+            '{"metadata":{"finalizers":null}}',
+        )
 
 
 def test_operator_killed_and_restarted_converges(

@@ -109,6 +109,11 @@ async def test_probe_against_a_real_listener() -> None:
     assert not down.ok and down.error
 
 
+async def test_probe_of_an_invalid_host_fails_instead_of_raising() -> None:
+    result = await probe("vpn..corp", 443, 0.5)
+    assert not result.ok and "invalid host" in (result.error or "")
+
+
 def test_client_ids_are_distinct_per_gateway_and_stable() -> None:
     consumers = [
         Consumer("OptionsDetector", "ns", "det", "gw", "2026-01-01T00:00:00Z", 4),
@@ -151,6 +156,7 @@ def test_client_ids_never_collide_on_a_gateway(specs: list[tuple[str, int, int]]
         ({"a": 1}, {"a": 2}, False),
         ({"a": []}, {}, True),  # the API server drops empty lists
         ({"a": [1]}, {}, False),
+        ({"env": [{"name": "TZ", "value": ""}]}, {"env": [{"name": "TZ"}]}, True),  # omitempty
         ({"l": [{"x": 1}]}, {"l": [{"x": 1, "y": 2}]}, True),
         ({"l": [1, 2]}, {"l": [1]}, False),
         ({"cpu": "1000m"}, {"cpu": "1"}, True),
@@ -186,3 +192,44 @@ def test_set_condition_moves_transition_time_only_on_flip() -> None:
     other = set_condition(flipped, "Armed", None, "Unknown", "m", 2, t1)
     assert [c["type"] for c in other] == ["Armed", "Ready"]
     assert other[0]["status"] == "Unknown"
+
+
+def test_operator_namespace_is_always_watched() -> None:
+    from spy_operator.__main__ import watched_namespaces
+
+    assert watched_namespaces([], "spy-system") == []  # cluster-wide
+    assert watched_namespaces(["desk"], "spy-system") == ["desk", "spy-system"]
+    assert watched_namespaces(["spy-system"], "spy-system") == ["spy-system"]
+
+
+class FakeIndex(dict):  # type: ignore[type-arg]
+    """kopf.Index's read side: key -> store (an iterable of values)."""
+
+
+def test_world_overlay_prefers_newer_writes_and_forgets_ghosts() -> None:
+    from spy_operator.world import World
+
+    now = [100.0]
+    world = World(clock=lambda: now[0])
+    deps: FakeIndex = FakeIndex()
+    bots: FakeIndex = FakeIndex()
+    world.attach({World.DEPLOYMENTS: deps, World.BOTS: bots})
+    key = ("ns", "b-bot")
+
+    def body(rv: int) -> dict[str, object]:
+        return {"metadata": {"resourceVersion": str(rv)}}
+
+    deps[key] = [body(5)]
+    world.remember(World.DEPLOYMENTS, key, body(7))
+    assert world.get(World.DEPLOYMENTS, key) == body(7)  # our write is newer
+    deps[key] = [body(7)]
+    assert world.get(World.DEPLOYMENTS, key) == body(7)  # the watch caught up
+    # A write whose object the watch no longer shows: kept briefly, then a ghost.
+    del deps[key]
+    world.remember(World.DEPLOYMENTS, key, body(9))
+    assert world.get(World.DEPLOYMENTS, key) == body(9)
+    now[0] += World.GHOST_SECONDS + 1
+    assert world.get(World.DEPLOYMENTS, key) is None
+    # A custom resource gone from the watch is gone, whatever status was written.
+    world.remember(World.BOTS, ("ns", "b"), body(3))
+    assert world.get(World.BOTS, ("ns", "b")) is None
