@@ -15,21 +15,19 @@ from typing import Any
 
 from spy_operator import clientids, metrics
 from spy_operator import constants as c
+from spy_operator.context import Context, Outcome, ReconcileKey
+from spy_operator.facts import consumers
 from spy_operator.kube import ApiError
 from spy_operator.leader import LeaderElector
 from spy_operator.pullsecrets import pull_secret_names
 from spy_operator.reconcile import (
-    Context,
-    Outcome,
-    ReconcileKey,
-    close_bot_deployment,
-    consumers,
     reconcile_ibgateway,
     reconcile_optionsdetector,
     reconcile_tradingbot,
 )
 from spy_operator.workqueue import WorkQueue
 from spy_operator.world import Body, World
+from spy_operator.writes import close_bot_deployment
 
 log = logging.getLogger("spy_operator.controller")
 

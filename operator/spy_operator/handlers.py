@@ -16,11 +16,11 @@ import kopf
 from prometheus_client import start_http_server
 
 from spy_operator import constants as c
+from spy_operator.context import Context
 from spy_operator.controller import Controller
 from spy_operator.kube import Kube
 from spy_operator.leader import LeaderElector
 from spy_operator.pullsecrets import secret_facts
-from spy_operator.reconcile import Context
 from spy_operator.vpn import VpnProber
 from spy_operator.world import World
 

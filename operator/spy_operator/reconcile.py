@@ -1,28 +1,33 @@
 """One level-triggered reconcile per kind: read the world, decide, apply, write status.
 
 Called by the controller's workers for a (kind, namespace, name) key, whatever event
-queued it; none of these functions looks at what changed. Decisions come from the
-pure policies (gate.py, pullsecrets.py, vpn.py, clientids.py) and manifests from
-builders.py; this module does the gathering and the writes.
+queued it; none of these functions looks at what changed. Facts come from facts.py,
+decisions from the pure policies (gate.py and friends), manifests from builders.py,
+and writes go through writes.py.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
 
 from spy_operator import builders, clientids, metrics
 from spy_operator import constants as c
 from spy_operator.conditions import Check, Condition, set_check, set_condition
-from spy_operator.diffing import is_subset, status_patch
+from spy_operator.context import Context, Outcome, sooner
+from spy_operator.facts import (
+    credentials_check,
+    first_failing,
+    gateway_port_of,
+    gateway_view,
+    halt_state,
+    pull_secret_check,
+    statefulset_progress,
+    vpn_status,
+)
 from spy_operator.gate import (
     GateDecision,
     GateInput,
-    GatewayView,
-    Halt,
     Mode,
     check_approval,
     check_gateway,
@@ -30,184 +35,10 @@ from spy_operator.gate import (
     next_deadline,
     parse_approval,
 )
-from spy_operator.kube import Kube
-from spy_operator.pullsecrets import check_pull_secrets, pull_secret_names
-from spy_operator.vpn import VpnProber, check_vpn, gate_view, rtt_changed, vpn_target
 from spy_operator.world import Body, World
+from spy_operator.writes import apply_child, close_bot_deployment, write_status
 
 log = logging.getLogger("spy_operator.reconcile")
-
-ReconcileKey = tuple[str, str, str]  # (kind, namespace, name)
-
-
-@dataclass
-class Outcome:
-    """What a pass did, for metrics, tests and the controller's scheduling."""
-
-    writes: int = 0
-    requeue_after: float | None = None
-    armed: bool = False  # for a TradingBot: the gate allows it to run
-
-
-@dataclass
-class Context:
-    kube: Kube
-    world: World
-    prober: VpnProber
-    clock: Callable[[], dt.datetime]
-    operator_namespace: str = c.DEFAULT_OPERATOR_NAMESPACE
-    vpn_recheck_seconds: float = 5.0
-
-
-# ----------------------------------------------------------------------- shared parts
-
-
-async def apply_child(ctx: Context, index: str, desired: Body, outcome: Outcome) -> Body:
-    """Server-side apply `desired` unless the observed child already matches it."""
-    meta = desired["metadata"]
-    key = (meta["namespace"], meta["name"])
-    digest = builders.desired_hash(desired)
-    meta.setdefault("annotations", {})[c.ANNOTATION_DESIRED_HASH] = digest
-    observed = ctx.world.get(index, key)
-    if observed is not None:
-        have = observed.get("metadata", {}).get("annotations", {}).get(c.ANNOTATION_DESIRED_HASH)
-        if have == digest and is_subset(desired, observed):
-            log.debug("child unchanged", extra={"child": f"{desired['kind']}/{meta['name']}"})
-            return observed
-    applied = await ctx.kube.apply(desired)
-    outcome.writes += 1
-    ctx.world.remember(index, key, applied)
-    log.info(
-        "applied child",
-        extra={"child": f"{desired['kind']}/{meta['namespace']}/{meta['name']}"},
-    )
-    return applied
-
-
-async def write_status(
-    ctx: Context, kind: str, index: str, obj: Body, status: dict[str, Any], outcome: Outcome
-) -> None:
-    meta = obj["metadata"]
-    patch = status_patch(obj.get("status") or {}, status)
-    if patch is None:
-        return
-    updated = await ctx.kube.patch_status(kind, meta["namespace"], meta["name"], patch)
-    outcome.writes += 1
-    ctx.world.remember(index, (meta["namespace"], meta["name"]), updated)
-    log.info(
-        "status updated",
-        extra={
-            "object": f"{kind}/{meta['namespace']}/{meta['name']}",
-            "reason": status.get("reason"),
-        },
-    )
-
-
-def vpn_status(
-    ctx: Context, spec: Body, status_old: Body, outcome: Outcome
-) -> tuple[Check, Check, float | None]:
-    """(VPNReady check, what the gate sees, RTT to report) for a spec's optional probe."""
-    target = vpn_target(spec)
-    if target is None:
-        return check_vpn(None, None), check_vpn(None, None), None
-    result = ctx.prober.result(target)
-    check = check_vpn(target, result)
-    # Keep probing while anything refers to the target, so a tunnel going down or
-    # coming back is noticed without an event.
-    recheck = ctx.vpn_recheck_seconds if result is not None else 0.5  # first probe running
-    outcome.requeue_after = _sooner(outcome.requeue_after, recheck)
-    old_rtt = status_old.get("vpnRttMs")
-    rtt = round(result.rtt_ms, 2) if result is not None and result.rtt_ms is not None else None
-    report = rtt if rtt_changed(old_rtt, rtt) else old_rtt
-    return check, gate_view(target, check), report
-
-
-def _sooner(a: float | None, b: float | None) -> float | None:
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return min(a, b)
-
-
-def pull_secret_check(ctx: Context, obj: Body, default_image: str = "") -> Check:
-    spec = obj.get("spec", {})
-    names = pull_secret_names(spec)
-    facts = ctx.world.secrets_in(obj["metadata"]["namespace"], names)
-    return check_pull_secrets(str(spec.get("image") or default_image), names, facts)
-
-
-def gateway_view(ctx: Context, namespace: str, name: str) -> GatewayView:
-    gw = ctx.world.get(World.GATEWAYS, (namespace, name))
-    if gw is None or gw.get("metadata", {}).get("deletionTimestamp"):
-        return GatewayView(name=name, exists=False)
-    ready = any(
-        cond.get("type") == "Ready" and cond.get("status") == "True"
-        for cond in gw.get("status", {}).get("conditions", [])
-    ) and gw.get("status", {}).get("observedGeneration") == gw["metadata"].get("generation")
-    spec = gw.get("spec", {})
-    return GatewayView(
-        name=name,
-        exists=True,
-        ready=ready,
-        trading_mode=Mode(spec.get("tradingMode", "paper")),
-        read_only=bool(spec.get("readOnlyApi", True)),
-    )
-
-
-def halt_state(ctx: Context) -> Halt:
-    cm = ctx.world.halt()
-    metrics.HALTED.set(1 if cm else 0)
-    if cm is None:
-        return Halt(False)
-    data = cm.get("data") or {}
-    why = data.get("reason") or "no reason given"
-    return Halt(True, f"global halt ConfigMap {c.HALT_CONFIGMAP} is set: {why}")
-
-
-def consumers(world: World) -> list[clientids.Consumer]:
-    out = []
-    for kind, index in ((c.KIND_BOT, World.BOTS), (c.KIND_DETECTOR, World.DETECTORS)):
-        for obj in world.values(index):
-            meta, spec = obj["metadata"], obj.get("spec", {})
-            gw = (spec.get("gatewayRef") or {}).get("name")
-            if not gw:
-                continue
-            try:
-                count = 1 if kind == c.KIND_BOT else max(1, int(spec.get("shards", 1)))
-            except (TypeError, ValueError):
-                count = 1  # one malformed detector must not stop every bot's reconcile
-            out.append(
-                clientids.Consumer(
-                    kind,
-                    meta["namespace"],
-                    meta["name"],
-                    gw,
-                    meta.get("creationTimestamp", ""),
-                    count,
-                )
-            )
-    return out
-
-
-def _gateway_port(ctx: Context, namespace: str, name: str) -> int:
-    gw = ctx.world.get(World.GATEWAYS, (namespace, name))
-    return builders.gateway_port(gw) if gw else 4002
-
-
-def statefulset_progress(sts: Body, want: int, ok: str, waiting: str) -> tuple[Check, int]:
-    """Is the StatefulSet at `want` ready replicas for its current generation?"""
-    status = sts.get("status", {})
-    ready = int(status.get("readyReplicas") or 0)
-    current = status.get("observedGeneration") == sts["metadata"].get("generation")
-    done = ready == want and current
-    message = f"statefulset {sts['metadata']['name']} has {ready}/{want} ready replicas"
-    return Check(done, ok if done else waiting, message), ready
-
-
-def first_failing(*checks: Check) -> Check:
-    """The Ready condition: the first failing check, else the last (the running one)."""
-    return next((chk for chk in checks if not chk.ok), checks[-1])
 
 
 def _ready_condition(
@@ -222,24 +53,6 @@ def _ready_condition(
 
 
 # ------------------------------------------------------------------------ TradingBot
-
-
-async def close_bot_deployment(ctx: Context, namespace: str, name: str, outcome: Outcome) -> None:
-    """Set the bot's Deployment to 0 replicas if it has more: the fail-closed path.
-
-    Used for a bot being deleted and, by the controller, when a bot's reconcile fails
-    unexpectedly (a malformed object, a bug): whatever went wrong, the bot stops.
-    """
-    dep_name = builders.bot_deployment_name({"metadata": {"name": name}})
-    dep = ctx.world.get(World.DEPLOYMENTS, (namespace, dep_name))
-    if dep is None or int(dep.get("spec", {}).get("replicas") or 0) == 0:
-        return
-    patched = await ctx.kube.merge_patch(
-        "apps/v1", "Deployment", namespace, dep_name, {"spec": {"replicas": 0}}
-    )
-    outcome.writes += 1
-    ctx.world.remember(World.DEPLOYMENTS, (namespace, dep_name), patched)
-    log.warning("bot deployment closed", extra={"object": f"{namespace}/{name}"})
 
 
 def bot_gate(
@@ -285,7 +98,7 @@ async def reconcile_tradingbot(
 
     client_id = (allocation.get((c.KIND_BOT, namespace, name)) or [0])[0]
     desired = builders.build_bot_deployment(
-        bot, decision.replicas, client_id, _gateway_port(ctx, namespace, gw_name)
+        bot, decision.replicas, client_id, gateway_port_of(ctx, namespace, gw_name)
     )
     dep_key = (namespace, desired["metadata"]["name"])
     before = ctx.world.get(World.DEPLOYMENTS, dep_key)
@@ -366,24 +179,13 @@ async def reconcile_tradingbot(
     if deadline is not None:
         # Wake exactly at expiry (plus a hair) so the bot stops without any event.
         delay = (deadline - now).total_seconds() + 0.05
-        outcome.requeue_after = _sooner(outcome.requeue_after, delay)
+        outcome.requeue_after = sooner(outcome.requeue_after, delay)
     if not converged:
-        outcome.requeue_after = _sooner(outcome.requeue_after, 5.0)
+        outcome.requeue_after = sooner(outcome.requeue_after, 5.0)
     return outcome
 
 
 # ------------------------------------------------------------------------- IBGateway
-
-
-def credentials_check(ctx: Context, gw: Body) -> Check:
-    ref = (gw.get("spec", {}).get("credentialsSecretRef") or {}).get("name")
-    facts = ctx.world.secret(gw["metadata"]["namespace"], ref) if ref else None
-    if facts is None:
-        return Check(False, "CredentialsSecretNotFound", f"Secret {ref!r} not found")
-    missing = [k for k in c.CREDENTIAL_KEYS if k not in facts.keys]
-    if missing:
-        return Check(False, "CredentialsKeyMissing", f"Secret {ref!r} lacks key(s) {missing}")
-    return Check(True, "CredentialsPresent", f"Secret {ref!r} has username and password")
 
 
 async def reconcile_ibgateway(ctx: Context, namespace: str, name: str) -> Outcome:
@@ -424,7 +226,7 @@ async def reconcile_ibgateway(ctx: Context, namespace: str, name: str) -> Outcom
         status["vpnRttMs"] = rtt
     await write_status(ctx, c.KIND_GATEWAY, World.GATEWAYS, gw, status, outcome)
     if not ready.ok:
-        outcome.requeue_after = _sooner(outcome.requeue_after, 10.0)
+        outcome.requeue_after = sooner(outcome.requeue_after, 10.0)
     return outcome
 
 
@@ -444,7 +246,9 @@ async def reconcile_optionsdetector(
     status_old: Body = det.get("status") or {}
     gw_name = spec.get("gatewayRef", {}).get("name", "")
     ids = allocation.get((c.KIND_DETECTOR, namespace, name), [])
-    desired = builders.build_detector_statefulset(det, ids, _gateway_port(ctx, namespace, gw_name))
+    desired = builders.build_detector_statefulset(
+        det, ids, gateway_port_of(ctx, namespace, gw_name)
+    )
     sts = await apply_child(ctx, World.STATEFULSETS, desired, outcome)
 
     gw = gateway_view(ctx, namespace, gw_name)
@@ -476,5 +280,5 @@ async def reconcile_optionsdetector(
         status["vpnRttMs"] = rtt
     await write_status(ctx, c.KIND_DETECTOR, World.DETECTORS, det, status, outcome)
     if not ready.ok:
-        outcome.requeue_after = _sooner(outcome.requeue_after, 10.0)
+        outcome.requeue_after = sooner(outcome.requeue_after, 10.0)
     return outcome

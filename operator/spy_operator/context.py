@@ -1,0 +1,44 @@
+"""What a reconcile pass works with (Context) and reports (Outcome).
+
+Shared by reconcile.py, facts.py, writes.py and the controller.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from spy_operator import constants as c
+from spy_operator.kube import Kube
+from spy_operator.vpn import VpnProber
+from spy_operator.world import World
+
+ReconcileKey = tuple[str, str, str]  # (kind, namespace, name)
+
+
+@dataclass
+class Outcome:
+    """What a pass did, for metrics, tests and the controller's scheduling."""
+
+    writes: int = 0
+    requeue_after: float | None = None
+    armed: bool = False  # for a TradingBot: the gate allows it to run
+
+
+@dataclass
+class Context:
+    kube: Kube
+    world: World
+    prober: VpnProber
+    clock: Callable[[], dt.datetime]
+    operator_namespace: str = c.DEFAULT_OPERATOR_NAMESPACE
+    vpn_recheck_seconds: float = 5.0
+
+
+def sooner(a: float | None, b: float | None) -> float | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return min(a, b)

@@ -1,0 +1,75 @@
+"""The operator's writes: server-side apply of children, status patches, and the
+fail-closed scale-down of a bot. Each skips the write when nothing would change and
+remembers the reply in the World, so the next pass compares against it."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from spy_operator import builders
+from spy_operator import constants as c
+from spy_operator.context import Context, Outcome
+from spy_operator.diffing import is_subset, status_patch
+from spy_operator.world import Body, World
+
+log = logging.getLogger("spy_operator.reconcile")
+
+
+async def apply_child(ctx: Context, index: str, desired: Body, outcome: Outcome) -> Body:
+    """Server-side apply `desired` unless the observed child already matches it."""
+    meta = desired["metadata"]
+    key = (meta["namespace"], meta["name"])
+    digest = builders.desired_hash(desired)
+    meta.setdefault("annotations", {})[c.ANNOTATION_DESIRED_HASH] = digest
+    observed = ctx.world.get(index, key)
+    if observed is not None:
+        have = observed.get("metadata", {}).get("annotations", {}).get(c.ANNOTATION_DESIRED_HASH)
+        if have == digest and is_subset(desired, observed):
+            log.debug("child unchanged", extra={"child": f"{desired['kind']}/{meta['name']}"})
+            return observed
+    applied = await ctx.kube.apply(desired)
+    outcome.writes += 1
+    ctx.world.remember(index, key, applied)
+    log.info(
+        "applied child",
+        extra={"child": f"{desired['kind']}/{meta['namespace']}/{meta['name']}"},
+    )
+    return applied
+
+
+async def write_status(
+    ctx: Context, kind: str, index: str, obj: Body, status: dict[str, Any], outcome: Outcome
+) -> None:
+    meta = obj["metadata"]
+    patch = status_patch(obj.get("status") or {}, status)
+    if patch is None:
+        return
+    updated = await ctx.kube.patch_status(kind, meta["namespace"], meta["name"], patch)
+    outcome.writes += 1
+    ctx.world.remember(index, (meta["namespace"], meta["name"]), updated)
+    log.info(
+        "status updated",
+        extra={
+            "object": f"{kind}/{meta['namespace']}/{meta['name']}",
+            "reason": status.get("reason"),
+        },
+    )
+
+
+async def close_bot_deployment(ctx: Context, namespace: str, name: str, outcome: Outcome) -> None:
+    """Set the bot's Deployment to 0 replicas if it has more: the fail-closed path.
+
+    Used for a bot being deleted and, by the controller, when a bot's reconcile fails
+    unexpectedly (a malformed object, a bug): whatever went wrong, the bot stops.
+    """
+    dep_name = builders.bot_deployment_name({"metadata": {"name": name}})
+    dep = ctx.world.get(World.DEPLOYMENTS, (namespace, dep_name))
+    if dep is None or int(dep.get("spec", {}).get("replicas") or 0) == 0:
+        return
+    patched = await ctx.kube.merge_patch(
+        "apps/v1", "Deployment", namespace, dep_name, {"spec": {"replicas": 0}}
+    )
+    outcome.writes += 1
+    ctx.world.remember(World.DEPLOYMENTS, (namespace, dep_name), patched)
+    log.warning("bot deployment closed", extra={"object": f"{namespace}/{name}"})
