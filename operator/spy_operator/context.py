@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from spy_operator import constants as c
 from spy_operator.kube import Kube
@@ -34,6 +34,10 @@ class Context:
     clock: Callable[[], dt.datetime]
     operator_namespace: str = c.DEFAULT_OPERATOR_NAMESPACE
     vpn_recheck_seconds: float = 5.0
+    # RTT-only status updates at most this often per object (an up/down flip is
+    # written at once): a loaded node's probe jitter is not a change of the world.
+    rtt_report_seconds: float = 60.0
+    rtt_reported_at: dict[ReconcileKey, float] = field(default_factory=dict)
 
 
 def sooner(a: float | None, b: float | None) -> float | None:

@@ -3,10 +3,12 @@ the deciding: gate.py, pullsecrets.py, vpn.py, clientids.py)."""
 
 from __future__ import annotations
 
+import time
+
 from spy_operator import builders, clientids, metrics
 from spy_operator import constants as c
 from spy_operator.conditions import Check
-from spy_operator.context import Context, Outcome, sooner
+from spy_operator.context import Context, Outcome, ReconcileKey, sooner
 from spy_operator.gate import GatewayView, Halt, Mode
 from spy_operator.pullsecrets import check_pull_secrets, pull_secret_names
 from spy_operator.vpn import check_vpn, gate_view, rtt_changed, vpn_target
@@ -14,7 +16,7 @@ from spy_operator.world import Body, World
 
 
 def vpn_status(
-    ctx: Context, spec: Body, status_old: Body, outcome: Outcome
+    ctx: Context, key: ReconcileKey, spec: Body, status_old: Body, outcome: Outcome
 ) -> tuple[Check, Check, float | None]:
     """(VPNReady check, what the gate sees, RTT to report) for a spec's optional probe."""
     target = vpn_target(spec)
@@ -28,7 +30,13 @@ def vpn_status(
     outcome.requeue_after = sooner(outcome.requeue_after, recheck)
     old_rtt = status_old.get("vpnRttMs")
     rtt = round(result.rtt_ms, 2) if result is not None and result.rtt_ms is not None else None
-    report = rtt if rtt_changed(old_rtt, rtt) else old_rtt
+    report = old_rtt
+    now = time.monotonic()
+    if rtt_changed(old_rtt, rtt) and (
+        old_rtt is None or now - ctx.rtt_reported_at.get(key, -1e9) >= ctx.rtt_report_seconds
+    ):
+        report = rtt
+        ctx.rtt_reported_at[key] = now
     return check, gate_view(target, check), report
 
 

@@ -93,7 +93,9 @@ async def reconcile_tradingbot(
     mode = Mode(spec.get("mode", "paper"))
 
     pull = pull_secret_check(ctx, bot)
-    vpn_check, vpn_gate, rtt = vpn_status(ctx, spec, status_old, outcome)
+    vpn_check, vpn_gate, rtt = vpn_status(
+        ctx, (c.KIND_BOT, namespace, name), spec, status_old, outcome
+    )
     decision = bot_gate(ctx, bot, pull, vpn_gate, now)
 
     client_id = (allocation.get((c.KIND_BOT, namespace, name)) or [0])[0]
@@ -206,7 +208,9 @@ async def reconcile_ibgateway(ctx: Context, namespace: str, name: str) -> Outcom
 
     pull = pull_secret_check(ctx, gw, "ghcr.io/gnzsnz/ib-gateway:stable")
     creds = credentials_check(ctx, gw)
-    vpn_check, vpn_gate, rtt = vpn_status(ctx, spec, status_old, outcome)
+    vpn_check, vpn_gate, rtt = vpn_status(
+        ctx, (c.KIND_GATEWAY, namespace, name), spec, status_old, outcome
+    )
     running, ready_replicas = statefulset_progress(sts, 1, "GatewayRunning", "GatewayStarting")
     ready = first_failing(creds, pull, vpn_gate, running)
 
@@ -259,7 +263,9 @@ async def reconcile_optionsdetector(
     else:
         gw_check = Check(True, "GatewayReady", f"IBGateway {gw_name!r} is Ready")
     pull = pull_secret_check(ctx, det)
-    vpn_check, vpn_gate, rtt = vpn_status(ctx, spec, status_old, outcome)
+    vpn_check, vpn_gate, rtt = vpn_status(
+        ctx, (c.KIND_DETECTOR, namespace, name), spec, status_old, outcome
+    )
     shards = int(spec.get("shards", 1))
     running, ready_shards = statefulset_progress(sts, shards, "ShardsReady", "ShardsStarting")
     ready = first_failing(gw_check, pull, vpn_gate, running)
