@@ -8,8 +8,10 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from spy_backend.app import create_app
+from spy_backend.storage import entities
 
-from ._support import T0, HubClient, anomalies, anomaly
+from ._support import T0, HubClient, anomalies, anomaly, iso
 from .conftest import TOKEN, Backend
 
 
@@ -83,13 +85,54 @@ def test_oversized_batch_is_422_and_oversized_body_413(backend: Backend) -> None
 
 def test_not_json_and_wrong_shape_are_422(backend: Backend) -> None:
     token = TOKEN
-    for content in (b"not json", b"[]", b'{"anomalies": {}}', b"\xff\xfe"):
+    not_utf8, too_deep = b"\xe93O", b"[" * 100_000 + b"]" * 100_000  # FastAPI's 400s
+    for content in (b"not json", b"[]", b'{"anomalies": {}}', b"\xff\xfe", not_utf8, too_deep):
         response = backend.client.post(
             "/api/v1/ingest",
             content=content,
             headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
         )
         assert response.status_code == 422, (content, response.text)
+        assert response.json()["detail"][0]["loc"][0] == "body", response.text
+    # The OpenAPI says what the service does: an undecodable body is a 422, never a 400.
+    responses = create_app(run_purge=False).openapi()["paths"]["/api/v1/ingest"]["post"]
+    assert "422" in responses["responses"] and "400" not in responses["responses"]
+
+
+def _market(minute: int, expiries: int = 1) -> dict[str, Any]:
+    curve = {"k": [i / 1000 for i in range(256)], "iv": [0.2 + i / 1e5 for i in range(256)]}
+    return {
+        "ts": (T0 + timedelta(minutes=minute)).isoformat().replace("+00:00", "Z"),
+        "spot": 600 + minute,
+        "expiries": [
+            {"expiry": f"2027-01-{d:02d}", "t": 0.1, "points": curve, "fit": curve}
+            for d in range(1, expiries + 1)
+        ],
+    }
+
+
+@pytest.mark.parametrize("alone", [False, True])
+def test_a_record_storage_refuses_is_422_naming_it_and_the_rest_is_stored(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch, alone: bool
+) -> None:
+    # Stand-in for a service limit the models do not anticipate: without compression a
+    # large market snapshot is one string property over 32K characters, which the
+    # service (Azurite too) refuses with 400 PropertyValueTooLarge.
+    monkeypatch.setattr(entities, "BODY_MAX_CHARS", 10**9)
+    market = [_market(3, expiries=20)] if alone else [_market(0), _market(1, 20), _market(2)]
+    response = backend.ingest({"anomalies": [anomaly()], "market": market})
+    assert response.status_code == 422, response.text
+    detail = response.json()["detail"]
+    assert [e["loc"] for e in detail] == [["body", "market", 0 if alone else 1]]
+    assert "PropertyValueTooLarge" in detail[0]["msg"]
+    stored = backend.client.get(
+        "/api/v1/market", params={"start": iso(T0), "end": iso(T0 + timedelta(hours=1))}
+    ).json()["items"]
+    assert [m["spot"] for m in stored] == ([] if alone else [602, 600])
+    # A resend without the refused record is all duplicates (what was stored, stays).
+    rest = [m for i, m in enumerate(market) if i != (0 if alone else 1)]
+    result = backend.ingest({"anomalies": [anomaly()], "market": rest}).json()
+    assert (result["stored"], result["duplicate"]) == (0, 1 + len(rest))
 
 
 async def test_same_batch_twice_is_stored_once_and_broadcast_once(backend: Backend) -> None:

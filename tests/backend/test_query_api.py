@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import random
+import re
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import pytest
+from azure.data.tables.aio import TableClient
+from spy_backend.models import AnomalyKind
 from spy_backend.samplefeed import sample_batch
+from spy_backend.storage.tables import FILTER_MAX_COMPARISONS
 
 from ._support import T0, anomaly, iso
 from .conftest import Backend
@@ -102,3 +110,60 @@ def test_bad_query_parameters_are_422_naming_them(backend: Backend) -> None:
         assert name in [e["loc"][1] for e in response.json()["detail"]], response.text
     too_long = {"start": "2026-01-01T00:00:00Z", "end": "2026-11-25T00:00:00Z"}
     assert backend.client.get("/api/v1/flow", params=too_long).status_code == 422
+
+
+def _cursor(pk: str, rk: str = "0" * 16 + "_" + "a" * 40) -> str:
+    raw = json.dumps({"pk": pk, "rk": rk}).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def test_an_impossible_cursor_is_422_on_every_endpoint(backend: Backend) -> None:
+    for pk in ("SPY_20261399", "SPY_20261125\n"):
+        for path in ("anomalies", "signals", "market", "gex", "flow"):
+            response = backend.client.get(f"/api/v1/{path}", params={**DAY, "cursor": _cursor(pk)})
+            assert response.status_code == 422, (pk, path, response.text)
+            assert ["query", "cursor"] in [e["loc"] for e in response.json()["detail"]]
+
+
+def test_many_expiries_and_kinds_stay_within_the_filter_limit(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    filters: list[str] = []
+    original = TableClient.query_entities
+
+    def spy(self: TableClient, query_filter: str, **kwargs: Any) -> Any:
+        filters.append(query_filter)
+        return original(self, query_filter, **kwargs)
+
+    monkeypatch.setattr(TableClient, "query_entities", spy)
+    expiries = [f"2027-{m:02d}-{d:02d}" for m in (1, 2) for d in range(1, 26)]  # 50
+    kinds = [k.value for k in AnomalyKind]
+    rows = [
+        anomaly(T0 - i * timedelta(minutes=1), strike=500 + i,
+                expiry=expiries[i % 50] if i % 3 else "2026-12-19", kind=kinds[i % 9],
+                severity="LOW" if i % 5 == 0 else "HIGH")
+        for i in range(60)
+    ]  # fmt: skip
+    assert backend.ingest({"anomalies": rows}).json()["stored"] == 60
+    want = [r["contract"]["strike"] for r in rows
+            if r["contract"]["expiry"] in expiries and r["severity"] == "HIGH"]  # fmt: skip
+    params: dict[str, Any] = {**DAY, "expiry": expiries, "kind": kinds + kinds[:5]}
+    params.update(severity=["HIGH", "HIGH"], limit=7)
+    got: list[float] = []
+    cursor = None
+    while True:
+        page_params = {**params, **({"cursor": cursor} if cursor else {})}
+        response = backend.client.get("/api/v1/anomalies", params=page_params)
+        assert response.status_code == 200, response.text
+        page = response.json()
+        assert len(page["items"]) <= 7
+        got += [a["contract"]["strike"] for a in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert got == want and len(want) == 32  # newest first, every page full but the last
+    anomaly_filters = [f for f in filters if "RowKey" in f]
+    assert anomaly_filters
+    for flt in anomaly_filters:
+        comparisons = len(re.findall(r" (?:eq|ne|gt|ge|lt|le) ", f" {flt} "))
+        assert comparisons <= FILTER_MAX_COMPARISONS, flt

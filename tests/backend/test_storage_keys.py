@@ -6,9 +6,11 @@ import random
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from azure.core.exceptions import HttpResponseError
+from azure.data.tables import TableTransactionError
 from hypothesis import given
 from hypothesis import strategies as st
-from spy_backend.models import IngestBatch, MarketCreate, Resource
+from spy_backend.models import AnomalyKind, IngestBatch, MarketCreate, Resource
 from spy_backend.samplefeed import sample_batch
 from spy_backend.storage.entities import BODY_MAX_CHARS, from_entity, to_entity
 from spy_backend.storage.keys import (
@@ -20,7 +22,13 @@ from spy_backend.storage.keys import (
     row_range,
     trading_day,
 )
-from spy_backend.storage.tables import _chunks
+from spy_backend.storage.tables import (
+    FILTER_MAX_COMPARISONS,
+    KEY_COMPARISONS,
+    _chunks,
+    build_equals_filter,
+    rejection_reason,
+)
 
 timestamps = st.datetimes(
     min_value=datetime(2000, 1, 1), max_value=datetime(2099, 12, 31), timezones=st.just(UTC)
@@ -69,6 +77,43 @@ def test_cursor_round_trip_and_rejection() -> None:
             Cursor.decode(bad)
 
 
+@pytest.mark.parametrize(
+    ("pk", "rk"),
+    [
+        ("SPY_20261399", "0" * 16 + "_" + "a" * 40),  # eight digits, not a date
+        ("SPY_20260230", "0" * 16 + "_" + "a" * 40),
+        ("SPY_20261125\n", "0" * 16 + "_" + "a" * 40),  # `$` matches before a newline
+        ("SPY_20261125", "0" * 16 + "_" + "a" * 40 + "\n"),
+        ("SPY_2026112\u0665", "0" * 16 + "_" + "a" * 40),  # a non-ASCII digit
+    ],
+)
+def test_cursor_with_an_impossible_key_is_rejected(pk: str, rk: str) -> None:
+    with pytest.raises(ValueError, match="cursor"):
+        Cursor.decode(Cursor(pk=pk, rk=rk).encode())
+
+
+def test_filter_stays_within_the_service_comparison_limit() -> None:
+    kinds = [k.value for k in AnomalyKind]
+    expiries = [f"2027-{m:02d}-{d:02d}" for m in (1, 2) for d in range(1, 26)]
+    assert len(expiries) == 50 and len(kinds) == 9
+    flt = build_equals_filter({"expiry": expiries, "kind": kinds * 2, "severity": ["LOW"] * 3})
+    assert flt.comparisons == KEY_COMPARISONS + 9 + 1 <= FILTER_MAX_COMPARISONS
+    assert flt.text.count(" eq @") == flt.comparisons - KEY_COMPARISONS
+    assert len(flt.params) == 10  # de-duplicated
+    assert flt.client_side == {"expiry": frozenset(expiries)}
+    assert flt.matches({"expiry": expiries[7]}) and not flt.matches({"expiry": "2027-03-01"})
+
+    small = build_equals_filter({"expiry": expiries[:3] * 4, "kind": ["parity"], "severity": []})
+    assert small.comparisons == KEY_COMPARISONS + 4 and not small.client_side
+    assert build_equals_filter(None).comparisons == KEY_COMPARISONS
+
+    # Whatever is asked, the $filter never exceeds the limit and the rest is client-side.
+    many = {"expiry": expiries[:12], "kind": kinds, "severity": ["LOW", "MEDIUM", "HIGH"]}
+    flt = build_equals_filter(many)
+    assert flt.comparisons <= FILTER_MAX_COMPARISONS
+    assert flt.text.count(" eq @") + sum(map(len, flt.client_side.values())) == 24
+
+
 def test_entities_round_trip_small_and_compressed() -> None:
     batch = IngestBatch.model_validate(sample_batch(datetime.now(UTC), random.Random(3)))
     for resource, records in batch.by_resource().items():
@@ -93,3 +138,23 @@ def test_transactions_hold_at_most_100_entities_and_3_mb() -> None:
     big = [{"PartitionKey": "p", "RowKey": str(i), "body": "x" * 1_000_000} for i in range(7)]
     sizes = [len(c) for c in _chunks(big)]
     assert sum(sizes) == 7 and max(sizes) <= 2
+
+
+def _service_error(cls: type[HttpResponseError], status: int, code: str) -> HttpResponseError:
+    exc = cls(message=f"0:{code}")
+    exc.status_code, exc.error_code = status, code
+    return exc
+
+
+@pytest.mark.parametrize("cls", [HttpResponseError, TableTransactionError])
+def test_only_errors_about_the_entity_reject_the_record(cls: type[HttpResponseError]) -> None:
+    for status, code in [(400, "EntityTooLarge"), (400, "PropertyValueTooLarge"),
+                         (413, "RequestBodyTooLarge")]:  # fmt: skip
+        reason = rejection_reason(_service_error(cls, status, code))
+        assert reason is not None and code in reason
+    # Deployment faults and outages are not the record's: never a reason to drop it.
+    faults = [(403, "AuthenticationFailed"), (404, "TableNotFound"),
+              (409, "EntityAlreadyExists"), (429, "Throttled"), (500, "Internal")]  # fmt: skip
+    for status, code in faults:
+        assert rejection_reason(_service_error(cls, status, code)) is None
+    assert rejection_reason(ValueError("x")) is None

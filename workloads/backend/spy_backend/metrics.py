@@ -23,7 +23,7 @@ class BackendMetrics:
         )
         self.records = Counter(
             "spy_backend_ingested_records",
-            "Ingested records by resource and result (stored|duplicate).",
+            "Ingested records by resource and result (stored|duplicate|rejected).",
             ["resource", "result"],
             registry=self.registry,
         )

@@ -19,8 +19,9 @@ from zoneinfo import ZoneInfo
 NEW_YORK = ZoneInfo("America/New_York")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_MICROS = 10**16 - 1  # year 2286: after every timestamp the models accept
-_PK = re.compile(r"^[A-Z][A-Z0-9.]{0,9}_\d{8}$")
-_RK = re.compile(r"^\d{16}_[0-9a-f]{40}$")
+# Used with fullmatch: `$` would also accept a trailing newline.
+_PK = re.compile(r"[A-Z][A-Z0-9.]{0,9}_[0-9]{8}")
+_RK = re.compile(r"[0-9]{16}_[0-9a-f]{40}")
 
 
 def trading_day(ts: datetime) -> date:
@@ -78,6 +79,12 @@ class Cursor:
         if not isinstance(data, dict):
             raise ValueError("cursor is not valid")
         pk, rk = data.get("pk"), data.get("rk")
-        if not (isinstance(pk, str) and isinstance(rk, str) and _PK.match(pk) and _RK.match(rk)):
+        if not (
+            isinstance(pk, str) and isinstance(rk, str) and _PK.fullmatch(pk) and _RK.fullmatch(rk)
+        ):
             raise ValueError("cursor is not valid")
+        try:
+            partition_day(pk)  # eight digits are not yet a date (SPY_20261399)
+        except ValueError as exc:
+            raise ValueError("cursor is not valid") from exc
         return cls(pk=pk, rk=rk)

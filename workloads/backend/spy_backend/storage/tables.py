@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 
 TRANSACTION_MAX_OPS = 100  # service limit per transaction (one partition)
 TRANSACTION_MAX_BYTES = 3_000_000  # service limit is 4 MiB per transaction payload
+FILTER_MAX_COMPARISONS = 15  # service limit per $filter
+KEY_COMPARISONS = 3  # PartitionKey eq, RowKey lower bound, RowKey upper bound
 INDEX_TABLE = "partitions"
 
 
@@ -58,10 +60,34 @@ class StorageUnavailableError(Exception):
         self.stored = stored or []
 
 
+@dataclass(frozen=True)
+class Rejection:
+    """A record the service refused (a 400 or 413 about its entity): retrying cannot help."""
+
+    record: PublicRecord
+    reason: str
+
+
 @dataclass
 class InsertOutcome:
     stored: list[PublicRecord] = field(default_factory=list)
     duplicate: int = 0
+    rejected: list[Rejection] = field(default_factory=list)
+
+
+def rejection_reason(exc: BaseException) -> str | None:
+    """Why the service refused an entity it was sent, or None when `exc` is not that.
+
+    Only 400 (EntityTooLarge, PropertyValueTooLarge, InvalidInput, ...) and 413
+    (RequestBodyTooLarge) are about the data; other 4xx (403 bad key, 404 missing table)
+    are deployment faults and must not be reported as the record's.
+    """
+    if not (isinstance(exc, HttpResponseError) and exc.status_code in (400, 413)):
+        return None
+    code = getattr(exc, "error_code", None)  # set by the SDK on some paths only
+    if not code:
+        code = (getattr(exc.response, "headers", None) or {}).get("x-ms-error-code")
+    return f"storage refused the record ({getattr(code, 'value', code) or exc.status_code})"
 
 
 def _is_unavailable(exc: BaseException) -> bool:
@@ -99,6 +125,47 @@ def _chunks(entities: list[dict[str, Any]]) -> Iterable[list[dict[str, Any]]]:
         size += weight
     if chunk:
         yield chunk
+
+
+@dataclass(frozen=True)
+class EqualsFilter:
+    """Property filters of a query: in the $filter where they fit, else applied here.
+
+    `text` is appended to the key comparisons with `params` as its parameters;
+    `client_side` holds the properties left out of the $filter (tested on each row read).
+    """
+
+    text: str = ""
+    params: dict[str, str] = field(default_factory=dict)
+    client_side: dict[str, frozenset[str]] = field(default_factory=dict)
+    comparisons: int = KEY_COMPARISONS
+
+    def matches(self, entity: Mapping[str, Any]) -> bool:
+        return all(entity.get(prop) in values for prop, values in self.client_side.items())
+
+
+def build_equals_filter(equals: Mapping[str, Iterable[str]] | None) -> EqualsFilter:
+    """OR within a property, AND across; at most FILTER_MAX_COMPARISONS in the $filter.
+
+    Values are de-duplicated. While the key comparisons plus one per value exceed the
+    service limit, the property with the most values (ties: by name) is filtered here
+    instead: the answer is the same, the service just returns more rows to discard.
+    """
+    wanted = {prop: list(dict.fromkeys(values)) for prop, values in (equals or {}).items()}
+    wanted = {prop: values for prop, values in wanted.items() if values}
+    client_side: dict[str, frozenset[str]] = {}
+    by_size = sorted(wanted, key=lambda prop: (-len(wanted[prop]), prop))
+    while KEY_COMPARISONS + sum(len(v) for v in wanted.values()) > FILTER_MAX_COMPARISONS:
+        prop = by_size.pop(0)
+        client_side[prop] = frozenset(wanted.pop(prop))
+    text, params = "", dict[str, str]()
+    for i, (prop, values) in enumerate(sorted(wanted.items())):
+        names = [f"p{i}_{j}" for j in range(len(values))]
+        params.update(zip(names, values, strict=True))
+        # The SDK substitutes `@name` only between spaces, hence "( ... )".
+        text += " and ( " + " or ".join(f"{prop} eq @{n}" for n in names) + " )"
+    comparisons = KEY_COMPARISONS + sum(len(v) for v in wanted.values())
+    return EqualsFilter(text, params, client_side, comparisons)
 
 
 class TableStore:
@@ -151,7 +218,7 @@ class TableStore:
         return True
 
     async def insert_new(self, resource: Resource, records: list[PublicRecord]) -> InsertOutcome:
-        """Create records that are not stored yet; report which were new.
+        """Create records that are not stored yet; report which were new or refused.
 
         Raises StorageUnavailableError (carrying the records already created) on an outage.
         """
@@ -179,8 +246,9 @@ class TableStore:
                 if isinstance(result, StorageUnavailableError):
                     outcome.stored.extend(result.stored)
             else:
-                outcome.stored.extend(result[0])
-                outcome.duplicate += result[1]
+                outcome.stored.extend(result.stored)
+                outcome.duplicate += result.duplicate
+                outcome.rejected.extend(result.rejected)
         if failure is not None:
             if isinstance(failure, StorageUnavailableError):
                 raise StorageUnavailableError(str(failure), outcome.stored) from failure
@@ -192,32 +260,41 @@ class TableStore:
         resource: Resource,
         chunk: list[dict[str, Any]],
         rows: Mapping[str, tuple[dict[str, Any], PublicRecord]],
-    ) -> tuple[list[PublicRecord], int]:
+    ) -> InsertOutcome:
         table = self._table(resource)
         async with self._concurrency:
             if len(chunk) > 1:  # one entity: a plain insert is cheaper than a transaction
                 try:
                     async with _storage_call("transaction", self._timeout):
                         await table.submit_transaction([("create", e) for e in chunk])
-                    return [rows[e["RowKey"]][1] for e in chunk], 0
+                    return InsertOutcome(stored=[rows[e["RowKey"]][1] for e in chunk])
                 except TableTransactionError as exc:
                     code = getattr(exc, "error_code", None)
-                    if code != "EntityAlreadyExists" and exc.status_code != 409:
+                    exists = code == "EntityAlreadyExists" or exc.status_code == 409
+                    if not exists and rejection_reason(exc) is None:
                         raise
-            # One entity, or some rows exist already (a retried batch): create one by
-            # one, so each record is stored once and reported new exactly once.
-            created: list[PublicRecord] = []
-            duplicates = 0
+            # One entity, or the transaction failed on some rows (existing ones from a
+            # retried batch, or one the service refuses): create one by one, so each
+            # record is stored once and reported new exactly once, and a refused record
+            # is reported alone while the others of its chunk are stored.
+            outcome = InsertOutcome()
             for entity in chunk:
+                record = rows[entity["RowKey"]][1]
                 try:
                     async with _storage_call("create", self._timeout):
                         await table.create_entity(entity)
-                    created.append(rows[entity["RowKey"]][1])
+                    outcome.stored.append(record)
                 except ResourceExistsError:
-                    duplicates += 1
+                    outcome.duplicate += 1
                 except StorageUnavailableError as exc:
-                    raise StorageUnavailableError(str(exc), created) from exc
-            return created, duplicates
+                    raise StorageUnavailableError(str(exc), outcome.stored) from exc
+                except HttpResponseError as exc:
+                    reason = rejection_reason(exc)
+                    if reason is None:
+                        raise
+                    log.warning("storage refused a record", extra={"reason": reason})
+                    outcome.rejected.append(Rejection(record, reason))
+            return outcome
 
     async def _register_partition(self, resource: Resource, pk: str) -> None:
         """Record the partition in the index before writing to it (the purge reads it)."""
@@ -241,17 +318,12 @@ class TableStore:
     ) -> tuple[list[PublicRecord], Cursor | None]:
         """Newest-first records with start <= ts <= end, one partition range scan per day.
 
-        `equals` maps a property to accepted values (OR within, AND across).
+        `equals` maps a property to accepted values (OR within, AND across); see
+        `build_equals_filter` for what happens beyond the service's comparison limit.
         """
         await self._ensure_open()
         low, high = row_range(start, end)
-        extra, params = "", dict[str, str]()
-        for i, (prop, values) in enumerate(sorted((equals or {}).items())):
-            if values:
-                names = [f"p{i}_{j}" for j in range(len(values))]
-                params.update(zip(names, values, strict=True))
-                # The SDK substitutes `@name` only between spaces, hence "( ... )".
-                extra += " and ( " + " or ".join(f"{prop} eq @{n}" for n in names) + " )"
+        equal = build_equals_filter(equals)
         items: list[PublicRecord] = []
         keys: list[tuple[str, str]] = []
         table = self._table(resource)
@@ -263,15 +335,18 @@ class TableStore:
                     continue
                 if pk == cursor.pk and cursor.rk >= low:
                     lower, op = cursor.rk, "gt"
-            flt = f"PartitionKey eq @pk and RowKey {op} @low and RowKey lt @high{extra}"
-            want = limit + 1 - len(items)
+            flt = f"PartitionKey eq @pk and RowKey {op} @low and RowKey lt @high{equal.text}"
+            # Rows filtered here are discarded: read full pages rather than `want`.
+            want = 1000 if equal.client_side else limit + 1 - len(items)
             async with _storage_call("query", self._timeout * 4):
                 pages = table.query_entities(
                     flt,
-                    parameters={"pk": pk, "low": lower, "high": high, **params},
+                    parameters={"pk": pk, "low": lower, "high": high, **equal.params},
                     results_per_page=min(want, 1000),
                 )
                 async for entity in pages:
+                    if not equal.matches(entity):
+                        continue
                     items.append(from_entity(resource, entity))
                     keys.append((entity["PartitionKey"], entity["RowKey"]))
                     if len(items) > limit:

@@ -3,17 +3,72 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable, Coroutine
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, HTTPException, Request, Response, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from spy_backend.api.deps import IngestAuth, MetricsDep, PublisherDep, StoreDep
 from spy_backend.metrics import BackendMetrics
 from spy_backend.models import IngestBatch, IngestResult, KindCount, Problem, PublicRecord, Resource
 from spy_backend.realtime import Publisher
-from spy_backend.storage import StorageUnavailableError
+from spy_backend.storage import Rejection, StorageUnavailableError
 
-router = APIRouter(tags=["ingest"])
+
+class UndecodableBodyIs422(APIRoute):
+    """A body FastAPI can not parse is a 422, like one that is not JSON.
+
+    FastAPI answers a JSON syntax error with 422 (`json_invalid`) but any other parse
+    failure (bytes that are not UTF-8, nesting too deep) with 400; a producer must drop
+    both rather than retry them, so both are 422 (the detector drops 413/422 items and
+    retries anything else).
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except StarletteHTTPException as exc:  # FastAPI raises Starlette's own
+                if exc.status_code != status.HTTP_400_BAD_REQUEST:
+                    raise
+                error = {"type": "json_invalid", "loc": ("body",), "input": None}
+                error["msg"] = "body could not be decoded as JSON"
+                raise RequestValidationError([error]) from exc
+
+        return route
+
+
+router = APIRouter(tags=["ingest"], route_class=UndecodableBodyIs422)
+BATCH_FIELD = {
+    Resource.ANOMALY: "anomalies",
+    Resource.MARKET: "market",
+    Resource.GEX: "gex",
+    Resource.FLOW: "flow",
+    Resource.SIGNAL: "signals",
+}
+
+
+def rejected_error(
+    resource: Resource, records: list[PublicRecord], rejected: list[Rejection]
+) -> list[dict[str, Any]]:
+    """422 details naming each refused record by its index in the posted list."""
+    errors = []
+    for rejection in rejected:
+        index = next(i for i, r in enumerate(records) if r is rejection.record)
+        errors.append(
+            {
+                "type": "storage_rejected",
+                "loc": ("body", BATCH_FIELD[resource], index),
+                "msg": rejection.reason,
+                "input": None,
+            }
+        )
+    return errors
 
 
 async def broadcast(
@@ -37,7 +92,6 @@ async def broadcast(
     dependencies=[IngestAuth],
     summary="Store a batch from the detector and broadcast the new records",
     responses={
-        400: {"model": Problem, "description": "Body could not be decoded."},
         401: {"model": Problem, "description": "No bearer token."},
         403: {"model": Problem, "description": "Wrong bearer token."},
         413: {"model": Problem, "description": "Body too large."},
@@ -47,7 +101,10 @@ async def broadcast(
 async def ingest(
     batch: IngestBatch, store: StoreDep, publisher: PublisherDep, metrics: MetricsDep
 ) -> IngestResult:
+    """Records are stored once; a record the storage service refuses (too large for an
+    entity) is a 422 naming it, and the rest of the batch is stored all the same."""
     kinds: dict[Resource, KindCount] = {}
+    errors: list[dict[str, Any]] = []
     for resource, records in batch.by_resource().items():
         if not records:
             continue
@@ -66,6 +123,13 @@ async def ingest(
         kinds[resource] = KindCount(stored=len(outcome.stored), duplicate=outcome.duplicate)
         metrics.records.labels(resource.value, "stored").inc(len(outcome.stored))
         metrics.records.labels(resource.value, "duplicate").inc(outcome.duplicate)
+        if outcome.rejected:
+            metrics.records.labels(resource.value, "rejected").inc(len(outcome.rejected))
+            errors += rejected_error(resource, records, outcome.rejected)
+    if errors:
+        # 4xx, not 5xx: the producer drops what cannot be stored instead of retrying it
+        # forever; what was stored is a duplicate on any resend.
+        raise RequestValidationError(errors)
     return IngestResult(
         stored=sum(k.stored for k in kinds.values()),
         duplicate=sum(k.duplicate for k in kinds.values()),
