@@ -142,3 +142,62 @@ def test_missing_open_interest_can_be_kept_for_price_rules():
     assert analyze(
         snap, config=AnalyzerConfig().with_overrides({"quality.skip_missing_volume_oi": False})
     ).data_quality.counts == {"bad_volume": len(snap)}
+
+
+IB_UNSET = 1.7976931348623157e308  # IB's UNSET_DOUBLE
+
+
+def test_ib_unset_sentinels_are_bad_quotes_and_the_wire_stays_finite():
+    import json
+
+    from analytics_chains import later
+
+    prev = clean_chain()
+    snap = clean_chain(ts=later(TS, 1), volume=150.0)  # 100 contracts traded everywhere
+    bad = {
+        "bad_price": [(EXPIRIES[0], 100.0, "P"), (EXPIRIES[0], 101.0, "P")],
+        "bad_volume": [(EXPIRIES[0], 102.0, "P"), (EXPIRIES[0], 103.0, "C")],
+    }
+    last_inf = row(snap, *bad["bad_price"][0])
+    last_unset = row(snap, *bad["bad_price"][1])
+    oi_unset = row(snap, *bad["bad_volume"][0])
+    vol_huge = row(snap, *bad["bad_volume"][1])
+    snap.last[last_inf] = math.inf
+    snap.last[last_unset] = IB_UNSET
+    snap.open_interest[oi_unset] = IB_UNSET
+    snap.volume[vol_huge] = 2e8
+    result = analyze(snap, previous=prev)
+    assert dict(result.data_quality.counts) == {"bad_price": 2, "bad_volume": 2}
+    flow, gex = result.flow, result.gex
+    for v in (flow.call_premium, flow.put_premium, flow.net_premium, gex.net_gex):
+        assert math.isfinite(v)
+    assert flow.put_call_volume_ratio is not None
+    assert math.isfinite(flow.put_call_volume_ratio)
+    assert all(math.isfinite(g) for g in gex.gex)
+    json.dumps(result.to_wire(), allow_nan=False)  # strict JSON, as httpx sends it
+    # a NaN last is "no trade yet", not a bad quote
+    snap2 = clean_chain(ts=later(TS, 1))
+    snap2.last[:] = math.nan
+    assert analyze(snap2, previous=prev).data_quality.counts == {}
+
+
+def test_wire_is_finite_even_if_the_numbers_are_not():
+    import dataclasses
+    import json
+
+    result = analyze(clean_chain())
+    broken = dataclasses.replace(
+        result,
+        flow=dataclasses.replace(
+            result.flow, call_premium=math.inf, put_premium=math.nan, net_premium=-math.inf
+        ),
+        gex=dataclasses.replace(
+            result.gex, gex=(math.inf, -math.inf, math.nan, 1.0), net_gex=math.nan, flip=math.inf
+        ),
+    )
+    wire = broken.to_wire()
+    json.dumps(wire, allow_nan=False)
+    (f,) = wire["flow"]
+    assert (f["call_premium"], f["put_premium"], f["net_premium"]) == (0.0, 0.0, 0.0)
+    (g,) = wire["gex"]
+    assert g["gex"][:3] == [0.0, 0.0, 0.0] and g["net_gex"] == 0.0 and g["flip"] is None

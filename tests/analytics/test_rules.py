@@ -248,3 +248,52 @@ def test_rules_can_be_switched_off_and_thresholds_overridden():
     assert _findings(analyze(snap, config=strict), AnomalyKind.VOL_OI) == []
     with pytest.raises(KeyError):
         AnalyzerConfig().with_overrides({"vol_oi.min_volum": 1})
+
+
+def _bound_hits(result):
+    return [
+        a for a in result.anomalies if a.kind in (AnomalyKind.PARITY, AnomalyKind.EARLY_EXERCISE)
+    ]
+
+
+def _spot_moved(snap, move):
+    import dataclasses
+
+    return dataclasses.replace(snap, spot=snap.spot * (1.0 + move))
+
+
+def test_bound_rules_skip_quotes_older_than_the_spot():
+    """Spot moved 1% since the option quotes: with quotes 30 s old (inside the 300 s
+    stale screen) the spot-dependent bounds must not fire; with fresh quotes a
+    genuine break still does."""
+    moved = _spot_moved(clean_chain(), 0.01)
+    assert _bound_hits(analyze(moved)), "the moved spot breaks bounds on fresh quotes"
+    old = _spot_moved(clean_chain(), 0.01)
+    old.quote_ts[:] = TS.timestamp() - 30.0
+    result = analyze(old)
+    assert _bound_hits(result) == []
+    assert "stale" not in result.data_quality.counts, "30 s is not stale, only not fresh"
+    # one leg old is enough to skip a put-call pair; a fresh contract is still tested
+    snap = clean_chain()
+    i = row(snap, EXPIRIES[1], 108.0, "P")
+    spread = snap.ask[i] - snap.bid[i]
+    snap.ask[i] = 8.0 - 0.40
+    snap.bid[i] = snap.ask[i] - spread
+    snap.quote_ts[:] = TS.timestamp() - 30.0
+    snap.quote_ts[i] = TS.timestamp() - 2.0
+    a = _only(analyze(snap), AnomalyKind.EARLY_EXERCISE, snap, i)
+    assert a.severity is Severity.HIGH
+    cfg = AnalyzerConfig().with_overrides({"bounds.max_quote_age_s": 60.0})
+    assert _bound_hits(analyze(old, config=cfg)), "the window is configurable"
+
+
+def test_bound_rules_without_quote_times():
+    # no quote times at all (synthetic/replay files): every contract is tested
+    none = _spot_moved(clean_chain(), 0.01)
+    none.quote_ts[:] = math.nan
+    assert _bound_hits(analyze(none))
+    # some quote times: a contract without one is not tested
+    some = _spot_moved(clean_chain(), 0.01)
+    some.quote_ts[:] = math.nan
+    some.quote_ts[0] = TS.timestamp() - 60.0
+    assert _bound_hits(analyze(some)) == []

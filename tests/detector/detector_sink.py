@@ -21,6 +21,7 @@ class IngestSink:
         self.token = token
         self.down = False
         self.delay = 0.0  # seconds before answering (a slow backend)
+        self.name_invalid = True  # False: a 422 without item locations (forces bisection)
         self.in_flight = 0
         self.received: dict[str, list[dict[str, Any]]] = {}
         self.anomaly_ids: dict[str, int] = {}
@@ -66,10 +67,18 @@ class IngestSink:
         total = sum(len(v) for v in body.values())
         if total > 1000:
             return self._status(422, {"detail": "at most 1000 items"})
-        for kind, items in body.items():
-            for i, item in enumerate(items):
-                if item.get("invalid"):  # stands in for any Pydantic validation error
-                    return self._status(422, {"detail": [{"loc": ["body", kind, i]}]})
+        # "invalid" stands in for any Pydantic validation error; like FastAPI, every
+        # invalid item is named by its location (unless the sink is told not to)
+        errors = [
+            {"loc": ["body", kind, i, "invalid"], "msg": "invalid", "type": "value_error"}
+            for kind, items in body.items()
+            for i, item in enumerate(items)
+            if item.get("invalid")
+        ]
+        if errors:
+            if not self.name_invalid:
+                return self._status(422, {"detail": "invalid batch"})
+            return self._status(422, {"detail": errors})
         stored = duplicate = 0
         for kind, items in body.items():
             for item in items:

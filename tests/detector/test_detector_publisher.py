@@ -117,6 +117,127 @@ async def test_invalid_item_costs_only_itself(ingest_sink: IngestSink) -> None:
     assert ingest_sink.requests < 60, "bisection, not one request per item"
 
 
+async def test_invalid_item_bisected_when_the_422_names_no_location(
+    ingest_sink: IngestSink,
+) -> None:
+    ingest_sink.name_invalid = False
+    metrics = DetectorMetrics()
+    pub = Publisher(ingest_sink.url, ingest_sink.token, metrics, backoff=FAST)
+    await pub.start()
+    try:
+        items = _anomalies(700)
+        items[123]["invalid"] = True
+        pub.submit({"anomalies": items})
+        await pub.wait_idle(within=10)
+    finally:
+        await pub.stop()
+    assert len(ingest_sink.anomaly_ids) == 699 and "a00123" not in ingest_sink.anomaly_ids
+    assert _value(metrics, "spy_detector_publish_drops_total", type="anomalies") == 1
+    assert 2 < ingest_sink.requests < 60, "bisection, not one request per item"
+
+
+async def test_all_invalid_batch_takes_a_handful_of_posts(ingest_sink: IngestSink) -> None:
+    metrics = DetectorMetrics()
+    pub = Publisher(ingest_sink.url, ingest_sink.token, metrics, backoff=FAST)
+    await pub.start()
+    try:
+        items = [{**a, "invalid": True} for a in _anomalies(1000)]
+        pub.submit({"anomalies": items})
+        await pub.wait_idle(within=10)
+        pub.submit({"anomalies": _anomalies(5, start=2000)})
+        await pub.wait_idle(within=10)
+    finally:
+        await pub.stop()
+    assert _value(metrics, "spy_detector_publish_drops_total", type="anomalies") == 1000
+    assert ingest_sink.requests <= 3, f"{ingest_sink.requests} POSTs for one rejected batch"
+    assert sorted(ingest_sink.anomaly_ids) == [f"a{i:05d}" for i in range(2000, 2005)]
+
+
+async def test_422_locations_drop_exactly_the_named_items(ingest_sink: IngestSink) -> None:
+    metrics = DetectorMetrics()
+    pub = Publisher(ingest_sink.url, ingest_sink.token, metrics, backoff=FAST)
+    await pub.start()
+    try:
+        items = _anomalies(600)
+        for i in (0, 7, 599):
+            items[i]["invalid"] = True
+        flows: list[dict[str, object]] = [{"net_premium": 1.0}, {"invalid": True}]
+        pub.submit({"anomalies": items, "flow": flows})
+        await pub.wait_idle(within=10)
+    finally:
+        await pub.stop()
+    assert ingest_sink.statuses == [422, 200], "one rejected round trip, then the rest"
+    assert len(ingest_sink.anomaly_ids) == 597
+    assert not {"a00000", "a00007", "a00599"} & set(ingest_sink.anomaly_ids)
+    assert ingest_sink.received["flow"] == [{"net_premium": 1.0}]
+    assert _value(metrics, "spy_detector_publish_drops_total", type="anomalies") == 3
+    assert _value(metrics, "spy_detector_publish_drops_total", type="flow") == 1
+
+
+async def test_non_finite_item_is_dropped_and_publishing_goes_on(ingest_sink: IngestSink) -> None:
+    metrics = DetectorMetrics()
+    pub = Publisher(ingest_sink.url, ingest_sink.token, metrics, backoff=FAST)
+    await pub.start()
+    try:
+        pub.submit(
+            {
+                "flow": [
+                    {"call_premium": float("inf")},
+                    {"call_premium": float("nan")},
+                    {"call_premium": 1.0},
+                ]
+            }
+        )
+        await pub.wait_idle(within=5)
+        pub.submit({"anomalies": _anomalies(2)})
+        await pub.wait_idle(within=5)
+        assert pub.not_ready() == []
+    finally:
+        await pub.stop()
+    assert ingest_sink.received["flow"] == [{"call_premium": 1.0}]
+    assert sorted(ingest_sink.anomaly_ids) == ["a00000", "a00001"]
+    assert _value(metrics, "spy_detector_publish_drops_total", type="flow") == 2
+
+
+async def test_unexpected_error_never_kills_the_run_loop(ingest_sink: IngestSink) -> None:
+    metrics = DetectorMetrics()
+    pub = Publisher(ingest_sink.url, ingest_sink.token, metrics, backoff=FAST, unhealthy_after=3)
+    real_deliver = pub._deliver
+    boom = {"left": 5}
+
+    async def flaky(batch: list[tuple[int, str, dict[str, object]]]) -> tuple[int | None, bool]:
+        if boom["left"]:
+            boom["left"] -= 1
+            raise RuntimeError("bug")
+        return await real_deliver(batch)  # type: ignore[arg-type]
+
+    pub._deliver = flaky  # type: ignore[method-assign]
+    await pub.start()
+    try:
+        pub.submit({"anomalies": _anomalies(3)})
+        await eventually(lambda: pub.not_ready() != [], what="failures reach readiness")
+        assert "consecutive failed posts" in pub.not_ready()[0]
+        await pub.wait_idle(within=5)
+        assert pub.not_ready() == [], "a success makes it ready again"
+    finally:
+        await pub.stop()
+    assert sorted(ingest_sink.anomaly_ids) == ["a00000", "a00001", "a00002"]
+    assert _value(metrics, "spy_detector_publish_failures_total", reason="internal") == 5
+
+
+async def test_dead_task_is_not_ready(ingest_sink: IngestSink) -> None:
+    pub = Publisher(ingest_sink.url, ingest_sink.token, DetectorMetrics(), backoff=FAST)
+    await pub.start()
+    try:
+        assert pub.not_ready() == []
+        assert pub._task is not None
+        pub._task.cancel()
+        await eventually(lambda: pub.not_ready() != [], what="dead task noticed")
+        assert pub.not_ready() == ["publisher stopped"]
+    finally:
+        await pub.stop(drain_timeout=0.1)
+
+
 async def test_unreachable_backend_keeps_items(ingest_sink: IngestSink) -> None:
     with socket.socket() as s:  # a port with nothing listening
         s.bind(("127.0.0.1", 0))

@@ -139,6 +139,44 @@ async def test_readiness_follows_source_and_staleness() -> None:
             await task
 
 
+async def test_readiness_includes_publisher_liveness() -> None:
+    from detector_chains import flat_chain
+
+    posts: list[int] = []
+
+    def refuse(_: httpx.Request) -> httpx.Response:
+        posts.append(1)
+        return httpx.Response(503)
+
+    metrics = DetectorMetrics()
+    publisher = Publisher(
+        "http://backend",
+        "t",
+        metrics,
+        backoff=Backoff(initial=0.001, maximum=0.005, jitter=0.0),
+        transport=httpx.MockTransport(refuse),
+        unhealthy_after=3,
+    )
+    source = BlockingSource([flat_chain()])
+    detector = Detector(source, StubAnalyzer(), metrics, publisher=publisher)
+    await publisher.start()
+    task = asyncio.create_task(detector.run())
+    try:
+        await eventually(lambda: detector.analysed == 1, what="first snapshot analysed")
+        publisher.submit({"anomalies": [{"id": "x"}]})
+        await eventually(lambda: len(posts) >= 3, what="failed posts")
+        assert any("consecutive failed posts" in r for r in detector.not_ready())
+        assert publisher._task is not None
+        publisher._task.cancel()
+        await eventually(lambda: publisher._task is not None and publisher._task.done())
+        assert "publisher stopped" in detector.not_ready()
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await publisher.stop(drain_timeout=0.01)
+
+
 async def test_analysis_error_is_counted_not_fatal() -> None:
     from detector_chains import flat_chain
 

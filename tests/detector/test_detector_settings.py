@@ -50,6 +50,14 @@ def test_token_from_file(tmp_path: Path) -> None:
     assert Settings.from_env(env).backend_token == "from-file"
 
 
+def test_missing_token_file_is_a_settings_error(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-token"
+    env = {**STATEFULSET_ENV, "SPY_BACKEND_TOKEN": "", "SPY_BACKEND_TOKEN_FILE": str(missing)}
+    with pytest.raises(SettingsError, match="SPY_BACKEND_TOKEN_FILE") as info:
+        Settings.from_env(env)
+    assert str(missing) in str(info.value)
+
+
 @pytest.mark.parametrize(
     ("change", "needle"),
     [

@@ -32,6 +32,11 @@ class QualityConfig:
     #: False keeps their quotes for IV, smiles and price rules (a live feed may not have
     #: sent open interest yet); volume/OI rules, GEX and flow then ignore them.
     skip_missing_volume_oi: bool = True
+    #: Volume or open interest above this (contracts) is a sentinel, not data
+    #: (IB sends 1.797e308 for "unset"): ``bad_volume``.
+    max_volume_oi: float = 1e8
+    #: A bid, ask or last price above this (USD per share) is a sentinel: ``bad_price``.
+    max_price: float = 1e6
 
 
 @dataclass(frozen=True)
@@ -101,6 +106,11 @@ class BoundsConfig:
     #: USD beyond the bid/ask a break must exceed before it is scored.
     tolerance: float = 0.05
     bands: SeverityBands = SeverityBands(low=1.0, medium=3.0, high=6.0)
+    #: Spot-dependent bounds are only tested on quotes at most this old (snapshot ts -
+    #: quote_ts, seconds): an older quote was priced off an older spot. When the
+    #: snapshot carries no quote times at all (synthetic/replay files without them)
+    #: every contract is tested.
+    max_quote_age_s: float = 5.0
 
 
 @dataclass(frozen=True)

@@ -20,12 +20,13 @@ REASONS = (
     "expired",  # time to expiry <= 0
     "bad_strike",  # strike not finite or <= 0
     "non_finite",  # bid or ask NaN/inf
+    "bad_price",  # bid/ask above max_price, or last inf/negative/above max_price
     "negative",  # bid or ask < 0
     "crossed",  # bid > ask
     "zero_quote",  # bid == 0 or ask == 0 (one-sided or empty book)
     "locked",  # bid == ask
     "stale",  # quote older than QualityConfig.stale_after_s
-    "bad_volume",  # volume or open interest inf/negative (or NaN, by default)
+    "bad_volume",  # volume or open interest inf/negative/above max_volume_oi (or NaN)
     "zero_oi",  # open interest == 0
     "duplicate",  # same (expiry, strike, right) seen earlier in the snapshot
 )
@@ -48,6 +49,7 @@ def screen(
             ("expired", ~(t > 0.0)),
             ("bad_strike", ~(np.isfinite(snap.strike) & (snap.strike > 0.0))),
             ("non_finite", ~(np.isfinite(bid) & np.isfinite(ask))),
+            ("bad_price", _bad_price(snap, cfg)),
             ("negative", (bid < 0.0) | (ask < 0.0)),
             ("crossed", bid > ask),
             ("zero_quote", (bid == 0.0) | (ask == 0.0)),
@@ -77,9 +79,19 @@ def screen(
     return usable, counts
 
 
+def _bad_price(snap: ChainSnapshot, cfg: QualityConfig) -> NDArray[np.bool_]:
+    """Prices no listed option trades at: IB's "unset" 1.797e308 and the like. A NaN
+    ``last`` is simply "no trade yet" and is fine."""
+    last = snap.last
+    bad: NDArray[np.bool_] = (snap.bid > cfg.max_price) | (snap.ask > cfg.max_price)
+    bad |= np.isinf(last) | (last < 0.0) | (last > cfg.max_price)
+    return bad
+
+
 def _bad_volume(values: NDArray[np.float64], cfg: QualityConfig) -> NDArray[np.bool_]:
-    """Negative or infinite always; NaN (missing) unless the config keeps it."""
-    bad: NDArray[np.bool_] = np.isinf(values) | (values < 0.0)
+    """Negative, infinite or above ``max_volume_oi`` always; NaN (missing) unless the
+    config keeps it."""
+    bad: NDArray[np.bool_] = np.isinf(values) | (values < 0.0) | (values > cfg.max_volume_oi)
     if cfg.skip_missing_volume_oi:
         bad |= np.isnan(values)
     return bad

@@ -267,6 +267,22 @@ def _bound_findings(
     return out
 
 
+def fresh_quotes(f: Frame, cfg: BoundsConfig) -> NDArray[np.bool_]:
+    """Contracts whose quote is recent enough to compare with the snapshot's spot.
+
+    (snapshot ts - quote_ts) <= ``max_quote_age_s``; a contract without a quote time is
+    excluded, unless the snapshot has no quote times at all (synthetic or replay files
+    without them), in which case every contract passes.
+    """
+    s = f.snap
+    if not np.isfinite(s.quote_ts).any():
+        return np.ones(len(s), dtype=np.bool_)
+    with np.errstate(invalid="ignore"):
+        age = s.ts_epoch - s.quote_ts
+        fresh: NDArray[np.bool_] = np.isfinite(age) & (age <= cfg.max_quote_age_s)
+    return fresh
+
+
 def parity(f: Frame, cfg: BoundsConfig) -> list[Finding]:
     """American put-call bounds (Hull §11.4 with a continuous yield)::
 
@@ -281,6 +297,9 @@ def parity(f: Frame, cfg: BoundsConfig) -> list[Finding]:
     order = f.by_pair
     a, b = order[:-1], order[1:]
     pair = (f.group[a] == f.group[b]) & (s.strike[a] == s.strike[b]) & ~s.is_call[a] & s.is_call[b]
+    # both legs quoted against (about) the snapshot's spot
+    fresh = fresh_quotes(f, cfg)
+    pair &= fresh[a] & fresh[b]
     put, call = a[pair], b[pair]
     strike, t = s.strike[call], f.t[call]
     upper = s.spot - strike * np.exp(-s.rate * t)
@@ -313,7 +332,7 @@ def early_exercise(f: Frame, cfg: BoundsConfig) -> list[Finding]:
     if not cfg.early_exercise_enabled:
         return []
     s = f.snap
-    rows = np.flatnonzero(f.usable)
+    rows = np.flatnonzero(f.usable & fresh_quotes(f, cfg))
     call = s.is_call[rows]
     spot, strike, t = s.spot, s.strike[rows], f.t[rows]
     fwd_lower = np.where(

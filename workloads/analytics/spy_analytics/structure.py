@@ -40,6 +40,12 @@ def gamma_exposure(
     """(strikes, GEX per strike, net GEX, flip level or None)."""
     s = f.snap
     use = f.usable & (s.open_interest > 0.0) & (f.gamma > 0.0)
+    with np.errstate(all="ignore"):
+        # never NaN/inf on the wire: a contribution that is not finite (a sentinel the
+        # quality screen let through) is left out
+        use &= np.isfinite(
+            s.open_interest * cfg.contract_multiplier * f.gamma * s.spot * s.spot * 0.01
+        )
     rows = np.flatnonzero(use)
     if rows.size == 0:
         return [], [], 0.0, None
@@ -48,9 +54,14 @@ def gamma_exposure(
     gex = weight * f.gamma[rows] * s.spot * s.spot * 0.01
     strikes, inv = np.unique(s.strike[rows], return_inverse=True)
     per_strike = np.bincount(inv.ravel(), weights=gex, minlength=strikes.shape[0])
-    net = float(per_strike.sum())
+    per_strike = np.where(np.isfinite(per_strike), per_strike, 0.0)
+    net = _finite(float(per_strike.sum()))
     flip = _flip(f, rows, weight, cfg)
     return strikes.tolist(), per_strike.tolist(), net, flip
+
+
+def _finite(value: float) -> float:
+    return value if math.isfinite(value) else 0.0
 
 
 def _flip(
@@ -105,7 +116,9 @@ def premium_flow(
     has_price = np.isfinite(price) & (price > 0.0)
     traded = f.usable & np.isfinite(increment) & (increment > 0.0) & has_price
     side = np.where(price >= f.mid, 1.0, -1.0)
-    gross = np.where(traded, increment * price, 0.0) * cfg.contract_multiplier
+    with np.errstate(all="ignore"):
+        gross = np.where(traded, increment * price, 0.0) * cfg.contract_multiplier
+    gross = np.where(np.isfinite(gross), gross, 0.0)  # never NaN/inf on the wire
     signed = side * gross
     calls = s.is_call
     vol = np.where(f.usable & np.isfinite(s.volume), s.volume, 0.0)
@@ -113,9 +126,9 @@ def premium_flow(
     put_vol = float(vol[~calls].sum())
     ratio = put_vol / call_vol if call_vol > 0.0 else None
     return (
-        float(gross[calls].sum()),
-        float(gross[~calls].sum()),
-        float(signed[calls].sum()),
-        float(signed[~calls].sum()),
-        ratio,
+        _finite(float(gross[calls].sum())),
+        _finite(float(gross[~calls].sum())),
+        _finite(float(signed[calls].sum())),
+        _finite(float(signed[~calls].sum())),
+        ratio if ratio is not None and math.isfinite(ratio) else None,
     )

@@ -170,8 +170,8 @@ class GammaExposure:
             "symbol": self.symbol,
             "spot": self.spot,
             "strikes": list(self.strikes),
-            "gex": list(self.gex),
-            "net_gex": self.net_gex,
+            "gex": [_clamp(g, MAX_GEX) for g in self.gex],
+            "net_gex": _clamp(self.net_gex, MAX_NET_GEX),
             "flip": _finite_or_none(self.flip),
         }
 
@@ -200,9 +200,9 @@ class PremiumFlow:
         return {
             "ts": format_ts(self.ts),
             "symbol": self.symbol,
-            "call_premium": self.call_premium,
-            "put_premium": self.put_premium,
-            "net_premium": self.net_premium,
+            "call_premium": max(0.0, _clamp(self.call_premium, MAX_PREMIUM)),
+            "put_premium": max(0.0, _clamp(self.put_premium, MAX_PREMIUM)),
+            "net_premium": _clamp(self.net_premium, MAX_PREMIUM),
             "put_call_volume_ratio": _finite_or_none(self.put_call_volume_ratio),
         }
 
@@ -228,6 +228,18 @@ def _finite_or_none(value: float | None) -> float | None:
 #: Bounds of the backend's wire models (docs/wire-format.md "Bounds").
 MAX_VOL = 10.0
 MAX_ABS_K = 10.0
+MAX_GEX = 1e15  # per strike, USD
+MAX_NET_GEX = 1e16
+MAX_PREMIUM = 1e15  # USD
+
+
+def _clamp(value: float, bound: float) -> float:
+    """Finite and within +-bound: the wire is strict JSON (no NaN/inf). A non-finite
+    value (only possible from data the quality screen missed) is sent as 0."""
+    v = float(value)
+    if not math.isfinite(v):
+        return 0.0
+    return max(-bound, min(bound, v))
 
 
 def _within(value: float | None, lo: float, hi: float) -> float | None:

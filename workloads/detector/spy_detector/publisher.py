@@ -7,13 +7,18 @@ up to ``max_items``; beyond that the oldest items are dropped and counted in
 ``spy_detector_publish_drops``. An item leaves the buffer only after a 200, so a
 backend outage loses nothing up to the bound. Anomaly ids are stable, so a retry
 after a lost response is deduplicated by the backend. A batch the backend rejects
-(422/413) is split until the bad items are isolated; only those are dropped (counted).
+(422/413) loses only its bad items (counted): those a 422 names by location are
+dropped in one round trip, otherwise the batch is split until they are isolated. An
+item that cannot be encoded as strict JSON (NaN/inf) is dropped (counted) before
+sending. The run loop never dies: an unexpected error is logged, counted as a failure
+(``reason="internal"``) and retried with backoff. ``not_ready()`` feeds /readyz.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -31,6 +36,9 @@ MAX_BATCH = 1000  # the ingest contract's limit per request
 INGEST_PATH = "/api/v1/ingest"
 DEFAULT_BACKOFF = Backoff(initial=0.2, maximum=30.0)
 _Item = tuple[int, str, dict[str, Any]]  # (sequence, type, payload)
+_Encoded = tuple[_Item, bytes]  # an item and its JSON text
+#: /readyz fails after this many consecutive failed posts (docs/detector.md).
+UNHEALTHY_AFTER = 10
 
 
 class Publisher:
@@ -45,6 +53,7 @@ class Publisher:
         backoff: Backoff = DEFAULT_BACKOFF,
         timeout: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        unhealthy_after: int = UNHEALTHY_AFTER,
     ) -> None:
         if max_items < 1:
             raise ValueError("max_items must be >= 1")
@@ -56,6 +65,7 @@ class Publisher:
         self._backoff = backoff
         self._timeout = timeout
         self._transport = transport
+        self._unhealthy_after = max(1, unhealthy_after)
         self._buffer: deque[_Item] = deque()
         self._seq = 0
         self._wakeup = asyncio.Event()
@@ -120,6 +130,23 @@ class Publisher:
         """Wait until the buffer is empty (everything acknowledged)."""
         await asyncio.wait_for(self._idle.wait(), within)
 
+    # -- health --------------------------------------------------------------------
+    def not_ready(self) -> list[str]:
+        """Reasons the publisher is not healthy (part of /readyz); [] when it is.
+
+        Not ready when the background task has ended (it never should while started),
+        or when the last ``unhealthy_after`` posts in a row failed (backend down, wrong
+        token, or the loop itself hitting an unexpected error).
+        """
+        reasons: list[str] = []
+        task = self._task
+        if task is not None and task.done():
+            exc = None if task.cancelled() else task.exception()
+            reasons.append(f"publisher stopped: {exc!r}" if exc else "publisher stopped")
+        if self.consecutive_failures >= self._unhealthy_after:
+            reasons.append(f"publisher: {self.consecutive_failures} consecutive failed posts")
+        return reasons
+
     # -- consumer side -------------------------------------------------------------
     async def _run(self) -> None:
         attempt = 0
@@ -130,7 +157,16 @@ class Publisher:
                 await self._wakeup.wait()
                 continue
             batch = [self._buffer[i] for i in range(min(self._batch_size, len(self._buffer)))]
-            resolved, failed = await self._deliver(batch)
+            try:
+                resolved, failed = await self._deliver(batch)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the loop must never die
+                # A bug (or an exotic transport error) must not end publishing for the
+                # life of the pod: count it, back off, try again.
+                log.exception("publisher error, will retry")
+                self._failed("internal", exc)
+                resolved, failed = None, True
             if resolved is not None:
                 # Drops may have removed part of the batch while it was in flight;
                 # whatever of it is left sits at the head, up to the resolved sequence.
@@ -145,62 +181,119 @@ class Publisher:
     async def _deliver(self, batch: list[_Item]) -> tuple[int | None, bool]:
         """POST ``batch``; returns (last sequence resolved, hit a transient failure).
 
-        A rejected batch (422 invalid, 413 too large) is split in halves until the
-        offending items are isolated: one bad item costs itself, not the 999 good
-        ones sent with it. Items are resolved in order, so everything up to the
-        returned sequence was either acknowledged or dropped as invalid.
+        Items that cannot be JSON-encoded (NaN/inf, unknown types) are dropped first
+        (counted). Items are resolved in order, so everything up to the returned
+        sequence was either acknowledged or dropped.
         """
-        outcome = await self._post(batch)
-        if outcome == "ok":
+        encoded: list[_Encoded] = []
+        unencodable: set[int] = set()
+        for item in batch:
+            try:
+                encoded.append((item, _encode(item[2])))
+            except (TypeError, ValueError) as exc:
+                unencodable.add(item[0])
+                self._drop(item, "unencodable", repr(exc))
+        if unencodable:
+            self._discard(unencodable)
+        if not encoded:
             return batch[-1][0], False
-        if outcome == "retry":
-            return None, True
-        if len(batch) == 1:
-            seq, kind, _ = batch[0]
-            self._metrics.publish_drops.labels(type=kind).inc()
-            log.error("ingest rejected item, dropped", extra={"type": kind})
-            return seq, False
-        mid = len(batch) // 2
-        first, failed = await self._deliver(batch[:mid])
-        if failed:
-            return first, True
-        second, failed = await self._deliver(batch[mid:])
-        return (second if second is not None else first), failed
+        return await self._send(encoded)
+
+    async def _send(self, items: list[_Encoded]) -> tuple[int | None, bool]:
+        """POST encoded items; a rejected batch (422 invalid, 413 too large) loses only
+        its offending items.
+
+        When the 422 names them (FastAPI ``detail[*].loc == ["body", type, index,
+        ...]``), exactly those are dropped and the rest resent: one extra round trip.
+        Otherwise the batch is split in halves until the bad items are isolated.
+        """
+        last = items[-1][0][0]
+        while True:
+            outcome, bad = await self._post(items)
+            if outcome == "ok":
+                return last, False
+            if outcome == "retry":
+                return None, True
+            if bad:
+                for i in sorted(bad):
+                    self._drop(items[i][0], "rejected", None)
+                self._discard({items[i][0][0] for i in bad})
+                items = [x for i, x in enumerate(items) if i not in bad]
+                if not items:
+                    return last, False
+                continue
+            if len(items) == 1:
+                self._drop(items[0][0], "rejected", None)
+                return last, False
+            mid = len(items) // 2
+            first, failed = await self._send(items[:mid])
+            if failed:
+                return first, True
+            second, failed = await self._send(items[mid:])
+            return (second if second is not None else first), failed
+
+    def _drop(self, item: _Item, why: str, error: str | None) -> None:
+        kind = item[1]
+        self._metrics.publish_drops.labels(type=kind).inc()
+        log.error("ingest item dropped", extra={"type": kind, "why": why, "error": error})
+
+    def _discard(self, seqs: set[int]) -> None:
+        """Remove the given items from the head of the buffer (they sit in the batch
+        being delivered; any displaced meanwhile are simply not found)."""
+        top = max(seqs)
+        head: list[_Item] = []
+        while self._buffer and self._buffer[0][0] <= top:
+            head.append(self._buffer.popleft())
+        for item in reversed(head):
+            if item[0] not in seqs:
+                self._buffer.appendleft(item)
+        self._metrics.publish_buffered.set(len(self._buffer))
 
     def _remove_through(self, last_seq: int) -> None:
         while self._buffer and self._buffer[0][0] <= last_seq:
             self._buffer.popleft()
         self._metrics.publish_buffered.set(len(self._buffer))
 
-    async def _post(self, batch: list[_Item]) -> str:
+    async def _post(self, items: list[_Encoded]) -> tuple[str, set[int] | None]:
+        """("ok" | "retry" | "rejected", indices into ``items`` named by a 422)."""
         assert self._client is not None
-        body: dict[str, list[dict[str, Any]]] = {}
-        for _, kind, payload in batch:
-            body.setdefault(kind, []).append(payload)
+        groups: dict[str, list[int]] = {}
+        for i, ((_, kind, _), _) in enumerate(items):
+            groups.setdefault(kind, []).append(i)
+        content = (
+            b"{"
+            + b",".join(
+                json.dumps(kind).encode() + b":[" + b",".join(items[i][1] for i in idx) + b"]"
+                for kind, idx in groups.items()
+            )
+            + b"}"
+        )
+        headers = {**self._headers, "Content-Type": "application/json"}
         try:
-            resp = await self._client.post(self._url, json=body, headers=self._headers)
+            resp = await self._client.post(self._url, content=content, headers=headers)
         except httpx.HTTPError as exc:
             # Backend unreachable or slow: keep the batch and retry with backoff.
             self._failed("network", exc)
-            return "retry"
+            return "retry", None
         if resp.status_code == 200:
             self.consecutive_failures = 0
             self.last_success = asyncio.get_running_loop().time()
-            for kind, payloads in body.items():
-                self._metrics.publish_items.labels(type=kind).inc(len(payloads))
-            return "ok"
+            for kind, idx in groups.items():
+                self._metrics.publish_items.labels(type=kind).inc(len(idx))
+            return "ok", None
         if resp.status_code in (413, 422):
             # The batch itself is unacceptable (invalid item, too large): resending it
-            # as is cannot help; the caller splits it.
+            # as is cannot help; the caller drops the named items or splits it.
             log.warning(
                 "ingest rejected batch",
                 extra={"status": resp.status_code, "detail": resp.text[:500]},
             )
             self._metrics.publish_failures.labels(reason="rejected").inc()
-            return "rejected"
+            bad = _rejected_items(resp, groups) if resp.status_code == 422 else None
+            return "rejected", bad
         reason = "auth" if resp.status_code in (401, 403) else f"http_{resp.status_code}"
         self._failed(reason, None)
-        return "retry"
+        return "retry", None
 
     def _failed(self, reason: str, exc: BaseException | None) -> None:
         self.consecutive_failures += 1
@@ -213,3 +306,32 @@ class Publisher:
                 "buffered": len(self._buffer),
             },
         )
+
+
+def _encode(payload: dict[str, Any]) -> bytes:
+    """Strict JSON (no NaN/Infinity: the backend and httpx refuse them)."""
+    return json.dumps(payload, allow_nan=False, separators=(",", ":")).encode()
+
+
+def _rejected_items(resp: httpx.Response, groups: Mapping[str, list[int]]) -> set[int] | None:
+    """Indices of the items a FastAPI 422 names (``loc = ["body", type, index, ...]``);
+    None when any location cannot be mapped to an item (the caller bisects)."""
+    try:
+        detail = resp.json()["detail"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(detail, list) or not detail:
+        return None
+    bad: set[int] = set()
+    for entry in detail:
+        loc = entry.get("loc") if isinstance(entry, dict) else None
+        if not isinstance(loc, list) or len(loc) < 3 or loc[0] != "body":
+            return None
+        kind, index = loc[1], loc[2]
+        positions = groups.get(kind) if isinstance(kind, str) else None
+        if positions is None or isinstance(index, bool) or not isinstance(index, int):
+            return None
+        if not 0 <= index < len(positions):
+            return None
+        bad.add(positions[index])
+    return bad

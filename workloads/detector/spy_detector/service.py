@@ -83,6 +83,8 @@ class Detector:
 
     def not_ready(self) -> list[str]:
         reasons = list(self.source.not_ready())
+        if self.publisher is not None:
+            reasons += self.publisher.not_ready()
         if self.last_analysed_at is None:
             reasons.append("no snapshot analysed yet")
         elif self._clock() - self.last_analysed_at > self.stale_after:

@@ -102,7 +102,12 @@ class Settings:
         token = r.text("SPY_BACKEND_TOKEN", "")
         token_file = r.text("SPY_BACKEND_TOKEN_FILE", "")
         if not token and token_file:
-            token = Path(token_file).read_text(encoding="utf-8").strip()
+            try:
+                token = Path(token_file).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise SettingsError(
+                    f"SPY_BACKEND_TOKEN_FILE {token_file!r} cannot be read: {exc.strerror or exc}"
+                ) from exc
         if backend_url and not token:
             raise SettingsError("SPY_BACKEND_URL is set but SPY_BACKEND_TOKEN is empty")
         replay = tuple(p for p in r.text("SPY_REPLAY_FILE", "").split(",") if p)

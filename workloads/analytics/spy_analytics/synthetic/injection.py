@@ -242,29 +242,35 @@ class InjectContext:
             self.protected[j] = True
             return self._label(kind, i)
         if kind is AnomalyKind.CALL_SPREAD:
-            i = self._pick((self.dte >= 2) & (self.model >= 0.5))
-            if i is None:
-                return None
-            if m.is_call[i]:
-                lo = self._neighbour(i, -1)  # raise the higher strike above the lower
-                if lo is None:
+            for _ in range(50):
+                i = self._pick((self.dte >= 2) & (self.model >= 0.5))
+                if i is None:
                     return None
-                shift = self.ask[lo] + self.brk - self.bid[i]
+                # raise the higher-strike call above the lower, or the lower-strike put
+                # above the higher: a contract at the end of its strip has no partner
+                other = self._neighbour(i, -1 if m.is_call[i] else +1)
+                if other is not None:
+                    break
+                self.protected[i] = True
             else:
-                hi = self._neighbour(i, +1)  # raise the lower-strike put above the higher
-                if hi is None:
-                    return None
-                shift = self.ask[hi] + self.brk - self.bid[i]
+                return None
+            shift = self.ask[other] + self.brk - self.bid[i]
             self.bid[i] = round(self.bid[i] + shift + 0.005, 2)
             self.ask[i] = round(self.ask[i] + shift + 0.005, 2)
             self.touched[i] = True
             return self._label(kind, i)
         if kind is AnomalyKind.BUTTERFLY:
-            i = self._pick((self.dte >= 2) & (self.model >= 0.5))
-            if i is None:
-                return None
-            a, c = self._neighbour(i, -1), self._neighbour(i, +1)
-            if a is None or c is None:
+            for _ in range(50):
+                # within 180 days: further out $0.40 is ~0.2 vol points, inside the smile
+                # fit's noise, and the break is blamed on a wing as often as the body
+                i = self._pick((self.dte >= 2) & (self.dte <= 180) & (self.model >= 0.5))
+                if i is None:
+                    return None
+                a, c = self._neighbour(i, -1), self._neighbour(i, +1)
+                if a is not None and c is not None:
+                    break
+                self.protected[i] = True
+            else:
                 return None
             k1, k2, k3 = m.strike[a], m.strike[i], m.strike[c]
             w1, w3 = (k3 - k2) / (k3 - k1), (k2 - k1) / (k3 - k1)

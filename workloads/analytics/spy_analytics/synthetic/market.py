@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..bsm import bsm_price
-from ..chain import EXPIRY_CUTOFF_SECONDS, SECONDS_PER_YEAR, ChainSnapshot, contract_keys
+from ..chain import SECONDS_PER_YEAR, ChainSnapshot, contract_keys, expiry_close_epoch
 from ..types import AnomalyKind
 from .injection import InjectContext, InjectedAnomaly
 from .listing import listed_expiries, strike_grid
@@ -42,6 +42,9 @@ class SyntheticConfig:
     #: ATM vol change per unit log-return of spot (leverage effect)
     vol_beta: float = -2.0
     bad_quote_rate: float = 0.002
+    #: Quote ages are uniform in [0, this) seconds: inside the parity/early-exercise
+    #: freshness window (`BoundsConfig.max_quote_age_s`, 5 s) like a live SPY chain.
+    max_quote_age_s: float = 4.0
     symbol: str = "SPY"
     #: Multiplies every injected magnitude (1.0 = the documented `MAGNITUDES`); used by
     #: bench/detection_quality.py to measure recall below the documented size.
@@ -98,8 +101,8 @@ class SyntheticMarket:
         return int(self.strike.shape[0])
 
     def _t(self, ts: datetime) -> FloatArray:
-        exp_s = self.expiry.astype(np.int64).astype(np.float64) * 86400.0
-        out: FloatArray = (exp_s + EXPIRY_CUTOFF_SECONDS - ts.timestamp()) / SECONDS_PER_YEAR
+        close = expiry_close_epoch(self.expiry)
+        out: FloatArray = (close - ts.timestamp()) / SECONDS_PER_YEAR
         return out
 
     def ssvi_iv(self, k: FloatArray, t: FloatArray) -> FloatArray:
@@ -149,7 +152,9 @@ class SyntheticMarket:
         last = np.where(
             rng.random(model.shape[0]) < 0.5, ask, bid
         )  # last trade at the ask or the bid
-        quote_ts: FloatArray = np.asarray(ts.timestamp() - rng.uniform(0.0, 30.0, model.shape[0]))
+        quote_ts: FloatArray = np.asarray(
+            ts.timestamp() - rng.uniform(0.0, cfg.max_quote_age_s, model.shape[0])
+        )
 
         labels: list[InjectedAnomaly] = []
         volume = self.volume.copy()

@@ -382,18 +382,28 @@ class IBKRSource:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.request_timeout
         while True:
-            spot = self._spot()
+            # Discovery only needs a rough centre for the strike window, so the
+            # previous close will do here (pre-market); snapshots never use it.
+            spot = self._spot(allow_close=True)
             if spot is not None:
                 return spot
             await self._wait_ticks(deadline - loop.time())
             if loop.time() >= deadline:
                 raise TimeoutError("no quote for the underlying")
 
-    def _spot(self) -> float | None:
+    def _spot(self, *, allow_close: bool = False) -> float | None:
+        """The underlying's live price (last within the quote, else the midpoint).
+
+        Never the previous close for a snapshot: option quotes priced off a live spot
+        compared against yesterday's close raise false parity / early-exercise breaks.
+        Without a live price this returns None and the snapshot is skipped as
+        ``bad_spot``. ``allow_close`` is for strike-window discovery only.
+        """
         t = self._und_ticker
         if t is None:
             return None
-        for value in (t.marketPrice(), t.close):
+        values = (t.marketPrice(), t.close) if allow_close else (t.marketPrice(),)
+        for value in values:
             v = _num(value)
             if v:
                 return v
