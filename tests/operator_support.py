@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -166,7 +166,6 @@ class OperatorProcess:
     proc: subprocess.Popen[bytes] | None = None
     metrics_port: int = 0
     starts: int = 0
-    env_extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def log_path(self) -> Path:
@@ -184,7 +183,6 @@ class OperatorProcess:
             # A short Lease so a SIGKILLed leader is replaced within seconds in tests.
             SPY_LEASE_SECONDS="5",
             SPY_LEASE_RENEW_SECONDS="1",
-            **self.env_extra,
         )
         self.starts += 1
         out = self.log_path.open("ab")

@@ -75,7 +75,3 @@ def set_check(
     conditions: Sequence[Condition], type_: str, check: Check, generation: int, now: dt.datetime
 ) -> list[Condition]:
     return set_condition(conditions, type_, check.ok, check.reason, check.message, generation, now)
-
-
-def condition(conditions: Sequence[Condition], type_: str) -> Condition | None:
-    return next((c for c in conditions if c.get("type") == type_), None)

@@ -22,7 +22,7 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -663,16 +663,6 @@ def running(state_dir: Path) -> ClusterState | None:
     except (httpx.HTTPError, OSError):
         return None
     return None
-
-
-@contextlib.contextmanager
-def session_cluster(state_dir: Path) -> Iterator[ClusterState]:
-    """Start a private cluster for the duration of a with-block (pytest, benchmarks)."""
-    cluster = DevCluster(state_dir)
-    try:
-        yield cluster.start()
-    finally:
-        cluster.stop()
 
 
 def _usage(state: ClusterState) -> str:
