@@ -190,6 +190,32 @@ async def reconcile_tradingbot(
 # ------------------------------------------------------------------------- IBGateway
 
 
+async def finish(
+    ctx: Context,
+    kind: str,
+    index: str,
+    obj: Body,
+    checks: dict[str, Check],
+    fields: Body,
+    rtt: float | None,
+    now: dt.datetime,
+    outcome: Outcome,
+) -> None:
+    """Status from the checks (one condition each) and `fields`; written if it changed.
+    Until Ready, the object is looked at again in 10 s."""
+    status_old: Body = obj.get("status") or {}
+    generation = int(obj["metadata"].get("generation", 0))
+    conditions: list[Condition] = list(status_old.get("conditions") or [])
+    for type_, check in checks.items():
+        conditions = set_check(conditions, type_, check, generation, now)
+    status: Body = {"observedGeneration": generation, "conditions": conditions, **fields}
+    if rtt is not None:
+        status["vpnRttMs"] = rtt
+    await write_status(ctx, kind, index, obj, status, outcome)
+    if not checks["Ready"].ok:
+        outcome.requeue_after = sooner(outcome.requeue_after, 10.0)
+
+
 async def reconcile_ibgateway(ctx: Context, namespace: str, name: str) -> Outcome:
     outcome = Outcome()
     gw = ctx.world.get(World.GATEWAYS, (namespace, name))
@@ -197,7 +223,6 @@ async def reconcile_ibgateway(ctx: Context, namespace: str, name: str) -> Outcom
         return outcome
     now = ctx.clock()
     spec = gw.get("spec", {})
-    generation = int(gw["metadata"].get("generation", 0))
     status_old: Body = gw.get("status") or {}
 
     sts = await apply_child(
@@ -214,23 +239,11 @@ async def reconcile_ibgateway(ctx: Context, namespace: str, name: str) -> Outcom
     running, ready_replicas = statefulset_progress(sts, 1, "GatewayRunning", "GatewayStarting")
     ready = first_failing(creds, pull, vpn_gate, running)
 
-    conditions: list[Condition] = list(status_old.get("conditions") or [])
-    conditions = set_check(conditions, "PullSecretReady", pull, generation, now)
-    conditions = set_check(conditions, "VPNReady", vpn_check, generation, now)
-    conditions = set_check(conditions, "Ready", ready, generation, now)
-    status: Body = {
-        "observedGeneration": generation,
-        "conditions": conditions,
-        "readyReplicas": ready_replicas,
-        "statefulSet": name,
-    }
+    fields: Body = {"readyReplicas": ready_replicas, "statefulSet": name}
     if ready.ok:
-        status["endpoint"] = builders.gateway_endpoint(namespace, name, builders.gateway_port(gw))
-    if rtt is not None:
-        status["vpnRttMs"] = rtt
-    await write_status(ctx, c.KIND_GATEWAY, World.GATEWAYS, gw, status, outcome)
-    if not ready.ok:
-        outcome.requeue_after = sooner(outcome.requeue_after, 10.0)
+        fields["endpoint"] = builders.gateway_endpoint(namespace, name, builders.gateway_port(gw))
+    checks = {"PullSecretReady": pull, "VPNReady": vpn_check, "Ready": ready}
+    await finish(ctx, c.KIND_GATEWAY, World.GATEWAYS, gw, checks, fields, rtt, now, outcome)
     return outcome
 
 
@@ -246,7 +259,6 @@ async def reconcile_optionsdetector(
         return outcome
     now = ctx.clock()
     spec = det.get("spec", {})
-    generation = int(det["metadata"].get("generation", 0))
     status_old: Body = det.get("status") or {}
     gw_name = spec.get("gatewayRef", {}).get("name", "")
     ids = allocation.get((c.KIND_DETECTOR, namespace, name), [])
@@ -270,21 +282,16 @@ async def reconcile_optionsdetector(
     running, ready_shards = statefulset_progress(sts, shards, "ShardsReady", "ShardsStarting")
     ready = first_failing(gw_check, pull, vpn_gate, running)
 
-    conditions: list[Condition] = list(status_old.get("conditions") or [])
-    conditions = set_check(conditions, "GatewayReady", gw_check, generation, now)
-    conditions = set_check(conditions, "PullSecretReady", pull, generation, now)
-    conditions = set_check(conditions, "VPNReady", vpn_check, generation, now)
-    conditions = set_check(conditions, "Ready", ready, generation, now)
-    status: Body = {
-        "observedGeneration": generation,
-        "conditions": conditions,
+    fields: Body = {
         "readyShards": ready_shards,
         "ibClientIds": ids,
         "statefulSet": desired["metadata"]["name"],
     }
-    if rtt is not None:
-        status["vpnRttMs"] = rtt
-    await write_status(ctx, c.KIND_DETECTOR, World.DETECTORS, det, status, outcome)
-    if not ready.ok:
-        outcome.requeue_after = sooner(outcome.requeue_after, 10.0)
+    checks = {
+        "GatewayReady": gw_check,
+        "PullSecretReady": pull,
+        "VPNReady": vpn_check,
+        "Ready": ready,
+    }
+    await finish(ctx, c.KIND_DETECTOR, World.DETECTORS, det, checks, fields, rtt, now, outcome)
     return outcome
