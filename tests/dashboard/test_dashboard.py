@@ -340,6 +340,11 @@ def test_feed_filter_and_keyboard_jump_to_the_smile(
     page.wait_for_selector(feed_row(page, vol_oi["id"]))
 
     page.select_option("#min-severity", "2")  # High only
+    # The feed repaints on the next animation frame: wait for it, then check every row.
+    page.wait_for_function(
+        "() => { const s = [...document.querySelectorAll('#feed-body .sev')];"
+        " return s.length > 0 && s.every((e) => e.textContent === 'High'); }"
+    )
     severities = page.locator("#feed-body .sev").all_inner_texts()
     assert severities and set(severities) == {"High"}
 
