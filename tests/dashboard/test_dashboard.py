@@ -71,6 +71,12 @@ def leftover_labels(text: str, strings: dict[str, dict[str, str]], shown: str) -
     ]
 
 
+def after_next_frame(page: Page) -> None:
+    """Return once the browser has run two animation frames, so a repaint requested
+    before this call (the dashboard batches them in requestAnimationFrame) is done."""
+    page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+
+
 def test_page_loads_history_without_console_errors(
     page: Page, proxy: TcpProxy, seeded: seed.Seed, problems: PageProblems
 ) -> None:
@@ -105,7 +111,7 @@ def test_ingested_anomaly_in_feed_and_on_smile_within_1s(
 ) -> None:
     open_dashboard(page, proxy)
     page.wait_for_selector(feed_row(page, seeded.anomalies[0]["id"]))
-    page.wait_for_timeout(200)  # history painted
+    after_next_frame(page)  # history painted
     before = page.evaluate(DIGEST_JS, "smile")
     aria_before = page.get_attribute("#smile", "aria-label") or ""
     fresh = seed.anomaly(
@@ -150,7 +156,7 @@ def test_language_toggle_switches_every_label_and_is_remembered(
 
     page.click("#lang button[data-lang='es']")
     page.wait_for_function("document.documentElement.lang === 'es'")
-    page.wait_for_timeout(100)  # charts repaint on the next frame
+    after_next_frame(page)  # charts repaint on the next animation frame
     text = page.evaluate(VISIBLE_TEXT_JS)
     assert leftover_labels(text, strings, "es") == []
     for key in ("smileTitle", "feedTitle", "gexTitle", "flowTitle", "connLive", "smileY", "strike"):
@@ -168,7 +174,7 @@ def test_language_toggle_switches_every_label_and_is_remembered(
 
     page.click("#lang button[data-lang='en']")
     page.wait_for_function("document.documentElement.lang === 'en'")
-    page.wait_for_timeout(100)
+    after_next_frame(page)
     assert leftover_labels(page.evaluate(VISIBLE_TEXT_JS), strings, "en") == []
     assert problems.all() == []
 
@@ -186,7 +192,7 @@ def test_reconnects_after_the_hub_connection_drops(
         # Published while the dashboard is away: only the history reload can bring it.
         missed = seed.anomaly(datetime.now(UTC), seeded.expiries[1], 605.0, "P", severity="MEDIUM")
         backend.ingest(anomalies=[missed])
-        page.wait_for_timeout(800)
+        page.wait_for_timeout(800)  # absence can only be observed over a window
         assert page.locator(feed_row(page, missed["id"])).count() == 0
     finally:
         proxy.refusing = False
@@ -223,15 +229,15 @@ def test_screenshot_artifact(page: Page, proxy: TcpProxy, seeded: seed.Seed) -> 
     ARTIFACTS.mkdir(exist_ok=True)
     open_dashboard(page, proxy)
     page.wait_for_selector(feed_row(page, seeded.anomalies[0]["id"]))
-    page.wait_for_timeout(300)
+    after_next_frame(page)
     paths = {"en": ARTIFACTS / "dashboard-en.png", "es": ARTIFACTS / "dashboard-es.png"}
     page.screenshot(path=str(paths["en"]), full_page=True)
     page.click("#lang button[data-lang='es']")
-    page.wait_for_timeout(300)
+    after_next_frame(page)
     page.screenshot(path=str(paths["es"]), full_page=True)
     # One column below 1000 px: the feed must keep its rows visible, not collapse.
     page.set_viewport_size({"width": 820, "height": 1000})
-    page.wait_for_timeout(300)
+    after_next_frame(page)
     paths["narrow"] = ARTIFACTS / "dashboard-narrow-es.png"
     page.screenshot(path=str(paths["narrow"]), full_page=True)
     feed = page.locator("#feed-panel .scroll").bounding_box()
