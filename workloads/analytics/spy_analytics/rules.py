@@ -63,6 +63,28 @@ def _opt(x: float) -> float | None:
     return x if math.isfinite(x) else None
 
 
+def _finding(
+    f: Frame,
+    i: int,
+    kind: AnomalyKind,
+    score: float,
+    bands: SeverityBands,
+    reason: str,
+    with_iv: bool = True,
+) -> Finding | None:
+    """The Finding for contract ``i`` if ``score`` reaches a severity band, else None.
+    With ``with_iv`` it carries the contract's IV, fitted IV and log-moneyness."""
+    sev = severity_of(score, bands)
+    if sev is None:
+        return None
+    if not with_iv:
+        return Finding(i, kind, sev, score, reason)
+    return Finding(
+        i, kind, sev, score, reason,
+        _opt(float(f.iv[i])), _opt(float(f.fit_iv[i])), _opt(float(f.k[i])),
+    )  # fmt: skip
+
+
 # --- volatility ------------------------------------------------------------------
 
 
@@ -82,23 +104,13 @@ def iv_residual(f: Frame, cfg: IVResidualConfig) -> list[Finding]:
     out: list[Finding] = []
     for i in np.flatnonzero(hit):
         score = float(abs(zscore[i]))
-        sev = severity_of(score, cfg.bands)
-        if sev is None:
-            continue
         side = "above" if resid[i] > 0 else "below"
-        out.append(
-            Finding(
-                int(i),
-                AnomalyKind.IV_RESIDUAL,
-                sev,
-                score,
-                f"IV {f.iv[i]:.1%} is {score:.1f} sigma {side} the fitted smile "
-                f"({f.fit_iv[i]:.1%}) on {_describe(f, int(i))}",
-                float(f.iv[i]),
-                float(f.fit_iv[i]),
-                float(f.k[i]),
-            )
+        reason = (
+            f"IV {f.iv[i]:.1%} is {score:.1f} sigma {side} the fitted smile "
+            f"({f.fit_iv[i]:.1%}) on {_describe(f, int(i))}"
         )
+        if found := _finding(f, int(i), AnomalyKind.IV_RESIDUAL, score, cfg.bands, reason):
+            out.append(found)
     return out
 
 
@@ -124,22 +136,12 @@ def vol_oi(f: Frame, cfg: VolOIConfig) -> list[Finding]:
     out: list[Finding] = []
     for i in np.flatnonzero(hit):
         score = float(ratio[i])
-        sev = severity_of(score, cfg.bands)
-        if sev is None:
-            continue
-        out.append(
-            Finding(
-                int(i),
-                AnomalyKind.VOL_OI,
-                sev,
-                score,
-                f"volume {s.volume[i]:,.0f} is {score:.1f}x open interest "
-                f"{s.open_interest[i]:,.0f} at ${price[i]:.2f} on {_describe(f, int(i))}",
-                _opt(float(f.iv[i])),
-                _opt(float(f.fit_iv[i])),
-                _opt(float(f.k[i])),
-            )
+        reason = (
+            f"volume {s.volume[i]:,.0f} is {score:.1f}x open interest "
+            f"{s.open_interest[i]:,.0f} at ${price[i]:.2f} on {_describe(f, int(i))}"
         )
+        if found := _finding(f, int(i), AnomalyKind.VOL_OI, score, cfg.bands, reason):
+            out.append(found)
     return out
 
 
@@ -166,22 +168,12 @@ def volume_z(
     out: list[Finding] = []
     for i in np.flatnonzero(hit):
         score = float(zscore[i])
-        sev = severity_of(score, cfg.bands)
-        if sev is None:
-            continue
-        out.append(
-            Finding(
-                int(i),
-                AnomalyKind.VOLUME_Z,
-                sev,
-                score,
-                f"{increment[i]:,.0f} contracts traded since the last snapshot, "
-                f"{score:.1f} sigma above its baseline of {mean[i]:,.1f} on {_describe(f, int(i))}",
-                _opt(float(f.iv[i])),
-                _opt(float(f.fit_iv[i])),
-                _opt(float(f.k[i])),
-            )
+        reason = (
+            f"{increment[i]:,.0f} contracts traded since the last snapshot, "
+            f"{score:.1f} sigma above its baseline of {mean[i]:,.1f} on {_describe(f, int(i))}"
         )
+        if found := _finding(f, int(i), AnomalyKind.VOLUME_Z, score, cfg.bands, reason):
+            out.append(found)
     return out
 
 
@@ -203,19 +195,13 @@ def spread_blowout(
     out: list[Finding] = []
     for i in np.flatnonzero(hit):
         score = float(ratio[i])
-        sev = severity_of(score, cfg.bands)
-        if sev is None:
-            continue
-        out.append(
-            Finding(
-                int(i),
-                AnomalyKind.SPREAD_BLOWOUT,
-                sev,
-                score,
-                f"bid-ask spread ${spread[i]:.2f} is {score:.1f}x its baseline "
-                f"${mean[i]:.2f} on {_describe(f, int(i))}",
-            )
+        reason = (
+            f"bid-ask spread ${spread[i]:.2f} is {score:.1f}x its baseline "
+            f"${mean[i]:.2f} on {_describe(f, int(i))}"
         )
+        kind = AnomalyKind.SPREAD_BLOWOUT
+        if found := _finding(f, int(i), kind, score, cfg.bands, reason, with_iv=False):
+            out.append(found)
     return out
 
 
@@ -247,23 +233,10 @@ def _bound_findings(
 ) -> list[Finding]:
     out: list[Finding] = []
     for j in range(rows.shape[0]):
-        score = float(brk[j] / tol)
-        sev = severity_of(score, bands)
-        if sev is None:
-            continue
         i = int(rows[j])
-        out.append(
-            Finding(
-                i,
-                kind,
-                sev,
-                score,
-                f"{texts[j]} on {_describe(f, i)}",
-                _opt(float(f.iv[i])),
-                _opt(float(f.fit_iv[i])),
-                _opt(float(f.k[i])),
-            )
-        )
+        score = float(brk[j] / tol)
+        if found := _finding(f, i, kind, score, bands, f"{texts[j]} on {_describe(f, i)}"):
+            out.append(found)
     return out
 
 
