@@ -25,7 +25,6 @@ import asyncio
 import datetime as dt
 import json
 import os
-import ssl
 import subprocess
 import sys
 import tempfile
@@ -37,7 +36,7 @@ import httpx
 import psutil
 from spy_operator import builders
 from spy_operator import constants as c
-from spy_operator.devcluster import ClusterState, DevCluster, free_port, running
+from spy_operator.devcluster import ClusterState, DevCluster, client_options, free_port, running
 
 REPO = Path(__file__).resolve().parents[1]
 CONCURRENCY = 8
@@ -50,11 +49,7 @@ def log(msg: str) -> None:
 
 def client(state: ClusterState, user: str = "admin") -> httpx.AsyncClient:
     return httpx.AsyncClient(
-        base_url=state.server,
-        headers={"Authorization": f"Bearer {state.tokens[user]}"},
-        verify=ssl.create_default_context(cafile=str(state.ca_file)),
-        timeout=60,
-        limits=httpx.Limits(max_connections=32),
+        **client_options(state, user), timeout=60, limits=httpx.Limits(max_connections=32)
     )
 
 

@@ -87,6 +87,14 @@ def _container_security() -> dict[str, Any]:
     return {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
 
 
+def _container(spec: Manifest, **fields: Any) -> dict[str, Any]:
+    """A container with the hardened security context and the CR's resources, if any."""
+    container: dict[str, Any] = {**fields, "securityContext": _container_security()}
+    if res := _resources(spec):
+        container["resources"] = res
+    return container
+
+
 def _env(pairs: dict[str, str]) -> list[dict[str, Any]]:
     return [{"name": k, "value": v} for k, v in pairs.items()]
 
@@ -129,17 +137,15 @@ def build_gateway_statefulset(gw: Manifest) -> Manifest:
         {"name": "TWS_USERID", "valueFrom": {"secretKeyRef": {"name": creds, "key": "username"}}},
         {"name": "TWS_PASSWORD", "valueFrom": {"secretKeyRef": {"name": creds, "key": "password"}}},
     ]
-    container: dict[str, Any] = {
-        "name": "ib-gateway",
-        "image": spec.get("image", "ghcr.io/gnzsnz/ib-gateway:stable"),
-        "env": env,
-        "ports": [{"name": "tws-api", "containerPort": port, "protocol": "TCP"}],
-        "readinessProbe": {"tcpSocket": {"port": port}, "periodSeconds": 10},
-        "volumeMounts": [{"name": "settings", "mountPath": "/home/ibgateway/Jts"}],
-        "securityContext": _container_security(),
-    }
-    if res := _resources(spec):
-        container["resources"] = res
+    container = _container(
+        spec,
+        name="ib-gateway",
+        image=spec.get("image", "ghcr.io/gnzsnz/ib-gateway:stable"),
+        env=env,
+        ports=[{"name": "tws-api", "containerPort": port, "protocol": "TCP"}],
+        readinessProbe={"tcpSocket": {"port": port}, "periodSeconds": 10},
+        volumeMounts=[{"name": "settings", "mountPath": "/home/ibgateway/Jts"}],
+    )
     return {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
@@ -241,18 +247,16 @@ def build_detector_statefulset(
     if token:
         ref = {"name": token["name"], "key": token.get("key", "token")}
         env.append({"name": "SPY_BACKEND_TOKEN", "valueFrom": {"secretKeyRef": ref}})
-    container: dict[str, Any] = {
-        "name": "detector",
-        "image": spec["image"],
-        "args": ["run"],
-        "env": env,
-        "ports": [{"name": "http", "containerPort": 8080, "protocol": "TCP"}],
-        "readinessProbe": {"httpGet": {"path": "/readyz", "port": "http"}},
-        "livenessProbe": {"httpGet": {"path": "/healthz", "port": "http"}},
-        "securityContext": _container_security(),
-    }
-    if res := _resources(spec):
-        container["resources"] = res
+    container = _container(
+        spec,
+        name="detector",
+        image=spec["image"],
+        args=["run"],
+        env=env,
+        ports=[{"name": "http", "containerPort": 8080, "protocol": "TCP"}],
+        readinessProbe={"httpGet": {"path": "/readyz", "port": "http"}},
+        livenessProbe={"httpGet": {"path": "/healthz", "port": "http"}},
+    )
     return {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
@@ -303,14 +307,7 @@ def build_bot_deployment(
             "SPY_RISK": json.dumps(spec.get("risk") or {}, sort_keys=True),
         }
     )
-    container: dict[str, Any] = {
-        "name": "bot",
-        "image": spec.get("image", ""),
-        "env": env,
-        "securityContext": _container_security(),
-    }
-    if res := _resources(spec):
-        container["resources"] = res
+    container = _container(spec, name="bot", image=spec.get("image", ""), env=env)
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",

@@ -641,14 +641,18 @@ class DevCluster:
         self.procs.clear()
 
 
+def client_options(state: ClusterState, user: str = "admin") -> dict[str, Any]:
+    """httpx client options for the apiserver as one of the token users (sync or async)."""
+    return {
+        "base_url": state.server,
+        "headers": {"Authorization": f"Bearer {state.tokens[user]}"},
+        "verify": ssl.create_default_context(cafile=str(state.ca_file)),
+    }
+
+
 def admin_client(state: ClusterState, user: str = "admin") -> httpx.Client:
     """A plain HTTP client to the apiserver as one of the token users."""
-    return httpx.Client(
-        base_url=state.server,
-        headers={"Authorization": f"Bearer {state.tokens[user]}"},
-        verify=ssl.create_default_context(cafile=str(state.ca_file)),
-        timeout=30,
-    )
+    return httpx.Client(**client_options(state, user), timeout=30)
 
 
 def running(state_dir: Path) -> ClusterState | None:

@@ -16,6 +16,7 @@ from operator_support import (
     condition,
     credentials,
     deployment_replicas,
+    gateway,
     paper_world,
     pull_secret,
     tcp_listener,
@@ -430,15 +431,7 @@ def test_dangling_objects_get_conditions_not_crashes(
 def test_credentials_secret_with_a_missing_key(kubectl: Kubectl, namespace: str) -> None:
     kubectl.apply(pull_secret(), namespace)
     kubectl.apply(credentials(keys=("username",)), namespace)
-    kubectl.apply(
-        {
-            "apiVersion": c.API_VERSION,
-            "kind": "IBGateway",
-            "metadata": {"name": "gw"},
-            "spec": {"credentialsSecretRef": {"name": "ib-creds"}},
-        },
-        namespace,
-    )
+    kubectl.apply(gateway("gw"), namespace)
     cond = wait_for(
         "credentials reported",
         lambda: (
@@ -466,15 +459,7 @@ def test_secret_values_never_reach_the_logs(
         namespace,
     )
     kubectl.apply(pull_secret(), namespace)
-    kubectl.apply(
-        {
-            "apiVersion": c.API_VERSION,
-            "kind": "IBGateway",
-            "metadata": {"name": "gw"},
-            "spec": {"credentialsSecretRef": {"name": "ib-creds"}},
-        },
-        namespace,
-    )
+    kubectl.apply(gateway("gw"), namespace)
     wait_for("gateway Ready", lambda: ready(kubectl, "ibgateway", "gw", namespace), 30)
     import base64
 
