@@ -116,3 +116,10 @@ class VpnProber:
             self._results[key] = (time.monotonic(), result)
         finally:
             self._running.pop(key, None)
+
+
+def rtt_changed(old: float | None, new: float | None) -> bool:
+    """Hysteresis for status.vpnRttMs so a steady link does not rewrite status."""
+    if old is None or new is None:
+        return old != new
+    return abs(new - old) > max(5.0, 0.5 * old)
