@@ -42,12 +42,15 @@ lock: $(UV) ## re-resolve uv.lock after editing pyproject.toml
 tools: ## build the local control plane's Go tools into .bin/ (cached)
 	@bash tools/build.sh
 
-lint: venv ## ruff + mypy strict
+lint: venv ## ruff + mypy strict + import-linter layer contracts
 	@echo "[lint] ruff"
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/ruff format --check . >/dev/null || { $(VENV)/bin/ruff format --diff . | head -50; exit 1; }
 	@echo "[lint] mypy --strict"
-	@$(VENV)/bin/mypy operator/spy_operator workloads/analytics/spy_analytics
+	@$(VENV)/bin/mypy operator/spy_operator workloads/analytics/spy_analytics devtools/spy_dev
+	@echo "[lint] import-linter (layers: pyproject.toml [tool.importlinter])"
+	@out=$$($(VENV)/bin/lint-imports --no-cache 2>&1) || { echo "$$out"; exit 1; }; \
+		echo "$$out" | grep -E "KEPT|BROKEN|^Contracts:" | sed 's/^/  /'
 
 test: venv tools $(TEST_DEPS) lint ## run every test (lint, unit, integration on the local control plane)
 	@$(PY) -m pytest
@@ -56,19 +59,19 @@ test-unit: venv ## only the tests that need no control plane
 	@$(PY) -m pytest -m "not cluster"
 
 cluster: venv tools ## start the local control plane in the background; kubeconfig in .local/kubeconfig
-	@$(PY) -m spy_operator.devcluster up --state-dir .local
+	@$(PY) -m spy_dev.devcluster up --state-dir .local
 
 cluster-down: venv ## stop the local control plane
-	@$(PY) -m spy_operator.devcluster down --state-dir .local
+	@$(PY) -m spy_dev.devcluster down --state-dir .local
 
 run: venv ## run the operator against $$KUBECONFIG (default .local/kubeconfig)
 	@KUBECONFIG=$${KUBECONFIG:-$(KUBECONFIG_LOCAL)} $(PY) -m spy_operator
 
 demo: venv tools $(DEMO_DEPS) ## bring the platform up locally and show it working
-	@$(PY) -m spy_operator.demo up --state-dir .local
+	@$(PY) -m spy_dev.demo up --state-dir .local
 
 demo-down: venv ## stop everything `make demo` started (and the control plane)
-	@$(PY) -m spy_operator.demo down --state-dir .local
+	@$(PY) -m spy_dev.demo down --state-dir .local
 
 crds: venv ## regenerate crds/*.yaml from crds/generate.py
 	@$(PY) crds/generate.py

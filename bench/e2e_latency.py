@@ -27,9 +27,9 @@ from typing import Any
 
 import httpx
 import websockets
-from spy_backend.azurite import Azurite
-from spy_backend.devserver import BackendProcess
 from spy_backend.realtime import SUBPROTOCOL
+from spy_dev.azurite import Azurite
+from spy_dev.devserver import BackendProcess
 
 TOKEN = "bench-ingest-token-0123456789abcdef"
 GOAL_P99_MS = 100.0

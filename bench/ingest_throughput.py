@@ -27,11 +27,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from spy_backend.azurite import Azurite
-from spy_backend.devserver import BackendProcess
 from spy_backend.models import AnomalyCreate, PublicRecord, Resource
 from spy_backend.storage import TableStore
 from spy_backend.storage.entities import to_entity
+from spy_dev.azurite import Azurite
+from spy_dev.devserver import BackendProcess
 
 TOKEN = "bench-ingest-token-0123456789abcdef"
 KINDS = ["iv_residual", "vol_oi", "volume_z", "parity", "butterfly"]

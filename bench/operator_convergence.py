@@ -34,9 +34,9 @@ from typing import Any
 
 import httpx
 import psutil
+from spy_dev.devcluster import ClusterState, DevCluster, client_options, free_port, running
 from spy_operator import builders
 from spy_operator import constants as c
-from spy_operator.devcluster import ClusterState, DevCluster, client_options, free_port, running
 
 REPO = Path(__file__).resolve().parents[1]
 CONCURRENCY = 8

@@ -1,6 +1,6 @@
 """Session fixtures shared by every test folder.
 
-`cluster` starts the real local control plane once per session (spy_operator.devcluster)
+`cluster` starts the real local control plane once per session (spy_dev.devcluster)
 or, when SPY_TEST_KUBECONFIG names a kubeconfig, uses that existing cluster instead
 (kind, k3s, ...; like envtest's USE_EXISTING_CLUSTER). Nothing is started until a test
 asks for it, so unit-only runs stay fast.
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from k8s_support import Cluster, Kubectl
-from spy_operator.devcluster import DEFAULT_BIN, REPO_ROOT, DevCluster
+from spy_dev.devcluster import DEFAULT_BIN, REPO_ROOT, DevCluster
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from spy_operator.devcluster import DEFAULT_BIN, ClusterState
+from spy_dev.devcluster import DEFAULT_BIN, ClusterState
 
 T = TypeVar("T")
 KUBECTL = str(DEFAULT_BIN / "kubectl")

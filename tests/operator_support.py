@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from k8s_support import Cluster, Kubectl, wait_for
+from spy_dev.devcluster import free_port
 from spy_operator import constants as c
-from spy_operator.devcluster import free_port
 from spy_operator.gate import GatewayView, Mode, check_approval, check_gateway, parse_approval
 
 REGISTRY = "spyoptions.azurecr.io"

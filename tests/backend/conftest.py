@@ -16,9 +16,9 @@ import httpx
 import pytest
 from pydantic import SecretStr
 from spy_backend.app import create_app
-from spy_backend.azurite import Azurite, AzuriteError
 from spy_backend.server import BackgroundServer
 from spy_backend.settings import Settings
+from spy_dev.azurite import Azurite, AzuriteError
 
 TOKEN = "test-ingest-token-0123456789abcdef"
 

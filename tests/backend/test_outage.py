@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from spy_backend.azurite import Azurite
+from spy_dev.azurite import Azurite
 
 from ._support import T0, HubClient, anomaly
 from .conftest import TOKEN, Backend

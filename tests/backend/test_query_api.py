@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from azure.data.tables.aio import TableClient
 from spy_backend.models import AnomalyKind
-from spy_backend.samplefeed import sample_batch
 from spy_backend.storage.tables import FILTER_MAX_COMPARISONS
+from spy_dev.samplefeed import sample_batch
 
 from ._support import T0, anomaly, iso
 from .conftest import Backend

@@ -12,11 +12,11 @@ import httpx
 import pytest
 from pydantic import SecretStr, ValidationError
 from spy_backend.__main__ import openapi_json
-from spy_backend.devserver import start_dev_stack
 from spy_backend.models import AnomalyCreate, Resource
 from spy_backend.retention import purge_cutoff, purge_once
 from spy_backend.settings import DEV_INGEST_TOKEN, Settings
 from spy_backend.storage import TableStore
+from spy_dev.devserver import start_dev_stack
 
 from ._support import anomaly
 from .conftest import Backend, make_settings

@@ -11,7 +11,6 @@ from azure.data.tables import TableTransactionError
 from hypothesis import given
 from hypothesis import strategies as st
 from spy_backend.models import AnomalyKind, IngestBatch, MarketCreate, Resource
-from spy_backend.samplefeed import sample_batch
 from spy_backend.storage.entities import BODY_MAX_CHARS, from_entity, to_entity
 from spy_backend.storage.keys import (
     Cursor,
@@ -29,6 +28,7 @@ from spy_backend.storage.tables import (
     build_equals_filter,
     rejection_reason,
 )
+from spy_dev.samplefeed import sample_batch
 
 timestamps = st.datetimes(
     min_value=datetime(2000, 1, 1), max_value=datetime(2099, 12, 31), timezones=st.just(UTC)

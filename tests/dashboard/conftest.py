@@ -15,8 +15,8 @@ import dashboard_seed as seed
 import pytest
 from dashboard_support import DASHBOARD_DIR, Backend, PageProblems, TcpProxy
 from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, sync_playwright
-from spy_backend.azurite import AzuriteError
-from spy_backend.devserver import start_dev_stack
+from spy_dev.azurite import AzuriteError
+from spy_dev.devserver import start_dev_stack
 
 TOKEN = "dashboard-test-ingest-token-0123456789"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from detector_sink import IngestSink
-from fake_tws import FakeTWS
+from spy_dev.fake_tws import FakeTWS
 
 
 @pytest.fixture

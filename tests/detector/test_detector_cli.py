@@ -15,11 +15,11 @@ from pathlib import Path
 import httpx
 from detector_sink import IngestSink
 from detector_support import eventually
-from fake_tws import FakeTWS
 from spy_analytics import write_snapshot
 from spy_analytics.synthetic import SyntheticMarket
 from spy_detector.analysis import ChainAnalyzer
 from spy_detector.sources.synthetic import EVERY_KIND
+from spy_dev.fake_tws import FakeTWS
 
 PY = sys.executable
 

@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 import pytest
 from detector_sink import IngestSink
 from detector_support import eventually
-from fake_tws import FakeChain, FakeTWS
 from ib_async import IB, Stock
 from spy_analytics import ChainSnapshot
 from spy_detector.analysis import ChainAnalyzer
@@ -27,6 +26,7 @@ from spy_detector.publisher import Publisher
 from spy_detector.service import Detector
 from spy_detector.sharding import ShardSpec
 from spy_detector.sources.ibkr import ClientIdInUseError, IBKRSource, IBSettings
+from spy_dev.fake_tws import FakeChain, FakeTWS
 
 SMALL = ShardSpec(0, 3)  # 2 of the 6 expiries: 20 contracts, ~1 s of paced requests
 

@@ -22,8 +22,8 @@ from operator_support import (
     tcp_listener,
     wait_bot,
 )
+from spy_dev.devcluster import REPO_ROOT
 from spy_operator import constants as c
-from spy_operator.devcluster import REPO_ROOT
 
 pytestmark = pytest.mark.usefixtures("operator")
 EXAMPLES = REPO_ROOT / "examples"

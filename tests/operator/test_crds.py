@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 import yaml
-from spy_operator.devcluster import REPO_ROOT
+from spy_dev.devcluster import REPO_ROOT
 
 CRDS = REPO_ROOT / "crds"
 

@@ -3,7 +3,7 @@
 etcd + kube-apiserver (RBAC, token users, audit log of writes) + kube-controller-manager
 + kube-scheduler + KWOK with simulated nodes, on free loopback ports, with certificates
 made here. Used by the pytest session fixture (tests/conftest.py), by `make cluster`
-(`python -m spy_operator.devcluster up`) and by the demo. Nothing here is imported by
+(`python -m spy_dev.devcluster up`) and by the demo. Nothing here is imported by
 the operator itself.
 """
 
@@ -681,7 +681,7 @@ def _usage(state: ClusterState) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m spy_operator.devcluster",
+        prog="python -m spy_dev.devcluster",
         description="Start or stop the local control plane (etcd, kube-apiserver, "
         "kube-controller-manager, kube-scheduler, kwok) built in .bin/.",
     )

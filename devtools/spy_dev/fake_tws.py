@@ -31,6 +31,7 @@ import contextlib
 import struct
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -202,7 +203,7 @@ class _Conn:
         if msg_id in self.server.ignore_once:  # a gateway that never answers
             self.server.ignore_once.discard(msg_id)
             return
-        handler = {
+        handlers: dict[int, Callable[[list[str]], None]] = {
             1: self._req_mkt_data,
             2: self._cancel_mkt_data,
             5: lambda f: self.send(53, 1),  # openOrderEnd
@@ -215,7 +216,8 @@ class _Conn:
             76: lambda f: self.send(74, 1, f[2]),  # accountUpdateMultiEnd
             78: self._req_sec_def_opt_params,
             99: lambda f: self.send(102),  # completedOrdersEnd
-        }.get(msg_id)
+        }
+        handler = handlers.get(msg_id)
         if handler is not None:
             handler(f)
 

@@ -20,7 +20,7 @@ from types import TracebackType
 
 from spy_backend.settings import azurite_connection_string
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 INSTALL_HINT = "run `make azurite` (npm ci in tools/azurite) first"
 
 

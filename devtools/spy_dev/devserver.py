@@ -3,7 +3,7 @@
 From Python: `stack = start_dev_stack(port=8080)`; `stack.url` serves the dashboard at
 `/` (files of ./dashboard), the API at `/api/v1`, the hub at `/client/hubs/spy`;
 `stack.stop()` ends both processes. From a shell:
-`python -m spy_backend.devserver --port 8080 --seed 1` (Ctrl-C stops).
+`python -m spy_dev.devserver --port 8080 --seed 1` (Ctrl-C stops).
 """
 
 from __future__ import annotations
@@ -24,12 +24,12 @@ from typing import Any
 
 import httpx
 from pydantic import SecretStr
-
 from spy_backend.app import create_app
-from spy_backend.azurite import REPO_ROOT, Azurite, AzuriteError, free_port
-from spy_backend.samplefeed import sample_batch
 from spy_backend.server import BackgroundServer
 from spy_backend.settings import DEV_INGEST_TOKEN, Settings, quiet_libraries
+
+from spy_dev.azurite import REPO_ROOT, Azurite, AzuriteError, free_port
+from spy_dev.samplefeed import sample_batch
 
 log = logging.getLogger(__name__)
 DASHBOARD_DIR = REPO_ROOT / "dashboard"
@@ -102,7 +102,7 @@ def seed_loop(stack: DevStack, interval: float, stop: threading.Event) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m spy_backend.devserver", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m spy_dev.devserver", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080, help="0 picks a free port")
     parser.add_argument("--dashboard-dir", type=Path, default=DASHBOARD_DIR)

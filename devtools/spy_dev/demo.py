@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-
 from spy_operator import constants as c
-from spy_operator.devcluster import DEFAULT_BIN, REPO_ROOT, ClusterState, free_port, running
+
+from spy_dev.devcluster import DEFAULT_BIN, REPO_ROOT, ClusterState, free_port, running
 
 PY = sys.executable
 KUBECTL = str(DEFAULT_BIN / "kubectl")
@@ -108,7 +108,7 @@ def up(state_dir: Path, backend_port: int) -> int:
     if state is None:
         say("starting the local control plane (make cluster)")
         subprocess.run(
-            [PY, "-m", "spy_operator.devcluster", "up", "--state-dir", str(state_dir)],
+            [PY, "-m", "spy_dev.devcluster", "up", "--state-dir", str(state_dir)],
             check=True,
             stdout=subprocess.DEVNULL,
         )
@@ -146,7 +146,7 @@ def up(state_dir: Path, backend_port: int) -> int:
         [
             PY,
             "-m",
-            "spy_backend.devserver",
+            "spy_dev.devserver",
             "--port",
             str(port),
             "--azurite-location",
@@ -279,7 +279,7 @@ def down(state_dir: Path, keep_cluster: bool = False) -> int:
         record_path.unlink()
     if not keep_cluster:
         subprocess.run(
-            [PY, "-m", "spy_operator.devcluster", "down", "--state-dir", str(state_dir)],
+            [PY, "-m", "spy_dev.devcluster", "down", "--state-dir", str(state_dir)],
             check=False,
         )
     return 0
@@ -287,7 +287,7 @@ def down(state_dir: Path, keep_cluster: bool = False) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m spy_operator.demo", description=__doc__.split("\n\n")[0]
+        prog="python -m spy_dev.demo", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("command", nargs="?", default="up", choices=["up", "down", "status"])
     parser.add_argument("--state-dir", type=Path, default=REPO_ROOT / ".local")
