@@ -1,0 +1,302 @@
+"""The operator wired as handlers.startup wires it, on the in-memory API server.
+
+`Harness` builds the real Context, World, Controller (and LeaderElector) around a
+`FakeKube`, and plays kopf's part: it lists every watched kind, fills the indices with
+the operator's own index functions (handlers.idx_*), then feeds watch events to the
+operator's own event handlers (handlers.on_*), honouring their `when=` filters. The
+watch can be paused (a stale cache), lagged, or expired (410 Gone -> re-list, which
+reports nothing about objects deleted in the gap). Time is the virtual loop's.
+
+Manifest factories reuse tests/operator_support.py, with approvals timed on the
+harness's clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Callable
+from types import SimpleNamespace
+from typing import Any
+
+import kopf
+import operator_support as support
+from spy_dev.fake_kube import FakeApiServer, FakeKube, GoneError, WatchEvent
+from spy_operator import constants as c
+from spy_operator import handlers
+from spy_operator.context import Context
+from spy_operator.controller import Controller
+from spy_operator.leader import LeaderElector
+from spy_operator.world import World
+
+Body = dict[str, Any]
+NS = "trading"
+# Wall-clock time at virtual time 0 (ctx.clock and approvals use it).
+EPOCH = dt.datetime(2026, 12, 1, 14, 30, tzinfo=dt.UTC)
+
+# plural -> (index function, event handler, kopf `when=` filter)
+_WATCHED: dict[str, tuple[Any, Any, Callable[[Body], bool] | None]] = {
+    "tradingbots": (handlers.idx_tradingbots, handlers.on_tradingbot, None),
+    "ibgateways": (handlers.idx_ibgateways, handlers.on_ibgateway, None),
+    "optionsdetectors": (handlers.idx_optionsdetectors, handlers.on_optionsdetector, None),
+    "deployments": (handlers.idx_deployments, handlers.on_child, None),
+    "statefulsets": (handlers.idx_statefulsets, handlers.on_child, None),
+    "services": (handlers.idx_services, handlers.on_child, None),
+    "secrets": (handlers.idx_secrets, handlers.on_secret, None),
+    "configmaps": (handlers.idx_halt, handlers.on_halt, None),
+}
+_CHILDREN = ("deployments", "statefulsets", "services")
+
+
+def _passes(plural: str, obj: Body) -> bool:
+    meta = obj.get("metadata", {})
+    if plural in _CHILDREN:
+        return handlers._owned(meta=meta)
+    if plural == "configmaps":
+        return handlers._is_halt(name=meta.get("name"), namespace=meta.get("namespace"))
+    return True
+
+
+class FakeIndex:
+    """kopf.Index's read side: key -> a store (here a one-element list) of values."""
+
+    def __init__(self) -> None:
+        self.data: dict[Any, list[Any]] = {}
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        return self.data.get(key, default)
+
+    def __iter__(self) -> Any:
+        return iter(list(self.data))
+
+    def __getitem__(self, key: Any) -> Any:
+        return self.data[key]
+
+
+class NoProber:
+    """No VPN is configured in these tests; a probe must never be asked for."""
+
+    def result(self, target: Any) -> None:
+        raise AssertionError(f"unexpected VPN probe of {target}")
+
+
+class Harness:
+    def __init__(
+        self,
+        api: FakeApiServer | None = None,
+        *,
+        leader: bool = False,
+        workers: int = 4,
+        resync_seconds: float = 30.0,
+        user: str = "spy-operator",
+        lease_seconds: float = 15.0,
+        renew_seconds: float = 2.0,
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        self.api = api or FakeApiServer(clock=loop.time)
+        self.kube = FakeKube(self.api, user=user)
+        self.world = World(clock=loop.time)
+        self.ctx = Context(
+            kube=self.kube,
+            world=self.world,
+            prober=NoProber(),  # type: ignore[arg-type]
+            clock=lambda: EPOCH + dt.timedelta(seconds=loop.time()),
+        )
+        self.leader: LeaderElector | None = None
+        if leader:
+            self.leader = LeaderElector(
+                self.kube,
+                c.DEFAULT_OPERATOR_NAMESPACE,
+                c.LEASE_NAME,
+                lease_seconds=lease_seconds,
+                renew_seconds=renew_seconds,
+                clock=self.ctx.clock,
+            )
+        self.controller = Controller(
+            self.ctx, self.leader, workers=workers, resync_seconds=resync_seconds
+        )
+        if self.leader is not None:  # as handlers.startup wires them
+            self.leader.on_elected = self.controller.enqueue_all
+            leader_ = self.leader
+            self.kube.may_write = lambda: leader_.is_leader
+        self.indices = {name: FakeIndex() for name in World.ALL}
+        self.memo = SimpleNamespace(controller=self.controller)
+        self.watching = True
+        self.relists = 0
+        self._cursor = 0
+        self._seen: dict[tuple[str, str, str], str] = {}  # object -> resourceVersion
+        self._contributed: dict[tuple[str, str, str], tuple[FakeIndex, list[Any]]] = {}
+        self._changed = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # ------------------------------------------------------------------ running
+    async def start(self) -> Harness:
+        self.controller.start()
+        self.api.on_event = self._changed.set
+        await self.relist()
+        self._tasks.append(asyncio.create_task(self._watch(), name="fake-watch"))
+        return self
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.controller.stop()
+
+    async def _watch(self) -> None:
+        while True:
+            await self._changed.wait()
+            self._changed.clear()
+            if self.watching:
+                await self.deliver()
+
+    def pause_watch(self) -> None:
+        self.watching = False
+
+    async def resume_watch(self) -> None:
+        self.watching = True
+        await self.deliver()
+
+    async def deliver(self) -> None:
+        """Feed every event since the cursor to the indices and handlers (or re-list)."""
+        try:
+            events = self.api.events_since(self._cursor)
+        except GoneError:
+            await self.relist()
+            return
+        for event in events:
+            self._cursor = event.resource_version
+            await self._dispatch(event)
+
+    async def relist(self) -> None:
+        """A fresh list of every kind: indices rebuilt first (kopf runs no handler
+        before every index is filled), then handlers for what is new or changed.
+        Objects deleted since the last list just vanish: no DELETED event."""
+        self.relists += 1
+        self._cursor = self.api.resource_version
+        listed: list[tuple[str, Body]] = []
+        for plural in _WATCHED:
+            for obj in self.api.list(plural):
+                listed.append((plural, obj))
+        for index in self.indices.values():
+            index.data.clear()
+        self._contributed.clear()
+        for plural, obj in listed:
+            if _passes(plural, obj):
+                await self._index(plural, obj)
+        seen: dict[tuple[str, str, str], str] = {}
+        for plural, obj in listed:
+            meta = obj["metadata"]
+            ident = (plural, meta["namespace"], meta["name"])
+            seen[ident] = meta["resourceVersion"]
+            if self._seen.get(ident) != meta["resourceVersion"] and _passes(plural, obj):
+                await self._handle(plural, None, obj)
+        self._seen = seen
+
+    async def _dispatch(self, event: WatchEvent) -> None:
+        plural, obj = event.plural, event.object
+        meta = obj["metadata"]
+        ident = (plural, meta["namespace"], meta["name"])
+        passes = _passes(plural, obj)
+        if event.type == "DELETED" or not passes:
+            # Deleted, or no longer passing the `when=` filter: out of the index.
+            self._unindex(ident)
+            self._seen.pop(ident, None)
+            if event.type == "DELETED" and passes:
+                await self._handle(plural, event.type, obj)
+            return
+        await self._index(plural, obj)
+        self._seen[ident] = meta["resourceVersion"]
+        await self._handle(plural, event.type, obj)
+
+    async def _index(self, plural: str, obj: Body) -> None:
+        index_fn = _WATCHED[plural][0]
+        meta = obj["metadata"]
+        ident = (plural, meta["namespace"], meta["name"])
+        self._unindex(ident)
+        keys = await index_fn(namespace=meta["namespace"], name=meta["name"], body=kopf.Body(obj))
+        index = self.indices[index_fn.__name__]
+        for key, value in (keys or {}).items():
+            index.data[key] = [value]
+        self._contributed[ident] = (index, list(keys or {}))
+
+    def _unindex(self, ident: tuple[str, str, str]) -> None:
+        index, keys = self._contributed.pop(ident, (None, []))
+        for key in keys:
+            if index is not None:
+                index.data.pop(key, None)
+
+    async def _handle(self, plural: str, type_: str | None, obj: Body) -> None:
+        handler = _WATCHED[plural][1]
+        meta = obj["metadata"]
+        await handler(
+            namespace=meta["namespace"],
+            name=meta["name"],
+            body=kopf.Body(obj),
+            type=type_,
+            memo=self.memo,
+            **self.indices,
+        )
+
+    # ------------------------------------------------------------------ waiting
+    async def wait_until(
+        self, what: str, probe: Callable[[], Any], within: float = 60.0, step: float = 0.01
+    ) -> float:
+        """Virtual seconds until `probe()` is truthy; fails after `within` of them."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        while not probe():
+            if loop.time() - started > within:
+                raise AssertionError(f"not within {within} s (virtual): {what}")
+            await asyncio.sleep(step)
+        return loop.time() - started
+
+    async def idle(self, seconds: float = 1.0) -> None:
+        """Let `seconds` of virtual time pass."""
+        await asyncio.sleep(seconds)
+
+    # ------------------------------------------------------------------ the world
+    def create(self, obj: Body, namespace: str = NS, manager: str = "kubectl") -> Body:
+        obj = dict(obj, metadata={**obj["metadata"], "namespace": namespace})
+        return self.api.apply(obj, manager=manager)
+
+    def get(self, kind: str, name: str, namespace: str = NS) -> Body | None:
+        return self.api.get(kind, namespace, name)
+
+    def replicas(self, bot: str, namespace: str = NS) -> int | None:
+        dep = self.api.get("Deployment", namespace, f"{bot}-bot")
+        return None if dep is None else int(dep["spec"].get("replicas", 0))
+
+    def status(self, bot: str, namespace: str = NS) -> Body:
+        obj = self.api.get("TradingBot", namespace, bot) or {}
+        return dict(obj.get("status") or {})
+
+    def paper_world(self, namespace: str = NS, **gw_spec: Any) -> None:
+        self.create(support.pull_secret(), namespace)
+        self.create(support.credentials(), namespace)
+        self.create(support.gateway(**gw_spec), namespace)
+
+    def halt(self, reason: str = "drill") -> None:
+        self.api.apply(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": c.HALT_CONFIGMAP, "namespace": c.DEFAULT_OPERATOR_NAMESPACE},
+                "data": {"reason": reason},
+            }
+        )
+
+
+def bot(name: str = "bot", expires_in: float | None = 3600, **kwargs: Any) -> Body:
+    """operator_support.bot with the approval's expiry on the harness's clock."""
+    body = support.bot(name, expires_in=expires_in, **kwargs)
+    if "approval" in body["spec"] and expires_in is not None:
+        loop_now = asyncio.get_running_loop().time()
+        expires = EPOCH + dt.timedelta(seconds=loop_now + expires_in)
+        body["spec"]["approval"]["expiresAt"] = support.rfc3339(expires)
+    return body
+
+
+def armed_at(h: Harness, name: str) -> Callable[[], bool]:
+    """Probe: the bot's status says Armed and its Deployment runs 1 replica."""
+    return lambda: h.status(name).get("reason") == "Armed" and h.replicas(name) == 1
