@@ -85,7 +85,9 @@ async def test_write_status_writes_only_changes_and_removes_dropped_keys() -> No
     await write_status(h.ctx, c.KIND_BOT, World.BOTS, tb, {"reason": "A", "vpnRttMs": 3}, outcome)
     written = h.world.get(World.BOTS, (NS, "b"))
     assert written is not None and written["status"] == {"reason": "A", "vpnRttMs": 3}
-    await write_status(h.ctx, c.KIND_BOT, World.BOTS, written, {"reason": "A", "vpnRttMs": 3}, outcome)
+    await write_status(
+        h.ctx, c.KIND_BOT, World.BOTS, written, {"reason": "A", "vpnRttMs": 3}, outcome
+    )
     assert outcome.writes == 1, "an unchanged status is not written"
     await write_status(h.ctx, c.KIND_BOT, World.BOTS, written, {"reason": "B"}, outcome)
     assert h.status("b") == {"reason": "B"}, "a key no longer reported is removed"
@@ -146,7 +148,9 @@ async def test_a_401_logs_in_again_and_retries_once_with_the_new_token() -> None
     [(403, "denied by policy"), (409, "conflict"), (422, "is invalid"), (429, "slow down")],
 )
 @virtual_time
-async def test_api_errors_carry_the_status_and_the_servers_message(status: int, message: str) -> None:
+async def test_api_errors_carry_the_status_and_the_servers_message(
+    status: int, message: str
+) -> None:
     h = Harness()
     h.api.fail("PATCH", "*", status, message)
     with pytest.raises(ApiError) as err:
