@@ -15,8 +15,9 @@ from typing import Any
 
 from spy_operator import clientids, metrics
 from spy_operator import constants as c
+from spy_operator.api import gateway_ref
 from spy_operator.context import Context, Outcome, ReconcileKey
-from spy_operator.facts import consumers
+from spy_operator.facts import consumers, id_count
 from spy_operator.kube import ApiError
 from spy_operator.leader import LeaderElector
 from spy_operator.pullsecrets import pull_secret_names
@@ -32,10 +33,6 @@ from spy_operator.writes import close_bot_deployment
 log = logging.getLogger("spy_operator.controller")
 
 _INDEX = {c.KIND_BOT: World.BOTS, c.KIND_GATEWAY: World.GATEWAYS, c.KIND_DETECTOR: World.DETECTORS}
-
-
-def _gateway_of(spec: Body) -> str:
-    return str((spec.get("gatewayRef") or {}).get("name") or "")
 
 
 class Controller:
@@ -108,15 +105,14 @@ class Controller:
                 for sig in (old, signature):
                     if sig is not None:
                         self._queue_referrers(
-                            namespace, lambda spec, gw=sig[0]: _gateway_of(spec) == gw
+                            namespace, lambda obj, gw=sig[0]: gateway_ref(obj) == gw
                         )
         if kind == c.KIND_GATEWAY:
-            self._queue_referrers(
-                namespace, lambda spec: spec.get("gatewayRef", {}).get("name") == name
-            )
+            self._queue_referrers(namespace, lambda obj: gateway_ref(obj) == name)
 
     def on_secret(self, namespace: str, name: str) -> None:
-        def refers(spec: Body) -> bool:
+        def refers(obj: Body) -> bool:
+            spec = obj.get("spec") or {}
             creds = (spec.get("credentialsSecretRef") or {}).get("name")
             return name in pull_secret_names(spec) or creds == name
 
@@ -143,7 +139,7 @@ class Controller:
         for kind in kinds:
             for obj in self.ctx.world.values(_INDEX[kind]):
                 meta = obj.get("metadata", {})
-                if meta.get("namespace") == namespace and refers(obj.get("spec", {})):
+                if meta.get("namespace") == namespace and refers(obj):
                     self.queue.add((kind, namespace, meta["name"]))
 
     def _consumer_signature(self, kind: str, namespace: str, name: str) -> tuple[str, int] | None:
@@ -151,8 +147,7 @@ class Controller:
         obj = self.ctx.world.get(_INDEX[kind], (namespace, name))
         if obj is None:
             return None
-        spec = obj.get("spec", {})
-        return (_gateway_of(spec), int(spec.get("shards", 1)) if kind == c.KIND_DETECTOR else 1)
+        return (gateway_ref(obj), id_count(kind, obj))
 
     # ------------------------------------------------------------------ workers
     def allocation(self) -> dict[clientids.ConsumerKey, list[int]]:

@@ -63,7 +63,7 @@ async def close_bot_deployment(ctx: Context, namespace: str, name: str, outcome:
     Used for a bot being deleted and, by the controller, when a bot's reconcile fails
     unexpectedly (a malformed object, a bug): whatever went wrong, the bot stops.
     """
-    dep_name = builders.bot_deployment_name({"metadata": {"name": name}})
+    dep_name = builders.bot_deployment_name(name)
     dep = ctx.world.get(World.DEPLOYMENTS, (namespace, dep_name))
     if dep is None or int(dep.get("spec", {}).get("replicas") or 0) == 0:
         return
