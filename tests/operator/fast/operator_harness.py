@@ -102,6 +102,8 @@ class Harness:
             prober=NoProber(),  # type: ignore[arg-type]
             clock=lambda: EPOCH + dt.timedelta(seconds=loop.time()),
         )
+        if hasattr(self.ctx, "monotonic"):  # the RTT pacing clock (main since 3065eb8)
+            self.ctx.monotonic = loop.time
         self.leader: LeaderElector | None = None
         if leader:
             self.leader = LeaderElector(
@@ -273,12 +275,13 @@ class Harness:
         return self.api.get(kind, namespace, name)
 
     def replicas(self, bot: str, namespace: str = NS) -> int | None:
-        dep = self.api.get("Deployment", namespace, f"{bot}-bot")
+        dep = self.api.peek("Deployment", namespace, f"{bot}-bot")
         return None if dep is None else int(dep["spec"].get("replicas", 0))
 
     def status(self, bot: str, namespace: str = NS) -> Body:
-        obj = self.api.get("TradingBot", namespace, bot) or {}
-        return dict(obj.get("status") or {})
+        """The bot's status as stored (read-only: probes poll it every 10 ms)."""
+        obj = self.api.peek("TradingBot", namespace, bot) or {}
+        return obj.get("status") or {}
 
     def paper_world(self, namespace: str = NS, **gw_spec: Any) -> None:
         self.create(support.pull_secret(), namespace)

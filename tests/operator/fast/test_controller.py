@@ -148,7 +148,9 @@ async def test_a_bot_closes_at_approval_expiry_with_no_event() -> None:
     h.paper_world()
     h.create(bot("b", expires_in=100))
     await h.wait_until("armed", armed_at(h, "b"))
-    took = await h.wait_until("closed at expiry", lambda: h.replicas("b") == 0, within=120)
+    took = await h.wait_until(
+        "closed at expiry", lambda: h.replicas("b") == 0, within=120, step=0.05
+    )
     assert 99 <= took <= 100.2
     assert h.status("b")["reason"] == "ApprovalExpired"
     await h.stop()

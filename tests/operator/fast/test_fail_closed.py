@@ -50,10 +50,24 @@ async def test_a_refused_apply_scales_the_bot_to_zero(status: int) -> None:
 
 
 @virtual_time
-async def test_a_crashing_reconcile_scales_the_bot_to_zero() -> None:
-    """A malformed object (the schema would refuse it; a bug might not) crashes the pass."""
+async def test_a_spec_the_view_refuses_scales_the_bot_to_zero_and_says_why() -> None:
+    """A malformed object (the schema would refuse it; an older CRD might not)."""
     h = await running_bot()
     h.api.patch("TradingBot", NS, "b", {"spec": {"mode": "bogus"}})
+    await h.wait_until("closed", lambda: h.replicas("b") == 0, within=1)
+    await h.wait_until("said", lambda: h.status("b").get("armed") is False, within=1)
+    await h.stop()
+
+
+@virtual_time
+async def test_a_crashing_reconcile_scales_the_bot_to_zero() -> None:
+    """An unexpected exception in the pass (here: a proxy answers the apply with an HTML
+    page, which the client cannot parse) takes the crash path, which closes the bot."""
+    h = await running_bot()
+    h.api.fail(
+        "PATCH", DEPLOYMENTS, 200, times=None, when=carries_template, text="<html>proxy</html>"
+    )
+    h.halt()
     await h.wait_until("closed", lambda: h.replicas("b") == 0, within=1)
     await h.stop()
 
@@ -88,9 +102,9 @@ async def test_a_hand_edit_of_an_operator_owned_field_is_reverted() -> None:
     await h.wait_until(
         "image restored",
         lambda: (
-            (h.get("Deployment", "b-bot") or {})["spec"]["template"]["spec"]["containers"][0][
-                "image"
-            ]
+            (h.api.peek("Deployment", NS, "b-bot") or {})["spec"]["template"]["spec"]["containers"][
+                0
+            ]["image"]
             != image
         ),
         within=1,
@@ -288,7 +302,7 @@ async def test_a_copy_carrying_the_bot_labels_is_halted() -> None:
     h.halt()
     await h.wait_until(
         "copy closed",
-        lambda: (h.get("Deployment", "b-copy") or {})["spec"]["replicas"] == 0,
+        lambda: (h.api.peek("Deployment", NS, "b-copy") or {})["spec"]["replicas"] == 0,
         within=5,
     )
     assert h.get("ConfigMap", c.HALT_CONFIGMAP, c.DEFAULT_OPERATOR_NAMESPACE) is not None

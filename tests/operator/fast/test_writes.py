@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 from operator_harness import NS, Harness, bot
-from spy_operator import builders
+from spy_operator import api, builders
 from spy_operator import constants as c
 from spy_operator.context import Outcome
 from spy_operator.kube import ApiError
@@ -19,7 +19,7 @@ from virtual_time import virtual_time
 
 def deployment_for(h: Harness, name: str = "b", replicas: int = 1) -> dict[str, object]:
     tb = h.create(bot(name))
-    return builders.build_bot_deployment(tb, replicas, 1, 4002)
+    return builders.build_bot_deployment(api.TradingBot.from_body(tb), replicas, 1, 4002)
 
 
 def fields_of(obj: dict[str, object], manager: str, operation: str) -> dict[str, object]:
