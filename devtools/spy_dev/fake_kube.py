@@ -529,7 +529,7 @@ class FakeApiServer:
         if sub == "scale":
             patch = {"spec": {"replicas": (patch.get("spec") or {}).get("replicas")}}
         new = _merge_patch(live, patch)
-        return self._write(key, "status" if sub == "status" else "", req, live, new, "Update")
+        return self._write(key, sub, req, live, new, "Update")
 
     def _apply(self, key: ObjKey, req: Request, live: Body | None) -> Body:
         manager = req.params.get("fieldManager")
