@@ -18,24 +18,30 @@ from spy_operator import constants as c
 from spy_operator.api import IBGateway, OptionsDetector, SpecError, TradingBot
 from spy_operator.conditions import Check, Condition, set_check, set_condition
 from spy_operator.context import Context, Outcome, sooner
+from spy_operator.drift import check_foreign_change
+from spy_operator.enforce import bot_deployment, floor_allowance, lower_to, replicas_of
 from spy_operator.facts import (
+    bot_decision,
     credentials_check,
     first_failing,
+    gateway_pods,
     gateway_port_of,
     gateway_view,
-    halt_state,
     pull_secret_check,
     statefulset_progress,
     vpn_status,
 )
-from spy_operator.gate import GateDecision, GateInput, check_gateway_ready, evaluate_gate
+from spy_operator.gate import GateDecision, check_gateway_ready
 from spy_operator.gate import next_deadline as gate_deadline
+from spy_operator.kube import ApiError, object_path
+from spy_operator.pods import check_gateway_rollout
 from spy_operator.world import Body, World
-from spy_operator.writes import apply_child, close_bot_deployment, write_status
+from spy_operator.writes import apply_child, write_status
 
 log = logging.getLogger("spy_operator.reconcile")
 
 INVALID_SPEC = "InvalidSpec"
+ENFORCEMENT_FAILED = "EnforcementFailed"
 
 
 async def invalid_spec(
@@ -68,46 +74,63 @@ async def invalid_spec(
 async def reconcile_tradingbot(
     ctx: Context, namespace: str, name: str, allocation: dict[clientids.ConsumerKey, list[int]]
 ) -> Outcome:
+    """Decide, lower first (replicas only), then apply the whole manifest, then status.
+
+    Any error after the decision propagates to the controller, whose fail-closed path
+    lowers the Deployment to the gate's floor and writes Enforced False."""
     outcome = Outcome()
     body = ctx.world.get(World.BOTS, (namespace, name))
     if body is None:
         return outcome  # garbage collection removes the children
     if body["metadata"].get("deletionTimestamp"):
         # Deletion can wait on someone else's finalizer; the bot must not trade meanwhile.
-        await close_bot_deployment(ctx, namespace, name, outcome)
+        await lower_to(ctx, bot_deployment(ctx, namespace, name), 0, outcome)
         return outcome
     try:
         bot = TradingBot.from_body(body)
     except SpecError as err:
-        await close_bot_deployment(ctx, namespace, name, outcome)
+        await lower_to(ctx, bot_deployment(ctx, namespace, name), 0, outcome)
         fields = {"replicas": 0, "armed": False, "reason": INVALID_SPEC, "message": str(err)}
         await invalid_spec(ctx, c.KIND_BOT, World.BOTS, body, err, fields, outcome)
         return outcome
     now = ctx.clock()
-    vpn = vpn_status(ctx, bot.meta.key, bot.vpn, bot.status, outcome)
-    decision = evaluate_gate(
-        GateInput.for_bot(
-            bot,
-            gateway=gateway_view(ctx, namespace, bot.gateway),
-            pull_secrets=pull_secret_check(ctx, namespace, bot.image, bot.pull_secrets),
-            vpn=vpn.gate,
-            halt=halt_state(ctx),
-            now=now,
-        )
-    )
-
+    decision, vpn = bot_decision(ctx, bot, now, outcome)
     client_id = (allocation.get(bot.meta.key) or [0])[0]
     desired = builders.build_bot_deployment(
         bot, decision.replicas, client_id, gateway_port_of(ctx, namespace, bot.gateway)
     )
-    _count_hand_scale_up(ctx, bot, desired, decision)
-    deployment = await apply_child(ctx, World.DEPLOYMENTS, desired, outcome)
+    observed = bot_deployment(ctx, namespace, name)
+    foreign = check_foreign_change(desired, observed, c.FIELD_MANAGER)
+    if not foreign.ok:
+        # Someone else's fields in what the bot runs: hold it at 0 and rebuild the
+        # Deployment from our manifest (deleted now, recreated on the next pass).
+        metrics.FOREIGN_CHANGES.inc()
+        decision = GateDecision(0, foreign.reason, foreign.message, decision.checks)
+        observed = await lower_to(ctx, observed, 0, outcome)
+        await ctx.kube.delete(
+            object_path("apps/v1", "Deployment", namespace, desired["metadata"]["name"]),
+            "deployments",
+        )
+        outcome.writes += 1
+        ctx.world.forget(World.DEPLOYMENTS, (namespace, desired["metadata"]["name"]))
+        log.warning(
+            "foreign change to a bot deployment; rebuilding it",
+            extra={"object": f"{namespace}/{name}", "detail": foreign.message},
+        )
+        status = bot_status(bot, decision, vpn.check, observed or {}, foreign, client_id, now)
+        await write_status(ctx, c.KIND_BOT, World.BOTS, body, status, outcome)
+        outcome.requeue_after = 1.0
+        return outcome
 
-    status = bot_status(bot, decision, vpn.check, deployment, client_id, now)
+    _count_hand_scale_up(ctx, bot, observed, decision)
+    await lower_to(ctx, observed, decision.replicas, outcome)  # replicas only, first
+    deployment = await apply_child(ctx, World.DEPLOYMENTS, desired, outcome)
+    enforced = check_enforced(deployment, decision.replicas)
+    status = bot_status(bot, decision, vpn.check, deployment, enforced, client_id, now)
     if vpn.rtt_ms is not None:
         status["vpnRttMs"] = vpn.rtt_ms
     await write_status(ctx, c.KIND_BOT, World.BOTS, body, status, outcome)
-    outcome.armed = decision.open
+    outcome.armed = status["armed"]
 
     deadline = gate_deadline(bot.approval, now)
     if deadline is not None:
@@ -120,13 +143,11 @@ async def reconcile_tradingbot(
 
 
 def _count_hand_scale_up(
-    ctx: Context, bot: TradingBot, desired: Body, decision: GateDecision
+    ctx: Context, bot: TradingBot, observed: Body | None, decision: GateDecision
 ) -> None:
-    dep_key = (bot.meta.namespace, desired["metadata"]["name"])
-    before = ctx.world.get(World.DEPLOYMENTS, dep_key)
-    before_replicas = int((before or {}).get("spec", {}).get("replicas") or 0)
+    before_replicas = replicas_of(observed)
     set_by_us = int(bot.status.get("replicas") or 0)
-    if before is not None and before_replicas > max(decision.replicas, set_by_us):
+    if observed is not None and before_replicas > max(decision.replicas, set_by_us):
         # Above both the new decision and what the operator last set: a hand scale-up
         # (a gate closing on its own is a disarm, not a revert).
         metrics.REVERTED_SCALE_UPS.inc()
@@ -150,15 +171,29 @@ def _converged(deployment: Body, replicas: int) -> bool:
     )
 
 
+def check_enforced(deployment: Body, replicas: int) -> Check:
+    """Enforced condition: the Deployment carries the operator's manifest and replicas."""
+    have = replicas_of(deployment)
+    if have != replicas:
+        return Check(
+            False, ENFORCEMENT_FAILED, f"deployment has {have} replicas, the gate allows {replicas}"
+        )
+    return Check(True, "Enforced", f"deployment matches the operator's manifest ({have} replicas)")
+
+
 def bot_status(
     bot: TradingBot,
     decision: GateDecision,
     vpn_check: Check,
     deployment: Body,
+    enforced: Check,
     client_id: int,
     now: dt.datetime,
 ) -> Body:
-    """The bot's status from the gate's report and its Deployment. Pure."""
+    """The bot's status from the gate's report and its Deployment as it is. Pure.
+
+    Armed is True only when the gate allows the bot AND the Deployment is enforced:
+    status never claims more than what runs."""
     generation = bot.meta.generation
     conditions: list[Condition] = list(bot.status.get("conditions") or [])
     halt = decision.check("Halt")
@@ -168,12 +203,15 @@ def bot_status(
     for type_ in ("Approved", "GatewayReady", "PullSecretReady"):
         conditions = set_check(conditions, type_, decision.check(type_), generation, now)
     conditions = set_check(conditions, "VPNReady", vpn_check, generation, now)
-    conditions = set_condition(
-        conditions, "Armed", decision.open, decision.reason, decision.message, generation, now
-    )
+    conditions = set_check(conditions, "Enforced", enforced, generation, now)
+    armed = decision.open and enforced.ok
+    reason, message = decision.reason, decision.message
+    if decision.open and not enforced.ok:
+        reason, message = enforced.reason, enforced.message
+    conditions = set_condition(conditions, "Armed", armed, reason, message, generation, now)
     ready_replicas = int(deployment.get("status", {}).get("readyReplicas") or 0)
-    converged = _converged(deployment, decision.replicas)
-    dep_name = deployment["metadata"]["name"]
+    converged = bool(deployment) and _converged(deployment, decision.replicas)
+    dep_name = builders.bot_deployment_name(bot.meta.name)
     conditions = set_condition(
         conditions,
         "Ready",
@@ -186,14 +224,56 @@ def bot_status(
     return {
         "observedGeneration": generation,
         "conditions": conditions,
-        "replicas": decision.replicas,
+        "replicas": replicas_of(deployment),
         "readyReplicas": ready_replicas,
-        "armed": decision.open,
-        "reason": decision.reason,
-        "message": decision.message,
+        "armed": armed,
+        "reason": reason,
+        "message": message,
         "ibClientId": client_id,
         "deployment": dep_name,
     }
+
+
+async def fail_closed(ctx: Context, namespace: str, name: str, error: str) -> None:
+    """After a failed bot reconcile: lower the Deployment to the gate's floor (0 when
+    the floor itself cannot be computed), then say in status what really runs.
+    Each step is tried even if the one before failed."""
+    metrics.FAIL_CLOSED.inc()
+    outcome = Outcome()
+    deployment = bot_deployment(ctx, namespace, name)
+    try:
+        deployment = await lower_to(ctx, deployment, floor_allowance(ctx, namespace, name), outcome)
+    except ApiError as err:
+        log.error(
+            "could not lower bot deployment",
+            extra={"bot": f"{namespace}/{name}", "error": str(err)},
+        )
+    body = ctx.world.get(World.BOTS, (namespace, name))
+    if body is None:
+        return
+    generation = int(body["metadata"].get("generation") or 0)
+    now = ctx.clock()
+    message = f"reconcile failed: {error}"[:1000]
+    conditions: list[Condition] = list((body.get("status") or {}).get("conditions") or [])
+    for type_ in ("Enforced", "Armed"):
+        conditions = set_condition(
+            conditions, type_, False, ENFORCEMENT_FAILED, message, generation, now
+        )
+    status: Body = {
+        **(body.get("status") or {}),
+        "conditions": conditions,
+        "replicas": replicas_of(deployment),
+        "armed": False,
+        "reason": ENFORCEMENT_FAILED,
+        "message": message,
+    }
+    try:
+        await write_status(ctx, c.KIND_BOT, World.BOTS, body, status, outcome)
+    except ApiError as err:
+        log.error(
+            "could not write fail-closed status",
+            extra={"bot": f"{namespace}/{name}", "error": str(err)},
+        )
 
 
 # ------------------------------------------------------------- IBGateway, detector
@@ -245,7 +325,9 @@ async def reconcile_ibgateway(ctx: Context, namespace: str, name: str) -> Outcom
     pull = pull_secret_check(ctx, namespace, gw.image, gw.pull_secrets)
     creds = credentials_check(ctx, gw)
     vpn = vpn_status(ctx, gw.meta.key, gw.vpn, gw.status, outcome)
-    running, ready_replicas = statefulset_progress(sts, 1, "GatewayRunning", "GatewayStarting")
+    running, ready_replicas = check_gateway_rollout(
+        sts, gateway_pods(ctx, namespace, name), gw.trading_mode.value
+    )
     ready = first_failing(creds, pull, vpn.gate, running)
 
     fields: Body = {"readyReplicas": ready_replicas, "statefulSet": name}
