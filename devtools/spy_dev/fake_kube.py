@@ -55,6 +55,7 @@ _KINDS = {
     "statefulsets": ("apps/v1", "StatefulSet"),
     "services": ("v1", "Service"),
     "secrets": ("v1", "Secret"),
+    "pods": ("v1", "Pod"),
     "configmaps": ("v1", "ConfigMap"),
     "leases": ("coordination.k8s.io/v1", "Lease"),
     **{plural: (c.API_VERSION, kind) for kind, plural in c.PLURAL.items()},
@@ -471,7 +472,7 @@ class FakeApiServer:
         self.events.clear()
         self.compacted_rv = self._last_rv
 
-    def list(self, plural: str) -> Iterator[Body]:
+    def list_objects(self, plural: str) -> Iterator[Body]:
         for key, obj in list(self.objects.items()):
             if key[1] == plural:
                 yield _clone(obj)
@@ -683,7 +684,8 @@ class FakeApiServer:
         gone["metadata"]["resourceVersion"] = str(rv)
         self._emit(WatchEvent("DELETED", key[1], gone, rv))
         uid = obj["metadata"]["uid"]
-        orphan = req.params.get("propagationPolicy") == "Orphan"
+        policy = req.params.get("propagationPolicy") or (req.body or {}).get("propagationPolicy")
+        orphan = policy == "Orphan"
         for other_key, other in list(self.objects.items()):
             refs = other["metadata"].get("ownerReferences") or []
             if not any(r.get("uid") == uid for r in refs):
@@ -695,6 +697,10 @@ class FakeApiServer:
                 self._commit(other_key, new, self.owners.get(other_key, {}), "MODIFIED")
             else:  # the garbage collector
                 self._delete(other_key, Request("DELETE", "", {}, "", None, "gc", self.clock()))
+        for ref in obj["metadata"].get("ownerReferences") or []:
+            owner = ("/apis/apps/v1", "statefulsets", key[2], ref.get("name", ""))
+            if key[1] == "pods" and ref.get("kind") == "StatefulSet" and owner in self.objects:
+                self._controller_manager(owner)  # the StatefulSet controller replaces it
         return gone
 
     # ---- defaulting, validation, the controller-manager, subresources
@@ -730,32 +736,74 @@ class FakeApiServer:
             raise _RefusedError(422, f'{kind}.apps "{name}" is invalid: {"; ".join(errors)}')
 
     def _controller_manager(self, key: ObjKey) -> None:
-        """Report a finished rollout of a Deployment or StatefulSet at once (no pods)."""
+        """Report a Deployment's rollout at once (no pods); run a StatefulSet's pods, which
+        are ready at once, replaced on a template change unless updateStrategy is OnDelete
+        (then only a deleted pod comes back at the new revision)."""
         plural = key[1]
         if not self.rollouts or plural not in ("deployments", "statefulsets"):
             return
         obj = _clone(self.objects[key])
         spec, status = obj.get("spec") or {}, dict(obj.get("status") or {})
         want = int(spec.get("replicas", 1))
-        template = json.dumps(spec.get("template"), sort_keys=True)
-        revision = f"{key[3]}-{hashlib.sha256(template.encode()).hexdigest()[:10]}"
         status.update(observedGeneration=obj["metadata"]["generation"], replicas=want)
         if plural == "statefulsets":
+            template = json.dumps(spec.get("template"), sort_keys=True)
+            revision = f"{key[3]}-{hashlib.sha256(template.encode()).hexdigest()[:10]}"
             on_delete = (spec.get("updateStrategy") or {}).get("type") == "OnDelete"
-            current = status.get("currentRevision")
-            if on_delete and current and current != revision:
-                # Pods are replaced only when deleted: the old revision keeps running.
-                status.update(updateRevision=revision, updatedReplicas=0)
-            else:
-                status.update(
-                    currentRevision=revision, updateRevision=revision, updatedReplicas=want
-                )
+            revisions = self._run_pods(key, obj, revision, want, on_delete)
+            updated = revisions.count(revision)
+            status.update(updateRevision=revision, updatedReplicas=updated)
+            if updated == want or not status.get("currentRevision"):
+                status["currentRevision"] = revision
+            status["readyReplicas"] = len(revisions)
         else:
-            status.update(updatedReplicas=want, availableReplicas=want)
-        status["readyReplicas"] = want
+            status.update(updatedReplicas=want, availableReplicas=want, readyReplicas=want)
         if status != obj.get("status"):
             obj["status"] = status
             self._commit(key, obj, self.owners.get(key, {}), "MODIFIED")
+
+    def _run_pods(
+        self, key: ObjKey, sts: Body, revision: str, want: int, on_delete: bool
+    ) -> list[str]:
+        """Pods `<name>-<i>` of a StatefulSet; returns the revision each one runs."""
+        revisions = []
+        template = (sts.get("spec") or {}).get("template") or {}
+        for i in range(max(want, 0)):
+            pod_key = ("/api/v1", "pods", key[2], f"{key[3]}-{i}")
+            pod = self.objects.get(pod_key)
+            if pod is not None and (on_delete or pod["metadata"]["labels"].get(
+                "controller-revision-hash") == revision):  # fmt: skip
+                revisions.append(pod["metadata"]["labels"]["controller-revision-hash"])
+                continue
+            meta = {
+                "name": pod_key[3],
+                "namespace": key[2],
+                "uid": str(uuid.uuid4()),
+                "generation": 1,
+                "labels": {
+                    **((template.get("metadata") or {}).get("labels") or {}),
+                    "controller-revision-hash": revision,
+                    "apps.kubernetes.io/pod-index": str(i),
+                },
+                "ownerReferences": [
+                    {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": key[3],
+                     "uid": sts["metadata"]["uid"], "controller": True}
+                ],
+            }  # fmt: skip
+            new_pod = {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": meta,
+                "spec": _clone(template.get("spec") or {}),
+                "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]},
+            }
+            self._commit(pod_key, new_pod, {}, "ADDED" if pod is None else "MODIFIED")
+            revisions.append(revision)
+        for other in [k for k in self.objects if k[1] == "pods" and k[2] == key[2]]:
+            owner = self.objects[other]["metadata"]["name"].rsplit("-", 1)
+            if owner[0] == key[3] and owner[1].isdigit() and int(owner[1]) >= want:
+                self._delete(other, Request("DELETE", "", {}, "", None, "sts", self.clock()))
+        return revisions
 
     @staticmethod
     def _scale_of(obj: Body) -> Body:

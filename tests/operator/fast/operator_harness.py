@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections.abc import Callable
+from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
@@ -34,43 +35,74 @@ NS = "trading"
 # Wall-clock time at virtual time 0 (ctx.clock and approvals use it).
 EPOCH = dt.datetime(2026, 12, 1, 14, 30, tzinfo=dt.UTC)
 
-# plural -> (index function, event handler, kopf `when=` filter)
-_WATCHED: dict[str, tuple[Any, Any, Callable[[Body], bool] | None]] = {
-    "tradingbots": (handlers.idx_tradingbots, handlers.on_tradingbot, None),
-    "ibgateways": (handlers.idx_ibgateways, handlers.on_ibgateway, None),
-    "optionsdetectors": (handlers.idx_optionsdetectors, handlers.on_optionsdetector, None),
-    "deployments": (handlers.idx_deployments, handlers.on_child, None),
-    "statefulsets": (handlers.idx_statefulsets, handlers.on_child, None),
-    "services": (handlers.idx_services, handlers.on_child, None),
-    "secrets": (handlers.idx_secrets, handlers.on_secret, None),
-    "configmaps": (handlers.idx_halt, handlers.on_halt, None),
-}
-_CHILDREN = ("deployments", "statefulsets", "services")
+
+def _labelled(want: dict[str, str]) -> Callable[[Body], bool]:
+    return lambda obj: all(
+        (obj["metadata"].get("labels") or {}).get(k) == v for k, v in want.items()
+    )
 
 
-def _passes(plural: str, obj: Body) -> bool:
-    meta = obj.get("metadata", {})
-    if plural in _CHILDREN:
-        return handlers._owned(meta=meta)
-    if plural == "configmaps":
-        return handlers._is_halt(name=meta.get("name"), namespace=meta.get("namespace"))
-    return True
+def _owned(obj: Body) -> bool:
+    return bool(handlers._owned(meta=obj["metadata"]))
+
+
+def _halt(obj: Body) -> bool:
+    meta = obj["metadata"]
+    return bool(handlers._is_halt(name=meta.get("name"), namespace=meta.get("namespace")))
+
+
+@dataclass(frozen=True)
+class _Watcher:
+    """One kopf registration: an index function and an event handler on one resource,
+    with the `when=`/`labels=` filter they are registered with in handlers.py."""
+
+    plural: str
+    index: Any
+    event: Any
+    passes: Callable[[Body], bool] = lambda obj: True
+
+
+def _watchers() -> list[_Watcher]:
+    h = handlers
+    out = [
+        _Watcher("tradingbots", h.idx_tradingbots, h.on_tradingbot),
+        _Watcher("ibgateways", h.idx_ibgateways, h.on_ibgateway),
+        _Watcher("optionsdetectors", h.idx_optionsdetectors, h.on_optionsdetector),
+        _Watcher("deployments", h.idx_deployments, h.on_child, _owned),
+        _Watcher("statefulsets", h.idx_statefulsets, h.on_child, _owned),
+        _Watcher("services", h.idx_services, h.on_child, _owned),
+        _Watcher("secrets", h.idx_secrets, h.on_secret),
+        _Watcher("configmaps", h.idx_halt, h.on_halt, _halt),
+    ]
+    # Registrations that main gained for issue 8 (stray bot Deployments, gateway pods).
+    if hasattr(h, "idx_bot_deployments"):
+        label = _labelled(h.BOT_LABEL)
+        out.append(_Watcher("deployments", h.idx_bot_deployments, h.on_bot_deployment, label))
+    if hasattr(h, "idx_gateway_pods"):
+        label = _labelled(h.GATEWAY_LABEL)
+        out.append(_Watcher("pods", h.idx_gateway_pods, h.on_gateway_pod, label))
+    return out
+
+
+_WATCHERS = _watchers()
+_PLURALS = sorted({w.plural for w in _WATCHERS})
 
 
 class FakeIndex:
-    """kopf.Index's read side: key -> a store (here a one-element list) of values."""
+    """kopf.Index's read side: key -> a store of the values every object put there."""
 
     def __init__(self) -> None:
-        self.data: dict[Any, list[Any]] = {}
+        self.data: dict[Any, dict[tuple[str, str, str], Any]] = {}
 
     def get(self, key: Any, default: Any = None) -> Any:
-        return self.data.get(key, default)
+        store = self.data.get(key)
+        return list(store.values()) if store else default
 
     def __iter__(self) -> Any:
-        return iter(list(self.data))
+        return iter([k for k, store in self.data.items() if store])
 
     def __getitem__(self, key: Any) -> Any:
-        return self.data[key]
+        return list(self.data[key].values())
 
 
 class NoProber:
@@ -121,13 +153,14 @@ class Harness:
             self.leader.on_elected = self.controller.enqueue_all
             leader_ = self.leader
             self.kube.may_write = lambda: leader_.is_leader
-        self.indices = {name: FakeIndex() for name in World.ALL}
+        names = {*World.ALL, *(w.index.__name__ for w in _WATCHERS)}
+        self.indices = {name: FakeIndex() for name in names}
         self.memo = SimpleNamespace(controller=self.controller)
         self.watching = True
         self.relists = 0
         self._cursor = 0
         self._seen: dict[tuple[str, str, str], str] = {}  # object -> resourceVersion
-        self._contributed: dict[tuple[str, str, str], tuple[FakeIndex, list[Any]]] = {}
+        self._contributed: dict[tuple[int, tuple[str, str, str]], tuple[FakeIndex, list[Any]]] = {}
         self._changed = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -168,7 +201,7 @@ class Harness:
             return
         for event in events:
             self._cursor = event.resource_version
-            if event.plural in _WATCHED:  # the operator watches no Leases
+            if event.plural in _PLURALS:  # the operator watches no Leases
                 await self._dispatch(event)
 
     async def relist(self) -> None:
@@ -177,22 +210,18 @@ class Harness:
         Objects deleted since the last list just vanish: no DELETED event."""
         self.relists += 1
         self._cursor = self.api.resource_version
-        listed: list[tuple[str, Body]] = []
-        for plural in _WATCHED:
-            for obj in self.api.list(plural):
-                listed.append((plural, obj))
+        listed = [(p, obj) for p in _PLURALS for obj in self.api.list_objects(p)]
         for index in self.indices.values():
             index.data.clear()
         self._contributed.clear()
         for plural, obj in listed:
-            if _passes(plural, obj):
-                await self._index(plural, obj)
+            await self._index(plural, obj)
         seen: dict[tuple[str, str, str], str] = {}
         for plural, obj in listed:
             meta = obj["metadata"]
             ident = (plural, meta["namespace"], meta["name"])
             seen[ident] = meta["resourceVersion"]
-            if self._seen.get(ident) != meta["resourceVersion"] and _passes(plural, obj):
+            if self._seen.get(ident) != meta["resourceVersion"]:
                 await self._handle(plural, None, obj)
         self._seen = seen
 
@@ -200,46 +229,51 @@ class Harness:
         plural, obj = event.plural, event.object
         meta = obj["metadata"]
         ident = (plural, meta["namespace"], meta["name"])
-        passes = _passes(plural, obj)
-        if event.type == "DELETED" or not passes:
-            # Deleted, or no longer passing the `when=` filter: out of the index.
+        if event.type == "DELETED":
             self._unindex(ident)
             self._seen.pop(ident, None)
-            if event.type == "DELETED" and passes:
-                await self._handle(plural, event.type, obj)
-            return
-        await self._index(plural, obj)
-        self._seen[ident] = meta["resourceVersion"]
+        else:
+            await self._index(plural, obj)
+            self._seen[ident] = meta["resourceVersion"]
         await self._handle(plural, event.type, obj)
 
     async def _index(self, plural: str, obj: Body) -> None:
-        index_fn = _WATCHED[plural][0]
+        """Each registration indexes the object if it passes its filter; an object that
+        no longer passes leaves that index."""
         meta = obj["metadata"]
         ident = (plural, meta["namespace"], meta["name"])
         self._unindex(ident)
-        keys = await index_fn(namespace=meta["namespace"], name=meta["name"], body=kopf.Body(obj))
-        index = self.indices[index_fn.__name__]
-        for key, value in (keys or {}).items():
-            index.data[key] = [value]
-        self._contributed[ident] = (index, list(keys or {}))
+        for n, watcher in enumerate(_WATCHERS):
+            if watcher.plural != plural or not watcher.passes(obj):
+                continue
+            keys = await watcher.index(
+                namespace=meta["namespace"], name=meta["name"], body=kopf.Body(obj)
+            )
+            index = self.indices[watcher.index.__name__]
+            for key, value in (keys or {}).items():
+                index.data.setdefault(key, {})[ident] = value
+            self._contributed[(n, ident)] = (index, list(keys or {}))
 
     def _unindex(self, ident: tuple[str, str, str]) -> None:
-        index, keys = self._contributed.pop(ident, (None, []))
-        for key in keys:
-            if index is not None:
-                index.data.pop(key, None)
+        for n in range(len(_WATCHERS)):
+            index, keys = self._contributed.pop((n, ident), (None, []))
+            for key in keys:
+                if index is not None:
+                    index.data.get(key, {}).pop(ident, None)
 
     async def _handle(self, plural: str, type_: str | None, obj: Body) -> None:
-        handler = _WATCHED[plural][1]
         meta = obj["metadata"]
-        await handler(
-            namespace=meta["namespace"],
-            name=meta["name"],
-            body=kopf.Body(obj),
-            type=type_,
-            memo=self.memo,
-            **self.indices,
-        )
+        for watcher in _WATCHERS:
+            if watcher.plural != plural or not watcher.passes(obj):
+                continue
+            await watcher.event(
+                namespace=meta["namespace"],
+                name=meta["name"],
+                body=kopf.Body(obj),
+                type=type_,
+                memo=self.memo,
+                **self.indices,
+            )
 
     # ------------------------------------------------------------------ waiting
     async def wait_until(

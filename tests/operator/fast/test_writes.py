@@ -11,9 +11,10 @@ from operator_harness import NS, Harness, bot
 from spy_operator import api, builders
 from spy_operator import constants as c
 from spy_operator.context import Outcome
+from spy_operator.enforce import lower_to
 from spy_operator.kube import ApiError
 from spy_operator.world import World
-from spy_operator.writes import apply_child, close_bot_deployment, write_status
+from spy_operator.writes import apply_child, write_status
 from virtual_time import virtual_time
 
 
@@ -94,24 +95,34 @@ async def test_write_status_writes_only_changes_and_removes_dropped_keys() -> No
     assert h.get("TradingBot", "b")["metadata"]["generation"] == 1  # type: ignore[index]
 
 
-@pytest.mark.parametrize(("replicas", "writes"), [(2, 1), (0, 0), (None, 0)])
+@pytest.mark.parametrize(("replicas", "allowed", "writes"), [(2, 0, 1), (1, 1, 0), (0, 0, 0)])
 @virtual_time
-async def test_close_bot_deployment_writes_only_when_replicas_are_above_zero(
-    replicas: int | None, writes: int
+async def test_lower_to_scales_down_through_scale_and_never_up(
+    replicas: int, allowed: int, writes: int
 ) -> None:
     h = Harness()
-    if replicas is not None:
-        dep = await h.kube.apply(deployment_for(h))
-        h.world.remember(World.DEPLOYMENTS, (NS, "b-bot"), dep)
-        h.api.patch("Deployment", NS, "b-bot", {"spec": {"replicas": replicas}})
-        h.world.remember(World.DEPLOYMENTS, (NS, "b-bot"), h.get("Deployment", "b-bot") or {})
+    await h.kube.apply(deployment_for(h))
+    h.api.patch("Deployment", NS, "b-bot", {"spec": {"replicas": replicas}})
+    dep = h.get("Deployment", "b-bot")
     before = len(h.api.writes("deployments"))
     outcome = Outcome()
-    await close_bot_deployment(h.ctx, NS, "b", outcome)
+    await lower_to(h.ctx, dep, allowed, outcome)
     assert outcome.writes == writes
-    assert len(h.api.writes("deployments")) - before == writes
-    if replicas:
-        assert h.replicas("b") == 0
+    new = h.api.writes("deployments")[before:]
+    assert len(new) == writes
+    assert all(r.path.endswith("/scale") for r in new), "replicas only, through /scale"
+    assert h.replicas("b") == min(replicas, max(allowed, replicas if not writes else allowed))
+
+
+@virtual_time
+async def test_a_lowering_write_goes_out_without_the_lease_and_nothing_else_does() -> None:
+    h = Harness()
+    await h.kube.apply(deployment_for(h))
+    h.kube.may_write = lambda: False
+    await lower_to(h.ctx, h.get("Deployment", "b-bot"), 0, Outcome())
+    assert h.replicas("b") == 0
+    with pytest.raises(ApiError):
+        await h.kube.scale(NS, "b-bot", 1)  # not marked lowering: needs the Lease
 
 
 @virtual_time
