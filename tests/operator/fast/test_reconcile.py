@@ -7,6 +7,7 @@ connections and keeps its own monotonic clock (see test_seams.py).
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import operator_support as support
@@ -165,23 +166,46 @@ async def test_rtt_jitter_rewrites_status_at_most_once_per_report_period() -> No
     await h.stop()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 finding 2")
 @virtual_time
-async def test_a_paper_bot_is_not_armed_while_the_gateway_still_runs_live() -> None:
-    """The gateway StatefulSet's updateStrategy was set to OnDelete by hand: flipping the
-    IBGateway to paper changes the template, but the running pod keeps the live one
-    (currentRevision != updateRevision, updatedReplicas 0)."""
+async def test_a_paper_bot_is_never_armed_while_a_gateway_pod_still_runs_live() -> None:
+    """Issue 8 finding 2. The gateway StatefulSet's updateStrategy is set to OnDelete by
+    hand, then the IBGateway flips from live to paper: the template changes but the
+    running pod may keep the live one. Sampled every 10 ms (virtual): whenever the paper
+    bot's Deployment runs, no gateway pod may run TRADING_MODE=live."""
     h = await Harness().start()
     h.paper_world(mode="live")
     h.create(bot("b", mode="paper"))
     await h.wait_until(
         "mode mismatch", lambda: h.status("b").get("reason") == "GatewayModeMismatch"
     )
+    violations: list[float] = []
+
+    def live_pods() -> list[str]:
+        out = []
+        for (_, plural, ns, name), pod in h.api.objects.items():
+            if plural != "pods" or ns != NS:
+                continue
+            for container in pod["spec"].get("containers", []):
+                env = {e["name"]: e.get("value") for e in container.get("env", [])}
+                if env.get("TRADING_MODE") == "live":
+                    out.append(name)
+        return out
+
+    async def watch() -> None:
+        while True:
+            if (h.replicas("b") or 0) > 0 and live_pods():
+                violations.append(h.api.clock())
+            await asyncio.sleep(0.01)
+
+    watcher = asyncio.create_task(watch())
     h.api.patch("StatefulSet", NS, "gw", {"spec": {"updateStrategy": {"type": "OnDelete"}}})
     await h.idle(1)
     h.api.patch("IBGateway", NS, "gw", {"spec": {"tradingMode": "paper"}})
-    await h.idle(5)
-    sts = h.get("StatefulSet", "gw") or {}
-    assert sts["status"]["currentRevision"] != sts["status"]["updateRevision"]
-    assert h.replicas("b") == 0, "armed against a gateway pod still running live"
+    await h.idle(10)
+    assert violations == [], f"paper bot ran beside a live gateway pod at {violations[:3]}"
+    if live_pods():  # OnDelete kept: deleting the pod brings the paper one, then it arms
+        h.api.delete("Pod", NS, live_pods()[0])
+    await h.wait_until("armed once the gateway runs paper", armed_at(h, "b"), within=15)
+    assert violations == []
+    watcher.cancel()
     await h.stop()
