@@ -199,15 +199,15 @@ def said_foreign_change(h: Harness, name: str = "b") -> bool:
 
 
 def lowered_or_deleted_since(h: Harness, mark: int, dep: str = "b-bot") -> bool:
-    """Did the operator lower the Deployment to 0 (/scale) or delete it after `mark`?"""
+    """Did a write set the Deployment to 0 replicas (any verb, /scale or not) or delete
+    it after request number `mark`?"""
     for req in h.api.requests[mark:]:
         if not req.path.endswith(f"/deployments/{dep}") and not req.path.endswith(
             f"/deployments/{dep}/scale"
         ):
             continue
-        if req.verb == "DELETE" or (
-            req.path.endswith("/scale") and (req.body or {}).get("spec", {}).get("replicas") == 0
-        ):
+        sets_zero = (req.body or {}).get("spec", {}).get("replicas") == 0
+        if req.status < 300 and (req.verb == "DELETE" or (req.verb == "PATCH" and sets_zero)):
             return True
     return False
 
@@ -280,6 +280,31 @@ async def test_a_foreign_rolling_update_strategy_is_reported_in_status() -> None
     h = await running_bot()
     h.api.patch("Deployment", NS, "b-bot", {"spec": {"strategy": {"type": "RollingUpdate"}}})
     await h.wait_until("status says so", lambda: said_foreign_change(h), within=5)
+    await h.stop()
+
+
+@virtual_time
+async def test_a_halt_scales_every_bot_down_before_writing_any_status() -> None:
+    """Issue 8 finding 6: 24 armed bots, 8 workers; at the first bot status write after
+    the halt, every bot Deployment must already be at 0."""
+    h = await Harness(workers=8).start()
+    h.paper_world()
+    names = [f"b{i:02d}" for i in range(24)]
+    for name in names:
+        h.create(bot(name))
+    await h.wait_until("all armed", lambda: all(armed_at(h, n)() for n in names), within=10)
+    running_at_status: list[int] = []
+
+    def observe(req: AdmissionRequest) -> None:
+        # At each bot status write, how many bot Deployments still have replicas?
+        if req.plural == "tradingbots" and req.subresource == "status":
+            running_at_status.append(sum(h.replicas(n) or 0 for n in names))
+
+    h.api.admission.append(observe)
+    h.halt()
+    await h.wait_until("all closed", lambda: all(h.replicas(n) == 0 for n in names), within=10)
+    await h.wait_until("statuses", lambda: len(running_at_status) >= len(names), within=10)
+    assert running_at_status[0] == 0, f"first status written with {running_at_status[0]} running"
     await h.stop()
 
 
