@@ -329,7 +329,8 @@ class FakeApiServer:
         self.compacted_rv = 0  # watches from before this get 410 GoneError
         self.latency = 0.0  # seconds of (loop) time per request
         self.rollouts = True  # the controller-manager reports rollouts at once
-        self.on_event: Callable[[], None] | None = None  # called after each new watch event
+        # Called after each new watch event (one per watching client).
+        self.listeners: list[Callable[[], None]] = []
         self._rv = itertools.count(1000)
         self._last_rv = 999
 
@@ -655,8 +656,8 @@ class FakeApiServer:
 
     def _emit(self, event: WatchEvent) -> None:
         self.events.append(event)
-        if self.on_event is not None:
-            self.on_event()
+        for listener in self.listeners:
+            listener()
 
     @staticmethod
     def _spec_of(obj: Body) -> Body:

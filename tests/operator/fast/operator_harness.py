@@ -157,6 +157,8 @@ class Harness:
         self.indices = {name: FakeIndex() for name in names}
         self.memo = SimpleNamespace(controller=self.controller)
         self.watching = True
+        self._paused: set[str] = set()
+        self._held: dict[str, list[WatchEvent]] = {}
         self.relists = 0
         self._cursor = 0
         self._seen: dict[tuple[str, str, str], str] = {}  # object -> resourceVersion
@@ -167,12 +169,14 @@ class Harness:
     # ------------------------------------------------------------------ running
     async def start(self) -> Harness:
         self.controller.start()
-        self.api.on_event = self._changed.set
+        self.api.listeners.append(self._changed.set)
         await self.relist()
         self._tasks.append(asyncio.create_task(self._watch(), name="fake-watch"))
         return self
 
     async def stop(self) -> None:
+        if self._changed.set in self.api.listeners:
+            self.api.listeners.remove(self._changed.set)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -185,11 +189,22 @@ class Harness:
             if self.watching:
                 await self.deliver()
 
-    def pause_watch(self) -> None:
-        self.watching = False
+    def pause_watch(self, *plurals: str) -> None:
+        """Stop delivering events (of `plurals` only, if given: kopf runs one watch per
+        resource, so one kind's stream can lag while the others flow)."""
+        if plurals:
+            self._paused.update(plurals)
+        else:
+            self.watching = False
 
-    async def resume_watch(self) -> None:
-        self.watching = True
+    async def resume_watch(self, *plurals: str) -> None:
+        if plurals:
+            for plural in plurals:
+                self._paused.discard(plural)
+                for event in self._held.pop(plural, []):
+                    await self._dispatch(event)
+        else:
+            self.watching = True
         await self.deliver()
 
     async def deliver(self) -> None:
@@ -201,7 +216,9 @@ class Harness:
             return
         for event in events:
             self._cursor = event.resource_version
-            if event.plural in _PLURALS:  # the operator watches no Leases
+            if event.plural in self._paused:
+                self._held.setdefault(event.plural, []).append(event)
+            elif event.plural in _PLURALS:  # the operator watches no Leases
                 await self._dispatch(event)
 
     async def relist(self) -> None:

@@ -13,6 +13,7 @@ import itertools
 
 import pytest
 from operator_harness import NS, Harness, armed_at, bot
+from spy_dev.fake_kube import AdmissionRequest
 from spy_operator import constants as c
 from virtual_time import virtual_time
 
@@ -320,3 +321,97 @@ async def test_a_restarted_operator_enforces_the_gate_within_5s_of_a_crash() -> 
     )
     assert took <= 5
     await restarted.stop()
+
+
+async def leader_and_standby() -> tuple[Harness, Harness]:
+    leader = await Harness(leader=True).start()
+    leader.paper_world()
+    await leader.idle(0.5)
+    standby = await Harness(leader.api, leader=True, user="standby").start()
+    await standby.idle(3)
+    assert leader.leader is not None and leader.leader.is_leader
+    assert standby.leader is not None and not standby.leader.is_leader
+    return leader, standby
+
+
+def scale_writes(h: Harness, user: str, mark: int) -> list[int]:
+    """Replicas set on bot Deployments by `user` since request number `mark`."""
+    out = []
+    for req in h.api.requests[mark:]:
+        if req.user == user and req.is_write and "/deployments/" in req.path:
+            replicas = (req.body or {}).get("spec", {}).get("replicas")
+            if replicas is not None:
+                out.append(int(replicas))
+    return out
+
+
+@virtual_time
+async def test_a_standby_lowers_a_hand_scale_up_only_after_its_grace_and_never_raises() -> None:
+    leader, standby = await leader_and_standby()
+    leader.create(bot("b", armed=False))
+    await leader.wait_until("closed", lambda: leader.replicas("b") == 0)
+    await leader.idle(1)
+    for task in [*leader.controller._tasks, *leader._tasks]:
+        task.cancel()  # the leader is gone; the Lease is still valid for ~15 s
+    mark = len(standby.api.requests)
+    standby.api.patch("Deployment", NS, "b-bot", {"spec": {"replicas": 3}}, manager="kubectl")
+    took = await standby.wait_until("lowered", lambda: standby.replicas("b") == 0, within=10)
+    assert 1.0 <= took <= 1.5, f"lowered after {took:.2f} s"
+    assert scale_writes(standby, "standby", mark) == [0]
+    await standby.stop()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="new finding: a standby whose TradingBot watch lags takes a new bot's "
+    "Deployment for a stray and stops it while the leader runs it",
+)
+@virtual_time
+async def test_a_standby_with_a_lagging_bot_watch_never_stops_a_bot_the_leader_armed() -> None:
+    """kopf runs one watch per resource: the standby's TradingBot stream lags while
+    its Deployment stream flows. A bot created armed gets its Deployment from the
+    leader; the standby must not lower it (enforce.stop_stray has no grace)."""
+    leader, standby = await leader_and_standby()
+    standby.pause_watch("tradingbots")
+    stopped: list[float] = []
+
+    def refuse_the_standby(req: AdmissionRequest) -> str | None:
+        # Record the standby's scale-downs and refuse them: otherwise the two replicas
+        # undo each other's writes forever at one instant (a livelock, not a test).
+        if req.user == "standby" and req.plural == "deployments":
+            stopped.append(leader.api.clock())
+            return "the test refuses the standby's writes"
+        return None
+
+    leader.api.admission.append(refuse_the_standby)
+    leader.create(bot("fresh"))
+    await leader.wait_until("armed", armed_at(leader, "fresh"))
+    await leader.idle(5)
+    assert stopped == [], "the standby tried to stop a bot the leader runs"
+    await standby.resume_watch("tradingbots")
+    await leader.stop()
+    await standby.stop()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="new finding: a standby whose halt ConfigMap watch lags fights the leader "
+    "after the halt is lifted (the bot flaps between 0 and 1)",
+)
+@virtual_time
+async def test_a_standby_with_a_stale_halt_does_not_fight_the_leader() -> None:
+    leader, standby = await leader_and_standby()
+    leader.create(bot("b"))
+    await leader.wait_until("armed", armed_at(leader, "b"))
+    leader.halt()
+    await leader.wait_until("halted", lambda: leader.replicas("b") == 0)
+    await standby.idle(0.5)
+    standby.pause_watch("configmaps")  # the standby keeps seeing the halt
+    leader.api.delete("ConfigMap", c.DEFAULT_OPERATOR_NAMESPACE, c.HALT_CONFIGMAP)
+    mark = len(leader.api.requests)
+    await leader.wait_until("re-armed", armed_at(leader, "b"), within=5)
+    await leader.idle(10)
+    assert scale_writes(standby, "standby", mark) == [], "the standby lowered a running bot"
+    await standby.resume_watch("configmaps")
+    await leader.stop()
+    await standby.stop()

@@ -6,7 +6,7 @@ then jumps to the next timer instead of sleeping. `asyncio.sleep(30)`, `call_at`
 and always in the same order, so the fast tier has no real sleeps and no races with
 the wall clock. Nothing here may open sockets or threads (the fake API server does
 neither). A state in which every task waits on something no timer will ever deliver
-is a deadlock and raises instead of hanging.
+is a deadlock and raises instead of hanging; so is a livelock (time never moves).
 
 Used by the tests in this folder through `@virtual_time` (a sync test function that
 runs the async body on a fresh loop, so pytest-asyncio's loop is not involved).
@@ -22,17 +22,28 @@ from typing import Any
 
 # A test that has not finished after this much virtual time is stuck.
 VIRTUAL_LIMIT = 24 * 3600.0
+# Loop iterations without time moving: tasks ping-ponging forever (two controllers
+# undoing each other's writes) would otherwise spin in real time.
+LIVELOCK_SPINS = 20_000
 
 
 class _VirtualSelector:
     def __init__(self, real: selectors.BaseSelector, loop: VirtualTimeLoop) -> None:
         self._real = real
         self._loop = loop
+        self._spins = 0
 
     def select(self, timeout: float | None = None) -> list[Any]:
         ready = self._real.select(0)  # the loop's self-pipe only; never blocks
         if ready or timeout == 0:
+            self._spins += 1
+            if self._spins > LIVELOCK_SPINS:
+                raise RuntimeError(
+                    f"livelock: {LIVELOCK_SPINS} loop iterations at virtual time "
+                    f"{self._loop.now:.3f} s without any task waiting on a timer"
+                )
             return ready
+        self._spins = 0
         if timeout is None:
             raise RuntimeError("deadlock: every task waits and no timer is scheduled")
         self._loop.now += timeout
