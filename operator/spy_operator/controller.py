@@ -222,6 +222,9 @@ class Controller:
                     for deferred in self._deferred:
                         self.queue.add(deferred)
                     self._deferred.clear()
+                if key[0] == c.KIND_BOT and self._halting and not self._halting.done():
+                    # A halt lowers every bot first; statuses wait for it.
+                    await asyncio.wait([self._halting])
                 await self._process(key)
             finally:
                 self.queue.done(key)
