@@ -31,12 +31,8 @@ from spy_operator.gate import next_deadline
 from spy_operator.kube import ApiError
 from spy_operator.leader import LeaderElector
 from spy_operator.pullsecrets import pull_secret_names
-from spy_operator.reconcile import (
-    fail_closed,
-    reconcile_ibgateway,
-    reconcile_optionsdetector,
-    reconcile_tradingbot,
-)
+from spy_operator.reconcile import reconcile_ibgateway, reconcile_optionsdetector
+from spy_operator.reconcile_bot import fail_closed, reconcile_tradingbot
 from spy_operator.workqueue import WorkQueue
 from spy_operator.world import Body, World
 
@@ -222,6 +218,9 @@ class Controller:
                     for deferred in self._deferred:
                         self.queue.add(deferred)
                     self._deferred.clear()
+                if key[0] == c.KIND_BOT and self._halting and not self._halting.done():
+                    # A halt lowers every bot first; statuses wait for it.
+                    await asyncio.wait([self._halting])
                 await self._process(key)
             finally:
                 self.queue.done(key)
