@@ -158,6 +158,8 @@ class AdmissionRequest:
 
 
 Admission = Callable[[AdmissionRequest], str | None]  # a refusal message, or None
+# A mutating webhook: None (allowed as is), a refusal message, or RFC 6902 operations.
+Mutation = Callable[[AdmissionRequest], str | list[Body] | None]
 
 
 @dataclass
@@ -304,6 +306,21 @@ def _merge_patch(target: Any, patch: Any) -> Any:
     return out
 
 
+def _json_patch(doc: Body, ops: list[Body]) -> Body:
+    """RFC 6902 add/replace/remove (what mutating webhooks answer with)."""
+    out = _clone(doc)
+    for op in ops:
+        parts = [p.replace("~1", "/").replace("~0", "~") for p in op["path"].split("/")[1:]]
+        parent: Any = out
+        for part in parts[:-1]:
+            parent = parent.setdefault(part, {}) if op["op"] == "add" else parent[part]
+        if op["op"] == "remove":
+            del parent[parts[-1]]
+        else:
+            parent[parts[-1]] = op["value"]
+    return out
+
+
 def fields_v1(paths: set[Path]) -> Body:
     """Render paths as the nested FieldsV1 map kube-apiserver returns."""
     root: Body = {}
@@ -324,7 +341,8 @@ class FakeApiServer:
         self.owners: dict[ObjKey, dict[tuple[str, str], set[Path]]] = {}
         self.requests: list[Request] = []
         self.faults: list[Fault] = []
-        self.admission: list[Admission] = []
+        self.admission: list[Admission] = []  # validating, after the mutating ones
+        self.mutating: list[Mutation] = []
         self.events: list[WatchEvent] = []
         self.compacted_rv = 0  # watches from before this get 410 GoneError
         self.latency = 0.0  # seconds of (loop) time per request
@@ -605,6 +623,12 @@ class FakeApiServer:
             new.pop("status", None)  # status is not set at creation
         if new.get("status") is None:
             new.pop("status", None)
+        for mutate in self.mutating:
+            answer = mutate(AdmissionRequest(req.verb, plural, sub, req.user, live, _clone(new)))
+            if isinstance(answer, str):
+                raise _RefusedError(403, f"admission webhook denied the request: {answer}")
+            if answer:
+                new = _json_patch(new, answer)
         self._default(plural, new)
         self._validate(plural, key[3], new)
         for hook in self.admission:

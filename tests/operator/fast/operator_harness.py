@@ -105,6 +105,40 @@ class FakeIndex:
         return list(self.data[key].values())
 
 
+APPROVAL_KEY = b"fast-tier-approval-key-0123456789abcdef"
+
+
+def _approval_webhook(clock: Callable[[], dt.datetime]) -> Callable[[Any], Any]:
+    import base64
+    import json
+
+    from spy_operator import webhook  # main since 5204e17
+    from spy_operator.admission import Policy
+
+    policy = Policy(gitops_identities=frozenset({"admin"}))
+
+    def mutate(req: Any) -> Any:
+        if req.plural != "tradingbots" or req.subresource:
+            return None
+        review = {
+            "request": {
+                "uid": "fake",
+                "operation": "CREATE" if req.old is None else "UPDATE",
+                "userInfo": {"username": req.user},
+                "object": req.new,
+                "oldObject": req.old,
+            }
+        }
+        answer = webhook.respond(review, policy, APPROVAL_KEY, clock())["response"]
+        if not answer["allowed"]:
+            return str(answer["status"]["message"])
+        if "patch" in answer:
+            return json.loads(base64.b64decode(answer["patch"]))
+        return None
+
+    return mutate
+
+
 class NoProber:
     """No VPN is configured in these tests; a probe must never be asked for."""
 
@@ -136,6 +170,14 @@ class Harness:
         )
         if hasattr(self.ctx, "monotonic"):  # the RTT pacing clock (main since 3065eb8)
             self.ctx.monotonic = loop.time
+        if api is None and hasattr(self.ctx, "approval_key"):
+            # The approval webhook (main since 5204e17) as kube-apiserver would call it:
+            # the operator's own respond(), with `admin` as the GitOps identity, so one
+            # write may carry an approval and arm (as the cluster tests do).
+            self.ctx.approval_key = APPROVAL_KEY
+            self.api.mutating.append(_approval_webhook(self.ctx.clock))
+        elif hasattr(self.ctx, "approval_key"):
+            self.ctx.approval_key = APPROVAL_KEY
         self.leader: LeaderElector | None = None
         if leader:
             self.leader = LeaderElector(
