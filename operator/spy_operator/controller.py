@@ -291,9 +291,7 @@ class Controller:
             # The fail-closed path itself must never kill a worker; the retry comes.
             log.exception("fail-closed path crashed", extra={"key": "/".join(key)})
 
-    async def _enforce_floor(
-        self, key: ReconcileKey, grace: float = STANDBY_GRACE_SECONDS
-    ) -> None:
+    async def _enforce_floor(self, key: ReconcileKey, grace: float = STANDBY_GRACE_SECONDS) -> None:
         """What a replica without the Lease may do: lower a bot (or a stray) that runs
         above the gate's floor, after STANDBY_GRACE_SECONDS, and wake again at the
         approval's expiry. Never raises replicas; never writes status."""
