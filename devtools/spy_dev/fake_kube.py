@@ -16,15 +16,19 @@ The server answers what kube-apiserver answers for the requests the operator mak
   operations that take over the fields they change;
 - `status` and `scale` subresources; 404/409 (AlreadyExists, Conflict on a stale
   resourceVersion)/422 (Deployment strategy, negative replicas) as Status objects;
-- admission hooks (a ValidatingAdmissionPolicy refuses with 403) and injectable
+- mutating webhooks (RFC 6902 answers; the approval webhook) and validating
+  admission hooks (a ValidatingAdmissionPolicy refuses with 403); injectable
   faults per verb/path/user: any status with a Retry-After, lost connections,
   timeouts, writes that land but whose reply is lost, and requests that hang until
   an event is set;
-- a watch event log with compaction (410 GoneError) and a tiny controller-manager that
-  reports Deployment/StatefulSet rollouts (OnDelete keeps the old revision running).
+- a watch event log with compaction (410 Gone) and a tiny controller-manager that
+  reports Deployment rollouts and runs StatefulSet pods (revision label, ready at
+  once; OnDelete keeps the old revision running until the pod is deleted);
+- deletion with finalizers, the garbage collector, and orphaning.
 
 Used by tests/operator/fast (and free for benchmarks and demos). It never opens a
-socket. What it does not model: RBAC, label selectors, CRD schema validation, pods.
+socket. What it does not model: RBAC, label selectors on lists, CRD schema
+validation, Deployment pods, namespaces (every namespace exists).
 """
 
 from __future__ import annotations
