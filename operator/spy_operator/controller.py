@@ -23,7 +23,7 @@ from spy_operator.enforce import (
     halt_all,
     lower_to,
     replicas_of,
-    stop_stray,
+    stray_deployment,
     strays,
 )
 from spy_operator.facts import consumers, id_count
@@ -194,8 +194,6 @@ class Controller:
 
     async def reconcile(self, key: ReconcileKey) -> Outcome:
         kind, ns, name = key
-        if kind == STRAY:
-            return await stop_stray(self.ctx, ns, name)
         if kind == c.KIND_BOT:
             return await reconcile_tradingbot(self.ctx, ns, name, self.allocation())
         if kind == c.KIND_GATEWAY:
@@ -210,7 +208,7 @@ class Controller:
                     # Standby, or cache not synced yet: keep the key for when this
                     # replica can act (a lapse of leadership must not lose a halt),
                     # and meanwhile enforce what only lowers replicas.
-                    if self.synced.is_set():
+                    if self._may_enforce_floor():
                         await self._enforce_floor(key)
                     if key[0] != STRAY:
                         self._deferred.add(key)
@@ -219,6 +217,9 @@ class Controller:
                     for deferred in self._deferred:
                         self.queue.add(deferred)
                     self._deferred.clear()
+                if key[0] == STRAY:
+                    await self._enforce_floor(key)
+                    continue
                 if key[0] == c.KIND_BOT and self._halting and not self._halting.done():
                     # A halt lowers every bot first; statuses wait for it.
                     await asyncio.wait([self._halting])
@@ -292,32 +293,42 @@ class Controller:
             log.exception("fail-closed path crashed", extra={"key": "/".join(key)})
 
     async def _enforce_floor(self, key: ReconcileKey, grace: float = STANDBY_GRACE_SECONDS) -> None:
-        """What a replica without the Lease may do: lower a bot (or a stray) that runs
-        above the gate's floor, after STANDBY_GRACE_SECONDS, and wake again at the
-        approval's expiry. Never raises replicas; never writes status."""
+        """Lower a bot (or a stray bot Deployment) that runs above the gate's floor,
+        once it has been seen above for `grace` seconds (a cache a few ms behind an
+        arming must not fight the writer), and wake again at the approval's expiry.
+        Never raises replicas; never writes status. Any synced replica may do it."""
         kind, ns, name = key
         try:
             if kind == STRAY:
-                await stop_stray(self.ctx, ns, name)
+                deployment, allowed = stray_deployment(self.ctx, ns, name), 0
+            elif kind == c.KIND_BOT:
+                deployment = bot_deployment(self.ctx, ns, name)
+                allowed = floor_allowance(self.ctx, ns, name)
+            else:
                 return
-            if kind != c.KIND_BOT:
-                return
-            deployment = bot_deployment(self.ctx, ns, name)
-            allowed = floor_allowance(self.ctx, ns, name)
-            if replicas_of(deployment) <= allowed:
+            if deployment is None or replicas_of(deployment) <= allowed:
                 self._above_floor_since.pop(key, None)
-                self._schedule_expiry(key)
+                if kind == c.KIND_BOT:
+                    self._schedule_expiry(key)
                 return
             now = asyncio.get_running_loop().time()
             since = self._above_floor_since.setdefault(key, now)
             if now - since < grace:
                 self.queue.add_after(key, grace - (now - since))
                 return
+            if kind == STRAY:
+                metrics.STRAY_BOT_DEPLOYMENTS.inc()
+                log.warning("stray bot deployment running; stopping it", extra={"key": name})
             await lower_to(self.ctx, deployment, allowed, Outcome())
             self._above_floor_since.pop(key, None)
         except ApiError as err:
             log.warning("floor enforcement failed", extra={"key": "/".join(key), "error": str(err)})
             self.queue.add_after(key, 1.0)
+
+    def _may_enforce_floor(self) -> bool:
+        """A replica without the Lease lowers bots only while no live leader does: a
+        standby with a stale cache (a halt it has not seen lifted) never fights one."""
+        return self.synced.is_set() and (self.leader is None or not self.leader.leader_alive())
 
     def _schedule_expiry(self, key: ReconcileKey) -> None:
         body = self.ctx.world.get(World.BOTS, (key[1], key[2]))

@@ -235,14 +235,15 @@ class Kube:
             lowering=lowering,
         )
 
-    async def delete(self, path: str, resource: str) -> None:
-        """Delete (background propagation); a missing object is not an error."""
+    async def delete(self, path: str, resource: str, propagation: str = "Background") -> None:
+        """Delete; a missing object is not an error. With `Foreground` the object stays
+        (with a deletionTimestamp) until its dependents, down to the pods, are gone."""
         try:
             await self._request(
                 "DELETE",
                 path,
                 resource,
-                content=json.dumps({"propagationPolicy": "Background"}),
+                content=json.dumps({"propagationPolicy": propagation}),
                 headers=_JSON,
             )
         except ApiError as err:
