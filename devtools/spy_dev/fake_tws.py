@@ -19,6 +19,11 @@ ib_async's decoder for that version):
   error 101; more than ``max_msgs_per_sec`` messages in any 1 s window get error 100
   and a disconnect. Every client message's arrival time is kept so tests can check
   the peak rate;
+* orders (the bot's tests and bench; ``spy_dev.fake_tws_orders`` holds the order book
+  and its messages): what-if, placeOrder (single legs and BAG combos), openOrder,
+  orderStatus, execDetails + commissionReport, cancelOrder, reqGlobalCancel, replay of
+  working orders and fills after a reconnect, positions and P&L (reqPnL -> pnl);
+  ``book`` holds what was placed, ``on_order`` hooks see each order as it arrives;
 * controls for tests: ``drop_connections()`` (socket drop), ``refuse_connections``,
   ``ignore_once`` (leave a request unanswered), ``broadcast_error()`` (1100/1101/1102
   connectivity notices), ``push_ticks()``.
@@ -34,6 +39,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+
+from spy_dev import fake_tws_orders as orders
 
 SERVER_VERSION = 176
 UNDERLYING_CONID = 756733
@@ -80,6 +87,15 @@ class FakeChain:
             return None
         return 10_000_000 + ei * 100_000 + int(strike * 10) * 10 + (1 if right == "C" else 2)
 
+    def describe(self, con_id: int) -> tuple[str, float, str] | None:
+        """(expiry, strike, right) of an option con id, the inverse of ``con_id``."""
+        for expiry in self.expiries:
+            for strike in self.strikes:
+                for right in ("C", "P"):
+                    if self.con_id(expiry, strike, right) == con_id:
+                        return expiry, strike, right
+        return None
+
     def quote(self, expiry: str, strike: float, right: str, bump: int = 0) -> tuple[float, float]:
         intrinsic = max(0.0, (self.spot - strike) if right == "C" else (strike - self.spot))
         days = (datetime.strptime(expiry, "%Y%m%d").date() - self.today).days
@@ -108,6 +124,7 @@ class _Conn:
         self.client_id: int | None = None
         self.md_type = 1
         self.subs: dict[int, _Sub] = {}
+        self.pnl_subs: set[int] = set()
         self.arrivals: deque[float] = deque()
         self.all_arrivals: list[float] = []
 
@@ -174,7 +191,7 @@ class _Conn:
         self.client_id = client_id
         self.server.started.append(client_id)
         self.send(15, 1, ",".join(self.server.accounts))
-        self.send(9, 1, 1)
+        self.send(9, 1, self.server.book.next_order_id)
         for code, msg in (
             (2104, "Market data farm connection is OK:usfarm"),
             (2106, "HMDS data farm connection is OK:ushmds"),
@@ -206,20 +223,32 @@ class _Conn:
         handlers: dict[int, Callable[[list[str]], None]] = {
             1: self._req_mkt_data,
             2: self._cancel_mkt_data,
-            5: lambda f: self.send(53, 1),  # openOrderEnd
+            3: lambda f: orders.place(self, f),
+            4: lambda f: orders.cancel(self.server, int(f[2])),
+            5: lambda f: orders.replay_open_orders(self),  # ... openOrderEnd
             6: lambda f: self.send(54, 1, f[3]),  # accountDownloadEnd
-            7: lambda f: self.send(55, 1, f[2]),  # execDetailsEnd
+            7: lambda f: orders.replay_executions(self, int(f[2])),  # ... execDetailsEnd
+            8: lambda f: self.send(9, 1, self.server.book.next_order_id),  # nextValidId
             9: self._req_contract_details,
+            58: lambda f: self.server.cancel_all(),  # reqGlobalCancel
             59: self._req_market_data_type,
-            61: lambda f: self.send(62, 1),  # positionEnd
+            61: lambda f: orders.send_positions(self),  # ... positionEnd
             62: lambda f: self.send(64, 1, f[2]),  # accountSummaryEnd
             76: lambda f: self.send(74, 1, f[2]),  # accountUpdateMultiEnd
             78: self._req_sec_def_opt_params,
+            92: self._req_pnl,
+            93: lambda f: self.pnl_subs.discard(int(f[1])),  # cancelPnL
             99: lambda f: self.send(102),  # completedOrdersEnd
         }
         handler = handlers.get(msg_id)
         if handler is not None:
             handler(f)
+
+    def _req_pnl(self, f: list[str]) -> None:
+        # 92, reqId, account, modelCode
+        req_id = int(f[1])
+        self.pnl_subs.add(req_id)
+        orders.send_pnl(self, req_id)
 
     def _req_market_data_type(self, f: list[str]) -> None:
         self.md_type = int(f[2])
@@ -369,6 +398,11 @@ class _Conn:
         req_id = int(f[2])
         con_id, _symbol, sec_type, expiry, strike, right = self._contract_fields(f, 3)
         generic = f[16] if len(f) > 16 else ""
+        snapshot = len(f) > 17 and f[17] == "1"
+        if snapshot:  # one round of ticks, then tickSnapshotEnd; holds no line
+            self._send_ticks(_Sub(req_id, con_id, sec_type, expiry, strike, right, generic), 0)
+            self.send(57, 1, req_id)
+            return
         if len(self.subs) >= self.server.max_lines:
             self.server.line_violations += 1
             self.error(req_id, 101, "Max number of tickers has been reached")
@@ -458,6 +492,9 @@ class FakeTWS:
         self.pacing_violations = 0
         self.refuse_connections = False
         self.ignore_once: set[int] = set()  # message ids to leave unanswered once
+        self.book = orders.OrderBook()
+        # called with each placed order (not what-ifs) as it arrives (tests, bench)
+        self.on_order: list[Callable[[orders.FakeOrder], None]] = []
 
     async def start(self) -> int:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
@@ -507,6 +544,9 @@ class FakeTWS:
             best = max(best, hi - lo + 1)
         return best
 
+    def conn_of(self, client_id: int) -> _Conn | None:
+        return next((c for c in self._conns if c.client_id == client_id), None)
+
     def requests_of(self, msg_id: int) -> list[list[str]]:
         return [f for _, f in self.requests if f and f[0] == str(msg_id)]
 
@@ -520,6 +560,22 @@ class FakeTWS:
     def broadcast_error(self, code: int, msg: str) -> None:
         for conn in list(self._conns):
             conn.error(-1, code, msg)
+
+    def fill(self, order_id: int, price: float | None = None) -> None:
+        """Fill a working order (``book.fill_mode = "manual"`` keeps orders working)."""
+        orders.fill(self, order_id, price)
+
+    def cancel_all(self) -> None:
+        for order in self.book.open_orders():
+            orders.cancel(self, order.order_id)
+
+    def set_pnl(self, daily: float, unrealized: float = 0.0, realized: float = 0.0) -> None:
+        """New account P&L, pushed to every reqPnL subscriber (pnl, 94)."""
+        book = self.book
+        book.daily_pnl, book.unrealized_pnl, book.realized_pnl = daily, unrealized, realized
+        for conn in list(self._conns):
+            for req_id in list(conn.pnl_subs):
+                orders.send_pnl(conn, req_id)
 
     def push_ticks(self, bump: int = 1) -> None:
         for conn in list(self._conns):
