@@ -224,7 +224,7 @@ class _Conn:
             1: self._req_mkt_data,
             2: self._cancel_mkt_data,
             3: lambda f: orders.place(self, f),
-            4: lambda f: orders.cancel(self.server, int(f[2])),
+            4: lambda f: self.server.cancel(int(f[2])),
             5: lambda f: orders.replay_open_orders(self),  # ... openOrderEnd
             6: lambda f: self.send(54, 1, f[3]),  # accountDownloadEnd
             7: lambda f: orders.replay_executions(self, int(f[2])),  # ... execDetailsEnd
@@ -564,6 +564,10 @@ class FakeTWS:
     def fill(self, order_id: int, price: float | None = None) -> None:
         """Fill a working order (``book.fill_mode = "manual"`` keeps orders working)."""
         orders.fill(self, order_id, price)
+
+    def cancel(self, order_id: int) -> None:
+        """Cancel a working order (orderStatus Cancelled + error 202), as cancelOrder does."""
+        orders.cancel(self, order_id)
 
     def cancel_all(self) -> None:
         for order in self.book.open_orders():
