@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import struct
 import time
 from collections import deque
@@ -73,6 +74,9 @@ class FakeChain:
     # out-of-the-money contracts whose ask is below this have an empty bid side
     # (IB sends price -1 / size 0), like far wings of the real chain
     empty_bid_below: float = 0.0
+    # > 0: time value falls off as exp(-|K - S| / decay), so verticals have a price
+    # (the bot's tests); 0 keeps the flat time value the detector's tests expect
+    time_value_decay: float = 0.0
 
     @property
     def expiries(self) -> list[str]:
@@ -89,17 +93,21 @@ class FakeChain:
 
     def describe(self, con_id: int) -> tuple[str, float, str] | None:
         """(expiry, strike, right) of an option con id, the inverse of ``con_id``."""
-        for expiry in self.expiries:
-            for strike in self.strikes:
-                for right in ("C", "P"):
-                    if self.con_id(expiry, strike, right) == con_id:
-                        return expiry, strike, right
-        return None
+        ei, rest = divmod(con_id - 10_000_000, 100_000)
+        right = {1: "C", 2: "P"}.get(rest % 10, "")
+        exps = self.expiries
+        if not right or not 0 <= ei < len(exps):
+            return None
+        strike = rest // 10 / 10
+        return (exps[ei], strike, right) if self.con_id(exps[ei], strike, right) == con_id else None
 
     def quote(self, expiry: str, strike: float, right: str, bump: int = 0) -> tuple[float, float]:
         intrinsic = max(0.0, (self.spot - strike) if right == "C" else (strike - self.spot))
         days = (datetime.strptime(expiry, "%Y%m%d").date() - self.today).days
-        mid = intrinsic + 0.4 * (days**0.5) + 0.01 * bump
+        time_value = 0.4 * (days**0.5)
+        if self.time_value_decay > 0:
+            time_value *= math.exp(-abs(strike - self.spot) / self.time_value_decay)
+        mid = intrinsic + time_value + 0.01 * bump
         return round(max(0.05, mid - 0.05), 2), round(mid + 0.05, 2)
 
 

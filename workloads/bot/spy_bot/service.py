@@ -146,10 +146,9 @@ class Bot:
         if preview is None or warning:
             return _refuse("WhatIfFailed", f"what-if refused: {warning or 'no answer'}")
         # Defence in depth, last thing before the order leaves: is the bot armed *now*?
-        self.armed = arming.check_armed(await self.reader.get(), self.clock())
-        self.metrics.armed.set(1 if self.armed.ok else 0)
+        self.armed = self._verdict(await self.reader.get())
         if not self.armed.ok:
-            return _refuse(self.armed.reason, self.armed.message or self.reader.last_error)
+            return _refuse(self.armed.reason, self.armed.message)
         trade = self.broker.place(combo, order)
         self.state = risk.on_order_sent(self.state, self.clock())
         self.trades[ref] = trade
@@ -264,11 +263,17 @@ class Bot:
             self.metrics.orders.labels("cancel_sent").inc()
         return len(trades)
 
+    def _verdict(self, obj: dict[str, Any] | None) -> risk.Verdict:
+        verdict = arming.check_armed(obj, self.clock())
+        if obj is None and self.reader.last_error:
+            verdict = risk.Verdict(False, verdict.reason, self.reader.last_error)
+        self.metrics.armed.set(1 if verdict.ok else 0)
+        return verdict
+
     # -- own TradingBot, on a timer -----------------------------------------------------
     async def check_armed(self) -> risk.Verdict:
         obj = await self.reader.get()
-        self.armed = arming.check_armed(obj, self.clock())
-        self.metrics.armed.set(1 if self.armed.ok else 0)
+        self.armed = self._verdict(obj)
         if not self.armed.ok:
             self.cancel_open_orders(f"{self.armed.reason}: {self.armed.message}")
         if obj is not None:

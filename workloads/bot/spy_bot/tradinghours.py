@@ -7,6 +7,7 @@ A time outside the calendar's data range counts as closed (fail closed).
 from __future__ import annotations
 
 from datetime import datetime
+import warnings
 from functools import lru_cache
 from typing import Any
 
@@ -16,13 +17,19 @@ import pandas as pd  # type: ignore[import-untyped]
 
 @lru_cache(maxsize=1)
 def _calendar() -> Any:
-    return xcals.get_calendar("XNYS")
+    # exchange-calendars builds its sessions with pandas APIs that pandas 3 deprecates;
+    # the warnings are the library's, not ours, and say nothing about the answers
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=Warning)
+        return xcals.get_calendar("XNYS")
 
 
 def is_open(now: datetime) -> bool:
     """True inside a regular NYSE session (09:30-16:00 New York, 13:00 on half days)."""
     cal = _calendar()
     minute = pd.Timestamp(now).tz_convert("UTC").floor("min")
-    if minute < cal.first_minute or minute > cal.last_minute:
-        return False
-    return bool(cal.is_open_on_minute(minute))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=Warning)
+        if minute < cal.first_minute or minute > cal.last_minute:
+            return False
+        return bool(cal.is_open_on_minute(minute))
