@@ -6,8 +6,8 @@ A time outside the calendar's data range counts as closed (fail closed).
 
 from __future__ import annotations
 
-from datetime import datetime
 import warnings
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
