@@ -291,16 +291,24 @@ class _Conn:
         else:
             # Unset fields are wildcards, as at the real gateway: an option with only
             # symbol + expiry returns every strike and right of that expiry.
-            matches = [
-                (e, k, r, cid)
-                for e in chain.expiries
-                for k in chain.strikes
-                for r in ("C", "P")
-                if (not expiry or e == expiry)
-                and (not strike or k == strike)
-                and (not right or r == right)
-                and (cid := chain.con_id(e, k, r)) is not None
-            ]
+            full = expiry and strike and right  # one contract: no scan of a big chain
+            exact = chain.con_id(expiry, strike, right) if full else None
+            matches = (
+                [(expiry, strike, right, exact)]
+                if exact is not None
+                else []
+                if full
+                else [
+                    (e, k, r, cid)
+                    for e in chain.expiries
+                    for k in chain.strikes
+                    for r in ("C", "P")
+                    if (not expiry or e == expiry)
+                    and (not strike or k == strike)
+                    and (not right or r == right)
+                    and (cid := chain.con_id(e, k, r)) is not None
+                ]
+            )
             if not matches:
                 self.error(req_id, 200, "No security definition has been found for the request")
                 return

@@ -1,5 +1,5 @@
 """Fixtures of the bot tests: a fake TWS per test (a chain whose verticals have a price)
-and one backend (Azurite, local hub) per session."""
+one backend (Azurite, local hub) and the real operator per session."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from bot_support import bot_chain
+from k8s_support import Cluster
+from operator_support import OperatorProcess
 from spy_dev.azurite import AzuriteError
 from spy_dev.devserver import DevStack, start_dev_stack
 from spy_dev.fake_tws import FakeTWS
@@ -36,3 +38,15 @@ def backend() -> Iterator[DevStack]:
         pytest.fail(f"Azurite could not start: {exc}", pytrace=False)
     yield stack
     stack.stop()
+
+
+@pytest.fixture(scope="session")
+def operator(
+    cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    """The real operator (python -m spy_operator) on the local control plane."""
+    op = OperatorProcess(cluster, tmp_path_factory.mktemp("bot-operator-logs"))
+    op.start()
+    yield op
+    op.stop()
+    assert "reconcile crashed" not in op.log_text(), "the operator hit an unexpected error"
