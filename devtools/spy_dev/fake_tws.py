@@ -133,6 +133,7 @@ class _Conn:
         self.md_type = 1
         self.subs: dict[int, _Sub] = {}
         self.pnl_subs: set[int] = set()
+        self.positions_subscribed = False
         self.arrivals: deque[float] = deque()
         self.all_arrivals: list[float] = []
 
@@ -559,6 +560,9 @@ class FakeTWS:
                 lo += 1
             best = max(best, hi - lo + 1)
         return best
+
+    def position_subscribers(self) -> list[_Conn]:
+        return [c for c in self._conns if c.positions_subscribed]
 
     def conn_of(self, client_id: int) -> _Conn | None:
         return next((c for c in self._conns if c.client_id == client_id), None)

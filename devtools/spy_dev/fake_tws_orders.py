@@ -16,8 +16,9 @@ layouts of ib_async's decoder:
 * reqOpenOrders after a reconnect replays the client's working orders, reqExecutions its
   fills (with their orderRef), reqIds / nextValidId never reuse an order id, so a client
   that reconnects mid-order sees its order again, as with the real gateway;
-* positions (61 -> 61... 62) from the fills; reqPnL -> pnl (94), and ``set_pnl()``
-  pushes a new daily P&L to every subscriber.
+* positions from the fills: reqPositions (61) answers 61... 62 and subscribes the
+  connection to updates after later fills, like the real gateway; reqPnL -> pnl (94),
+  and ``set_pnl()`` pushes a new daily P&L to every subscriber.
 
 placeOrder is parsed from the front for the fields up to the combo legs and from the
 back for ``whatIf`` (the tail after it has a fixed length at v176 without order
@@ -429,6 +430,9 @@ def fill(server: FakeTWS, order_id: int, price: float | None = None) -> None:
     if conn is not None:
         send_exec(conn, f)
         send_order_status(conn, o)
+    changed = {leg.con_id for leg in o.legs} or {o.con_id}
+    for c in server.position_subscribers():
+        send_positions(c, only=changed)
 
 
 def cancel(server: FakeTWS, order_id: int) -> bool:
@@ -458,19 +462,25 @@ def replay_executions(conn: _Conn, req_id: int) -> None:
     conn.send(55, 1, req_id)
 
 
-def send_positions(conn: _Conn) -> None:
+def send_positions(conn: _Conn, only: set[int] | None = None) -> None:
+    """Positions (61) then positionEnd (62); ``only`` = updates after a fill, no end.
+
+    reqPositions subscribes, as at the real gateway: later fills push updates.
+    """
     server = conn.server
+    conn.positions_subscribed = True
     account = server.accounts[0]
     for con_id, qty in sorted(server.book.positions.items()):
         found = server.chain.describe(con_id)
-        if found is None:
+        if found is None or (only is not None and con_id not in only):
             continue
         expiry, strike, right = found
         conn.send(
             61, 3, account, con_id, server.chain.symbol, "OPT", expiry, strike, right, "100",
             "", "USD", "", server.chain.symbol, qty, 100.0,
         )  # fmt: skip
-    conn.send(62, 1)
+    if only is None:
+        conn.send(62, 1)
 
 
 def send_pnl(conn: _Conn, req_id: int) -> None:

@@ -193,7 +193,7 @@ async def test_detector_to_order_only_while_armed(
             "-p",
             '{"spec": {"armed": true}}',
         )
-        wait_bot(kubectl, namespace, "bot", 1, "Armed")
+        await asyncio.to_thread(wait_bot, kubectl, namespace, "bot", 1, "Armed")
         await until("an order at the fake gateway", tws.book.placed, within=60)
         lines = audit_lines(audit)
         orders = [r for r in lines if r["event"] == "order"]

@@ -116,13 +116,15 @@ class Bot:
             return _refuse("GatewayDisconnected", "not connected to IB Gateway")
         try:
             contracts = await self.broker.contracts(intent.symbol, intent.legs)
+            marks = {"contracts": time.perf_counter()}
             near, far = await self.broker.mids(contracts)
+            marks["quotes"] = time.perf_counter()
         except (BrokerError, TimeoutError, ConnectionError) as exc:
             return _refuse("ContractUnavailable", str(exc) or type(exc).__name__)
+        self._refresh_book()
         price = limit_price(intent, near, far)
         if price is None:
             return _refuse("NoPrice", f"legs' mids {near} / {far} give no positive combo price")
-        await self._refresh_book()
         proposal = risk.Proposal(
             intent.symbol, intent.right, intent.expiry, intent.quantity, intent.max_loss(price)
         )
@@ -138,18 +140,26 @@ class Bot:
             )
         combo = self.broker.combo(intent, contracts)
         order = self.broker.order(intent, price, ref)
-        try:
-            preview = await self.broker.what_if(combo, order)
-        except (BrokerError, ConnectionError) as exc:
-            return _refuse("WhatIfFailed", str(exc))
+        # The what-if and the read of the own TradingBot run side by side; both finish
+        # before the order is sent, so the arming check is still the last word.
+        preview_or_error, tradingbot = await asyncio.gather(
+            self.broker.what_if(combo, order), self.reader.get(), return_exceptions=True
+        )
+        marks["what_if_and_armed_check"] = time.perf_counter()
+        if isinstance(preview_or_error, BaseException):
+            if not isinstance(preview_or_error, BrokerError | ConnectionError):
+                raise preview_or_error
+            return _refuse("WhatIfFailed", str(preview_or_error))
+        preview = preview_or_error
         warning = str(getattr(preview, "warningText", "") or "") if preview is not None else ""
         if preview is None or warning:
             return _refuse("WhatIfFailed", f"what-if refused: {warning or 'no answer'}")
         # Defence in depth, last thing before the order leaves: is the bot armed *now*?
-        self.armed = self._verdict(await self.reader.get())
+        self.armed = self._verdict(tradingbot if isinstance(tradingbot, dict) else None)
         if not self.armed.ok:
             return _refuse(self.armed.reason, self.armed.message)
         trade = self.broker.place(combo, order)
+        marks["placed"] = time.perf_counter()
         self.state = risk.on_order_sent(self.state, self.clock())
         self.trades[ref] = trade
         self.metrics.signal_to_order.observe(time.perf_counter() - received)
@@ -176,6 +186,8 @@ class Bot:
                 "commission": getattr(preview, "commission", None),
             },
             "armed": self.armed.message,
+            # where the time went, ms since the signal was received (bench, tuning)
+            "latency_ms": {k: round((v - received) * 1000, 2) for k, v in marks.items()},
         }
         self.audit.write("order", signal_id=s.id, **details)
         return {
@@ -185,9 +197,9 @@ class Bot:
             "order_ref": ref,
         }
 
-    async def _refresh_book(self) -> None:
-        with contextlib.suppress(TimeoutError, ConnectionError):
-            await asyncio.wait_for(self.broker.ib.reqPositionsAsync(), self.broker.timeout)
+    def _refresh_book(self) -> None:
+        # Positions as the gateway last pushed them (ib_async subscribes with
+        # reqPositions at connect; fills push updates), open orders from its trades.
         self.state = risk.with_book(
             self.state, len(self.broker.own_open_trades()), self.broker.spreads_by_expiry()
         )
