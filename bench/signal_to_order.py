@@ -14,7 +14,7 @@ Processes: Azurite (node), the backend (`python -m spy_backend`), etcd +
 kube-apiserver (spy_dev.devcluster), the bot, and this process (publisher, fake TWS,
 reference subscriber) -- all on one noisy shared machine: read medians of runs.
 
-    .venv/bin/python bench/signal_to_order.py [--runs 3] [--signals 100] [--interval-ms 100]
+    .venv/bin/python bench/signal_to_order.py [--runs 3] [--signals 100] [--interval-ms 250]
 
 The last line printed is one JSON object with the headline figures.
 """
@@ -175,7 +175,9 @@ async def run(
         receiver.cancel()
     tws.on_order.remove(on_order)
     if not orders:
-        raise RuntimeError(f"no order reached the gateway ({len(hub)} of {n} signals reached the hub)")
+        raise RuntimeError(
+            f"no order reached the gateway ({len(hub)} of {n} signals reached the hub)"
+        )
     total = [(orders[i] - sent[i]) * 1000 for i in orders]
     bot_part = [(orders[i] - hub[i]) * 1000 for i in orders if i in hub]
     hub_part = [(hub[i] - sent[i]) * 1000 for i in hub if i in sent]
@@ -267,12 +269,21 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 results.append(stats)
             await publisher.stop()
             audit = Path(tmp) / "audit.jsonl"
-            stages = [json.loads(x)["latency_ms"] for x in audit.read_text().splitlines() if '"event":"order"' in x]
-            out_stages = {k: round(statistics.median(s[k] for s in stages[-args.signals:]), 2) for k in stages[-1]}
+            stages = [
+                json.loads(x)["latency_ms"]
+                for x in audit.read_text().splitlines()
+                if '"event":"order"' in x
+            ]
+            out_stages = {
+                k: round(statistics.median(s[k] for s in stages[-args.signals :]), 2)
+                for k in stages[-1]
+            }
             print(f"bot stages, median ms since receipt: {out_stages}", flush=True)
         except RuntimeError:
             audit = Path(tmp) / "audit.jsonl"
-            lines = [json.loads(x) for x in audit.read_text().splitlines()] if audit.exists() else []
+            lines = (
+                [json.loads(x) for x in audit.read_text().splitlines()] if audit.exists() else []
+            )
             reasons: dict[str, int] = {}
             for r in lines:
                 if r["event"] == "decision":
@@ -293,7 +304,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--signals", type=int, default=100)
-    parser.add_argument("--interval-ms", type=float, default=100)
+    parser.add_argument("--interval-ms", type=float, default=250, help="between signals")
     args = parser.parse_args()
     out = asyncio.run(main_async(args))
     runs = out["runs"]

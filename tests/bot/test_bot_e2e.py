@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 from bot_support import until
@@ -202,6 +203,16 @@ async def test_detector_to_order_only_while_armed(
         }
         refs = [o.order_ref for o in tws.book.placed()]
         assert len(refs) == len(set(refs)), "one order per signal"
+        # probes and metrics, like the detector's
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{bot_env['SPY_HTTP_PORT']}"
+        ) as http:
+            assert (await http.get("/healthz")).status_code == 200
+            ready = await http.get("/readyz")
+            assert ready.status_code == 200, ready.text
+            metrics = (await http.get("/metrics")).text
+        assert 'spy_bot_decisions_total{decision="order",reason="Accepted"}' in metrics
+        assert "spy_bot_armed 1.0" in metrics
 
         # disarm: Deployment to 0, and the running bot cancels what is still working
         kubectl(
