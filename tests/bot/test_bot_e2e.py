@@ -172,90 +172,105 @@ async def test_detector_to_order_only_while_armed(
         stdout=asyncio.subprocess.DEVNULL, stderr=(tmp_path / "detector.log").open("wb"),
     )  # fmt: skip
     try:
-        # disarmed: signals arrive and are refused, nothing reaches the gateway
-        def refusals(reason: str) -> list[dict[str, Any]]:
-            return [
-                r for r in audit_lines(audit) if r["event"] == "decision" and r["reason"] == reason
-            ]
-
-        await until("a refusal while disarmed", lambda: refusals("NotArmed"), within=60)
-        assert tws.book.placed() == [] and tws.book.what_ifs, (
-            "refused after the what-if, before any order"
-        )
-
-        # arm: the operator opens the gate; the bot's own check now passes
-        kubectl(
-            "patch",
-            "tradingbot",
-            "bot",
-            "-n",
-            namespace,
-            "--type=merge",
-            "-p",
-            '{"spec": {"armed": true}}',
-        )
-        await asyncio.to_thread(wait_bot, kubectl, namespace, "bot", 1, "Armed")
-        await until("an order at the fake gateway", tws.book.placed, within=60)
-        lines = audit_lines(audit)
-        orders = [r for r in lines if r["event"] == "order"]
-        assert orders and {o["order_ref"] for o in orders} <= {
-            o.order_ref for o in tws.book.placed()
+        await e2e_flow(kubectl, namespace, tws, audit, bot_env, bot_proc)
+    except AssertionError as exc:
+        counts: dict[str, int] = {}
+        for r in audit_lines(audit):
+            key = r["event"] if r["event"] != "decision" else f"decision:{r['reason']}"
+            counts[key] = counts.get(key, 0) + 1
+        logs = {
+            p.name: p.read_text(errors="replace")[-1500:]
+            for p in (tmp_path / "bot.log", tmp_path / "detector.log")
         }
-        refs = [o.order_ref for o in tws.book.placed()]
-        assert len(refs) == len(set(refs)), "one order per signal"
-        # probes and metrics, like the detector's
-        async with httpx.AsyncClient(
-            base_url=f"http://127.0.0.1:{bot_env['SPY_HTTP_PORT']}"
-        ) as http:
-            assert (await http.get("/healthz")).status_code == 200
-            ready = await http.get("/readyz")
-            assert ready.status_code == 200, ready.text
-            metrics = (await http.get("/metrics")).text
-        assert 'spy_bot_decisions_total{decision="order",reason="Accepted"}' in metrics
-        assert "spy_bot_armed 1.0" in metrics
-
-        # disarm: Deployment to 0, and the running bot cancels what is still working
-        kubectl(
-            "patch",
-            "tradingbot",
-            "bot",
-            "-n",
-            namespace,
-            "--type=merge",
-            "-p",
-            '{"spec": {"armed": false}}',
-        )
-        wait_bot(kubectl, namespace, "bot", 0, "NotArmed")
-        await until(
-            "every order cancelled",
-            lambda: all(o.status != "Submitted" for o in tws.book.placed()),
-            within=20,
-        )
-        assert {o.status for o in tws.book.placed()} == {"Cancelled"}
-        cancels = [r for r in audit_lines(audit) if r["event"] == "cancel"]
-        assert {c["order_ref"] for c in cancels} == set(refs)
-        placed_before = len(tws.book.placed())
-        n_refused = len(refusals("NotArmed"))
-        await until(
-            "signals refused again after the disarm",
-            lambda: len(refusals("NotArmed")) > n_refused,
-            within=60,
-        )
-        assert len(tws.book.placed()) == placed_before
-
-        # every signal seen has exactly one decision
-        lines = audit_lines(audit)
-        seen = [r["signal"]["id"] for r in lines if r["event"] == "signal"]
-        decided = [r["signal_id"] for r in lines if r["event"] == "decision"]
-        assert len(seen) == len(set(seen)) and seen[: len(decided)] == decided
-
-        # SIGTERM (the pod going away): exits within the grace period, audit closed
-        bot_proc.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(bot_proc.wait(), 15) == 0
-        assert audit_lines(audit)[-1]["event"] == "shutdown"
+        raise AssertionError(f"{exc}\naudit: {counts}\nlogs: {logs}") from exc
     finally:
         for proc in (bot_proc, detector):
             if proc.returncode is None:
                 proc.kill()
                 await proc.wait()
         await tws.stop()
+
+
+async def e2e_flow(
+    kubectl: Kubectl,
+    namespace: str,
+    tws: FakeTWS,
+    audit: Path,
+    bot_env: dict[str, str],
+    bot_proc: asyncio.subprocess.Process,
+) -> None:
+    # disarmed: signals arrive and are refused, nothing reaches the gateway
+    def refusals(reason: str) -> list[dict[str, Any]]:
+        return [r for r in audit_lines(audit) if r["event"] == "decision" and r["reason"] == reason]
+
+    await until("a refusal while disarmed", lambda: refusals("NotArmed"), within=120)
+    assert tws.book.placed() == [] and tws.book.what_ifs, (
+        "refused after the what-if, before any order"
+    )
+
+    # arm: the operator opens the gate; the bot's own check now passes
+    kubectl(
+        "patch",
+        "tradingbot",
+        "bot",
+        "-n",
+        namespace,
+        "--type=merge",
+        "-p",
+        '{"spec": {"armed": true}}',
+    )
+    await asyncio.to_thread(wait_bot, kubectl, namespace, "bot", 1, "Armed")
+    await until("an order at the fake gateway", tws.book.placed, within=60)
+    lines = audit_lines(audit)
+    orders = [r for r in lines if r["event"] == "order"]
+    assert orders and {o["order_ref"] for o in orders} <= {o.order_ref for o in tws.book.placed()}
+    refs = [o.order_ref for o in tws.book.placed()]
+    assert len(refs) == len(set(refs)), "one order per signal"
+    # probes and metrics, like the detector's
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{bot_env['SPY_HTTP_PORT']}") as http:
+        assert (await http.get("/healthz")).status_code == 200
+        ready = await http.get("/readyz")
+        assert ready.status_code == 200, ready.text
+        metrics = (await http.get("/metrics")).text
+    assert 'spy_bot_decisions_total{decision="order",reason="Accepted"}' in metrics
+    assert "spy_bot_armed 1.0" in metrics
+
+    # disarm: Deployment to 0, and the running bot cancels what is still working
+    kubectl(
+        "patch",
+        "tradingbot",
+        "bot",
+        "-n",
+        namespace,
+        "--type=merge",
+        "-p",
+        '{"spec": {"armed": false}}',
+    )
+    await asyncio.to_thread(wait_bot, kubectl, namespace, "bot", 0, "NotArmed")
+    await until(
+        "every order cancelled",
+        lambda: all(o.status != "Submitted" for o in tws.book.placed()),
+        within=20,
+    )
+    assert {o.status for o in tws.book.placed()} == {"Cancelled"}
+    cancels = [r for r in audit_lines(audit) if r["event"] == "cancel"]
+    assert {c["order_ref"] for c in cancels} == set(refs)
+    placed_before = len(tws.book.placed())
+    n_refused = len(refusals("NotArmed"))
+    await until(
+        "signals refused again after the disarm",
+        lambda: len(refusals("NotArmed")) > n_refused,
+        within=60,
+    )
+    assert len(tws.book.placed()) == placed_before
+
+    # every signal seen has exactly one decision
+    lines = audit_lines(audit)
+    seen = [r["signal"]["id"] for r in lines if r["event"] == "signal"]
+    decided = [r["signal_id"] for r in lines if r["event"] == "decision"]
+    assert len(seen) == len(set(seen)) and seen[: len(decided)] == decided
+
+    # SIGTERM (the pod going away): exits within the grace period, audit closed
+    bot_proc.send_signal(signal.SIGTERM)
+    assert await asyncio.wait_for(bot_proc.wait(), 15) == 0
+    assert audit_lines(audit)[-1]["event"] == "shutdown"
