@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from bot_support import (
@@ -358,3 +359,19 @@ async def test_stale_signal_is_recorded_not_traded(
     assert h.last_decision()["reason"] == "Stale"
     assert tws.book.placed() == []
     h.bot.broker.disconnect()
+
+
+async def test_shutdown_cancels_working_orders_and_closes_the_audit(
+    cluster: Cluster, kubectl: Kubectl, namespace: str, tws: FakeTWS, tmp_path: Path
+) -> None:
+    armed_tradingbot(kubectl, namespace)
+    h = await start_bot(cluster, tws, namespace)
+    tws.book.fill_mode = "manual"
+    await h.handle(anomaly(tws.chain))
+    await h.handle(anomaly(tws.chain, strike=595.0))
+    assert [o.status for o in tws.book.placed()] == ["Submitted", "Submitted"]
+    await h.bot.shutdown("SIGTERM", wait=5.0)
+    assert [o.status for o in tws.book.placed()] == ["Cancelled", "Cancelled"]
+    last = h.lines()[-1]
+    assert last["event"] == "shutdown" and last["cancelled"] == 2 and last["still_open"] == []
+    assert len(h.audit.of("cancel")) == 2

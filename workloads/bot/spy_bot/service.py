@@ -265,7 +265,7 @@ class Bot:
             risk.on_pnl(self.state, daily_pnl, self.settings.limits), "daily P&L from IB"
         )
 
-    def cancel_open_orders(self, reason: str) -> int:
+    def cancel_open_orders(self, reason: str) -> list[Trade]:
         trades = self.broker.own_open_trades() if self.broker.connected else []
         for t in trades:
             self.broker.cancel(t)
@@ -273,7 +273,7 @@ class Bot:
                 "cancel", order_ref=t.order.orderRef, order_id=t.order.orderId, reason=reason
             )
             self.metrics.orders.labels("cancel_sent").inc()
-        return len(trades)
+        return trades
 
     def _verdict(self, obj: dict[str, Any] | None) -> risk.Verdict:
         verdict = arming.check_armed(obj, self.clock())
@@ -335,17 +335,16 @@ class Bot:
         """Cancel open orders, wait (bounded) for the gateway to confirm, audit, close."""
         cancelled = self.cancel_open_orders(f"shutdown: {reason}")
         deadline = time.monotonic() + wait
-        while (  # noqa: ASYNC110 -- the gateway's confirmations arrive as trade events
-            self.broker.connected and self.broker.own_open_trades() and time.monotonic() < deadline
-        ):
-            await asyncio.sleep(0.05)
-        still_open = (
-            [t.order.orderRef for t in self.broker.own_open_trades()]
-            if self.broker.connected
-            else []
-        )
+
+        def live() -> list[Trade]:
+            # ib_async marks a cancel PendingCancel at once; done means the gateway said so
+            return [t for t in cancelled if not t.isDone()] if self.broker.connected else []
+
+        while live() and time.monotonic() < deadline:  # noqa: ASYNC110 -- trade events
+            await asyncio.sleep(0.02)
+        still_open = [t.order.orderRef for t in live()]
         self.audit.write(
-            "shutdown", reason=reason, cancelled=cancelled, still_open=still_open,
+            "shutdown", reason=reason, cancelled=len(cancelled), still_open=still_open,
             mode=self.state.mode.value, signals_handled=self.handled,
         )  # fmt: skip
         self.broker.disconnect()
