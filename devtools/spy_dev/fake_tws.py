@@ -24,6 +24,9 @@ ib_async's decoder for that version):
   orderStatus, execDetails + commissionReport, cancelOrder, reqGlobalCancel, replay of
   working orders and fills after a reconnect, positions and P&L (reqPnL -> pnl);
   ``book`` holds what was placed, ``on_order`` hooks see each order as it arrives;
+* ``python -m spy_dev.fake_tws --port 4002`` serves a paper account with a chain wide
+  enough for the synthetic detector's anomalies, so the demo (and a developer) can run
+  ``python -m spy_bot run`` against it; orders fill at once unless ``--fill manual``;
 * controls for tests: ``drop_connections()`` (socket drop), ``refuse_connections``,
   ``ignore_once`` (leave a request unanswered), ``broadcast_error()`` (1100/1101/1102
   connectivity notices), ``push_ticks()``.
@@ -513,8 +516,9 @@ class FakeTWS:
         # called with each placed order (not what-ifs) as it arrives (tests, bench)
         self.on_order: list[Callable[[orders.FakeOrder], None]] = []
 
-    async def start(self) -> int:
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+    async def start(self, port: int = 0) -> int:
+        """Listen on 127.0.0.1 only (never another interface); 0 picks a free port."""
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", port)
         self.port = self._server.sockets[0].getsockname()[1]
         return self.port
 
@@ -605,3 +609,58 @@ class FakeTWS:
         for conn in list(self._conns):
             for sub in list(conn.subs.values()):
                 conn._send_ticks(sub, bump)
+
+
+def demo_chain() -> FakeChain:
+    """Every expiry for 70 days, $1 strikes 450..750, verticals with a price."""
+    return FakeChain(
+        expiry_days=tuple(range(70)),
+        strikes=tuple(float(k) for k in range(450, 751)),
+        missing=frozenset(),
+        time_value_decay=10.0,
+    )
+
+
+async def _serve(port: int, fill: str, account: str) -> None:
+    import signal
+
+    tws = FakeTWS(demo_chain(), accounts=(account,))
+    tws.book.fill_mode = fill
+    bound = await tws.start(port)
+    print(
+        f"[fake-tws] IB Gateway stand-in on 127.0.0.1:{bound} (paper account {account})", flush=True
+    )
+    tws.on_order.append(
+        lambda o: print(
+            f"[fake-tws] order {o.order_id} {o.action} {o.quantity:g} {o.sec_type} "
+            f"@ {o.lmt_price} ref {o.order_ref}",
+            flush=True,
+        )
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await tws.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m spy_dev.fake_tws",
+        description="A protocol-level IB Gateway stand-in on 127.0.0.1 (paper only).",
+    )
+    parser.add_argument("--port", type=int, default=4002, help="0 picks a free port")
+    parser.add_argument("--fill", choices=("auto", "manual"), default="auto")
+    parser.add_argument("--account", default="DU1234567", help="a paper account id (DU...)")
+    args = parser.parse_args(argv)
+    asyncio.run(_serve(args.port, args.fill, args.account))
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

@@ -27,7 +27,7 @@ from k8s_support import Cluster, Kubectl
 from operator_support import OperatorProcess, bot, paper_world, wait_bot
 from spy_dev.devcluster import free_port
 from spy_dev.devserver import DevStack
-from spy_dev.fake_tws import FakeChain, FakeTWS
+from spy_dev.fake_tws import FakeTWS, demo_chain
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
@@ -130,13 +130,7 @@ async def test_detector_to_order_only_while_armed(
     assert RISK.items() <= json.loads(env["SPY_RISK"]).items()
     assert json.loads(env["SPY_STRATEGY"])["rules"][0]["when"]["kind"] == "iv_residual"
 
-    chain = FakeChain(
-        expiry_days=tuple(range(0, 70)),
-        strikes=tuple(float(k) for k in range(450, 751)),
-        time_value_decay=10.0,
-        missing=frozenset(),
-    )
-    tws = FakeTWS(chain)
+    tws = FakeTWS(demo_chain())  # every expiry to 70 days, $1 strikes 450..750
     await tws.start()
     tws.book.fill_mode = "manual"  # orders stay working until disarm cancels them
     audit = tmp_path / "audit.jsonl"
