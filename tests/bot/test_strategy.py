@@ -6,6 +6,8 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from spy_bot.signals import SignalError, from_record
 from spy_bot.strategy import Skip, StrategyError, decide, limit_price, parse_strategy
 
@@ -155,3 +157,51 @@ def test_limit_price() -> None:
     assert limit_price(intent, 9.0, 0.5) == 5.0  # never above the width
     assert from_record("anomaly", anomaly()).ts == datetime(2026, 12, 2, 15, 30, tzinfo=UTC)
     assert from_record("anomaly", anomaly()).expiry == date(2026, 12, 11)
+
+
+@given(
+    strike=st.floats(10, 1000),
+    width=st.floats(0.5, 100),
+    right=st.sampled_from(["C", "P"]),
+    rich=st.booleans(),
+    action=st.sampled_from(["fade", "follow"]),
+    quantity=st.integers(1, 10),
+    near=st.floats(0, 200),
+    far=st.floats(0, 200),
+)
+def test_every_vertical_is_defined_risk(
+    strike: float,
+    width: float,
+    right: str,
+    rich: bool,
+    action: str,
+    quantity: int,
+    near: float,
+    far: float,
+) -> None:
+    rule = {
+        "when": {"kind": "iv_residual", "minSeverity": "LOW"},
+        "action": action,
+        "width": width,
+        "quantity": quantity,
+    }
+    rec = anomaly(
+        contract={"expiry": "2026-12-11", "strike": strike, "right": right},
+        iv=0.31 if rich else 0.2,
+        fitted_iv=0.25,
+    )
+    intent = decide(parse_strategy({"rules": [rule]}), from_record("anomaly", rec))
+    if isinstance(intent, Skip):
+        assert intent.reason == "NoWing" and right == "P" and strike - width <= 0
+        return
+    buy, sell = intent.legs
+    assert (buy.action, sell.action) == ("BUY", "SELL") and buy.right == sell.right == right
+    # the sold leg is the wing, further out of the money, exactly `width` away
+    assert (sell.strike - buy.strike) * (1 if right == "C" else -1) == pytest.approx(width)
+    assert intent.action == ("SELL" if action == "fade" and rich else "BUY")
+    price = limit_price(intent, near, far)
+    if price is None:
+        assert near - far <= 0
+        return
+    assert 0.01 <= price <= width + 1e-9
+    assert 0 <= intent.max_loss(price) <= width * 100 * quantity + 1e-6

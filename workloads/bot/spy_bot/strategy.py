@@ -197,5 +197,7 @@ def limit_price(intent: OrderIntent, near_mid: float, far_mid: float) -> float |
     if not (math.isfinite(mid) and mid > 0):
         return None
     price = mid + intent.edge if intent.action == "BUY" else mid - intent.edge
-    price = round(min(max(price, 0.01), intent.width), 2)
-    return price
+    # round to the cent first, then clamp: rounding after the clamp could land a cent
+    # above the width, a credit larger than the spread can ever be worth
+    cap = math.floor(intent.width * 100 + 1e-9) / 100
+    return min(max(round(price, 2), 0.01), cap)
