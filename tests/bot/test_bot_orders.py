@@ -375,3 +375,24 @@ async def test_shutdown_cancels_working_orders_and_closes_the_audit(
     last = h.lines()[-1]
     assert last["event"] == "shutdown" and last["cancelled"] == 2 and last["still_open"] == []
     assert len(h.audit.of("cancel")) == 2
+
+
+async def test_an_internal_error_still_gets_a_decision_and_the_next_signal_is_handled(
+    cluster: Cluster, kubectl: Kubectl, namespace: str, tws: FakeTWS
+) -> None:
+    armed_tradingbot(kubectl, namespace)
+    h = await start_bot(cluster, tws, namespace)
+    real_mids = h.bot.broker.mids
+
+    async def broken(contracts: object) -> list[float]:
+        raise KeyError("a bug in quote handling")
+
+    h.bot.broker.mids = broken  # type: ignore[method-assign]  # fault injection
+    d = await h.handle(anomaly(tws.chain))
+    assert (d["decision"], d["reason"]) == ("refuse", "InternalError") and "KeyError" in d[
+        "message"
+    ]
+    h.bot.broker.mids = real_mids  # type: ignore[method-assign]
+    assert (await h.handle(anomaly(tws.chain, strike=595.0)))["decision"] == "order"
+    assert len(tws.book.placed()) == 1
+    h.bot.broker.disconnect()

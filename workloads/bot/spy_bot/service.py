@@ -89,7 +89,13 @@ class Bot:
     async def handle(self, s: Signal, via: str = "live", received: float | None = None) -> None:
         received = time.perf_counter() if received is None else received
         self.audit.write("signal", via=via, signal=s.brief())
-        decision = await self._decide(s, received)
+        try:
+            decision = await self._decide(s, received)
+        except Exception as exc:
+            # A bug must not stop the bot from answering the next signal, and this one
+            # still gets its decision line; no order was sent (placing is the last step).
+            log.exception("signal handling failed", extra={"signal_id": s.id})
+            decision = _refuse("InternalError", f"{type(exc).__name__}: {exc}")
         self.metrics.decisions.labels(decision["decision"], decision["reason"]).inc()
         self.audit.write("decision", signal_id=s.id, **decision)
         self.handled += 1
@@ -405,12 +411,20 @@ async def run_bot(settings: Settings, stop: asyncio.Event | None = None) -> int:
         asyncio.create_task(bot.consume(), name="consume"),
         asyncio.create_task(feed.run(), name="feed"),
     ]
-    await stop.wait()
-    for task in tasks:
+    stopping = asyncio.create_task(stop.wait(), name="stop")
+    done, _ = await asyncio.wait([stopping, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    # A part that ended on its own is a bug (each loops forever): stop cleanly and exit
+    # non-zero so the kubelet restarts the pod, rather than run half a bot.
+    crashed = [t for t in done if t is not stopping]
+    for task in crashed:
+        log.error(
+            "bot task ended", extra={"task": task.get_name(), "error": repr(task.exception())}
+        )
+    for task in [stopping, *tasks]:
         task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    await bot.shutdown("SIGTERM")
+    await asyncio.gather(stopping, *tasks, return_exceptions=True)
+    await bot.shutdown(f"task {crashed[0].get_name()} ended" if crashed else "SIGTERM")
     await feed.close()
     await reader.close()
     await health.stop()
-    return 0
+    return 1 if crashed else 0
