@@ -17,6 +17,7 @@ from spy_dev.azurite import AzuriteError
 from spy_dev.devcluster import free_port
 from spy_dev.devserver import DevStack, start_dev_stack
 from spy_dev.fake_tws import FakeTWS
+from spy_dev.webhook import operator_env
 
 
 @pytest.fixture
@@ -61,6 +62,8 @@ class NamespacedOperator(OperatorProcess):
             SPY_RESYNC_SECONDS=str(self.resync_seconds),
             SPY_METRICS_ADDR="127.0.0.1",
         )
+        if self.cluster.state is not None:  # verify approvals the webhook recorded
+            env.update(operator_env(Path(self.cluster.state.state_dir)))
         argv = [sys.executable, "-m", "spy_operator", "--metrics-port", str(self.metrics_port)]
         argv += ["--namespace", self.namespace, "--no-leader-election"]
         self.starts += 1
