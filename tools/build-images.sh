@@ -68,7 +68,7 @@ for name in $IMAGES; do
   done
   find "$ctx/src-$name" -name __pycache__ -prune -exec rm -rf {} +
   rm -f "$ctx/src-$name/wheels"; cp -al "$ctx/wheels" "$ctx/src-$name/wheels"
-  inputs=$( { echo "$BASE"; cat "$df" "$ctx/wheels/constraints.txt";
+  inputs=$( { echo "$BASE"; cat "$0" "$df" "$ctx/wheels/constraints.txt";
               (cd "$ctx/src-$name" && find . -path ./wheels -prune -o -type f -print | sort | xargs sha256sum); } \
             | sha256sum | cut -c1-16)
   have=$(buildah inspect --type image --format '{{index .OCIv1.Config.Labels "io.spyoptions.inputs"}}' \
@@ -79,7 +79,7 @@ for name in $IMAGES; do
   fi
   say "building $image from $df"
   start=$SECONDS
-  buildah bud --quiet --layers --isolation chroot --build-arg "BASE=$BASE" \
+  buildah bud --quiet --layers --format docker --isolation chroot --build-arg "BASE=$BASE" \
     --label "io.spyoptions.inputs=$inputs" \
     --label "org.opencontainers.image.version=$VERSION" \
     --label "org.opencontainers.image.title=spy-$name" \

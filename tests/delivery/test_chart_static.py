@@ -112,8 +112,20 @@ def test_rbac_has_no_wildcards_and_only_reads_secrets(values: str) -> None:
 
 
 def test_namespaced_mode_has_no_cluster_wide_rights() -> None:
+    """Only kopf's read-only observation of Namespaces and CRDs is cluster-wide."""
     objects = helm_template(*NAMESPACED)
-    assert not by_kind(objects, "ClusterRole") and not by_kind(objects, "ClusterRoleBinding")
+    cluster_roles = by_kind(objects, "ClusterRole")
+    assert [r["metadata"]["name"] for r in cluster_roles] == [
+        "t-spy-options-operator-spy-system-observe"
+    ]
+    assert cluster_roles[0]["rules"] == [
+        {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "watch"]},
+        {
+            "apiGroups": ["apiextensions.k8s.io"],
+            "resources": ["customresourcedefinitions"],
+            "verbs": ["get", "list", "watch"],
+        },
+    ]
     roles = {(o["metadata"]["namespace"], o["metadata"]["name"]) for o in by_kind(objects, "Role")}
     for ns in ("spy-paper", "spy-live", "spy-system"):
         assert (ns, "t-spy-options-operator") in roles
@@ -123,8 +135,9 @@ def test_namespaced_mode_has_no_cluster_wide_rights() -> None:
 
 def test_cluster_mode_uses_one_cluster_role() -> None:
     objects = helm_template()
-    assert [o["metadata"]["name"] for o in by_kind(objects, "ClusterRole")] == [
-        "t-spy-options-operator-spy-system"
+    assert sorted(o["metadata"]["name"] for o in by_kind(objects, "ClusterRole")) == [
+        "t-spy-options-operator-spy-system",
+        "t-spy-options-operator-spy-system-observe",
     ]
     args = operator_deployment(objects)["spec"]["template"]["spec"]["containers"][0]["args"]
     assert not [a for a in args if a.startswith("--namespace=")]
