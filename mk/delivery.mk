@@ -30,4 +30,6 @@ images: venv delivery-apt ## build the OCI images with buildah (cached) into .lo
 chart: delivery-tools ## package the Helm chart into .local/charts/
 	@mkdir -p .local/charts && .bin/helm package helm/spy-options -d .local/charts
 
-TEST_DEPS += delivery-tools
+# images: cached by input hash, a few seconds when nothing changed (docs/install.md has
+# the cold cost).
+TEST_DEPS += delivery-tools images

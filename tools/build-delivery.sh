@@ -31,7 +31,7 @@ goinstall() { # goinstall NAME MODULE/CMD VERSION [LDFLAGS]
   if needs "$1" "$3"; then
     say "installing $1 $3"
     local start=$SECONDS
-    GOFLAGS= GOBIN="$bin" go install -trimpath -ldflags "-s -w ${4:-}" "$2@$3"
+    GOFLAGS='' GOBIN="$bin" go install -trimpath -ldflags "-s -w ${4:-}" "$2@$3"
     stamp "$1" "$3"
     say "installed $1 in $((SECONDS - start)) s"
   fi

@@ -38,8 +38,11 @@ declare -A SOURCES=(
   [bot]="workloads/analytics/spy_analytics workloads/bot/spy_bot"
 )
 
-base_tag="bookworm-$(sha256sum tools/images/base.sh | cut -c1-12)"
-bash tools/images/base.sh "$base_tag"
+# The base's tag names its recipe (suite + packages), so editing comments rebuilds nothing.
+BASE_SUITE=bookworm
+BASE_PACKAGES=python3,python3-venv,ca-certificates
+base_tag="$BASE_SUITE-$(echo "$BASE_SUITE $BASE_PACKAGES" | sha256sum | cut -c1-12)"
+bash tools/images/base.sh "$base_tag" "$BASE_SUITE" "$BASE_PACKAGES"
 BASE="localhost/spy-python-base:$base_tag"
 
 # Wheelhouse: refreshed only when the runtime pins change.

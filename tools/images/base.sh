@@ -2,11 +2,12 @@
 # Builds the Python 3.11 base image every runtime image starts FROM (no registry is
 # reachable here, so the base is made locally): Debian bookworm minbase with python3
 # and python3-venv from debootstrap, imported into buildah's storage as
-# localhost/spy-python-base:<tag>. Called by tools/build-images.sh; skipped when the
-# image with this recipe's tag already exists (the tag hashes this file).
+# localhost/spy-python-base:<tag>. Called by tools/build-images.sh with the tag, the
+# suite and the packages; skipped when the image with that tag already exists.
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-tag=$1            # e.g. bookworm-<hash of this file>
+tag=$1        # e.g. bookworm-<hash of suite and packages>
+suite=$2      # bookworm
+packages=$3   # python3,python3-venv,ca-certificates
 image="localhost/spy-python-base:$tag"
 say() { printf '[images] %s\n' "$*" >&2; }
 
@@ -16,10 +17,10 @@ fi
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 work=$(mktemp -d /var/tmp/spy-base.XXXXXX)
 trap 'rm -rf "$work"' EXIT
-say "debootstrap bookworm minbase + python3 from $mirror (about 1-2 min)"
+say "debootstrap $suite minbase + $packages from $mirror (about 1-4 min)"
 start=$SECONDS
-debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates \
-  bookworm "$work/rootfs" "$mirror" >"$work/debootstrap.log" 2>&1 \
+debootstrap --variant=minbase --include="$packages" \
+  "$suite" "$work/rootfs" "$mirror" >"$work/debootstrap.log" 2>&1 \
   || { tail -20 "$work/debootstrap.log" >&2; exit 1; }
 # Package caches and docs are not needed at run time; apt lists would only age.
 rm -rf "$work/rootfs/var/cache/apt/archives/"*.deb "$work/rootfs/var/lib/apt/lists/"* \
