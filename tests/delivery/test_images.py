@@ -80,6 +80,23 @@ def test_entry_point_help_runs(container: tuple[str, str, dict[str, object]]) ->
     assert f"python -m {module}" in proc.stdout or "usage:" in proc.stdout
 
 
+def test_every_module_of_the_image_imports(container: tuple[str, str, dict[str, object]]) -> None:
+    """Catches a dependency the image lacks (lazy imports aside: the backend test below)."""
+    name, ctr, _ = container
+    packages = [p for p in IMAGES[name][1] if p.startswith("spy_")]
+    probe = (
+        "import importlib, pkgutil\n"
+        f"for top in {packages!r}:\n"
+        "    pkg = importlib.import_module(top)\n"
+        "    for m in pkgutil.walk_packages(pkg.__path__, top + '.'):\n"
+        "        if not m.name.endswith('__main__'):\n"
+        "            importlib.import_module(m.name)\n"
+        "print('ok')\n"
+    )
+    proc = in_image(ctr, "python3", "-c", probe)
+    assert proc.stdout.strip() == "ok", proc.stderr[-3000:]
+
+
 def test_image_is_non_root_with_only_runtime_packages(
     container: tuple[str, str, dict[str, object]],
 ) -> None:
