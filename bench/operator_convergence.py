@@ -37,6 +37,7 @@ import psutil
 from spy_dev.devcluster import ClusterState, DevCluster, client_options, free_port, running
 from spy_operator import builders
 from spy_operator import constants as c
+from spy_operator.api import view
 
 REPO = Path(__file__).resolve().parents[1]
 CONCURRENCY = 8
@@ -63,7 +64,7 @@ async def bounded(coros: list[Any], limit: int = CONCURRENCY) -> list[Any]:
     return await asyncio.gather(*(run(co) for co in coros))
 
 
-def crs(ns: str, n: int) -> list[dict[str, Any]]:
+def crs(ns: str, n: int, armed_every: int = 2) -> list[dict[str, Any]]:
     expires = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
     gateways = max(1, n // BOTS_PER_GATEWAY)
     out: list[dict[str, Any]] = []
@@ -88,9 +89,9 @@ def crs(ns: str, n: int) -> list[dict[str, Any]]:
             "gatewayRef": {"name": f"gw{i % gateways}"},
             "imagePullSecrets": [{"name": "pull"}],
             "mode": "paper",
-            "armed": i % 2 == 0,
+            "armed": i % armed_every == 0,
         }
-        if i % 2 == 0:
+        if i % armed_every == 0:
             spec["approval"] = {"approvedBy": "bob", "reason": "bench", "expiresAt": expires}
         out.append(
             {
@@ -211,13 +212,13 @@ async def floor_run(state: ClusterState, n: int) -> float:
 
         async def child_work(obj: dict[str, Any]) -> None:
             if obj["kind"] == "IBGateway":
-                await apply(builders.build_gateway_statefulset(obj))
-                for svc in builders.build_gateway_services(obj):
+                await apply(builders.build_gateway_statefulset(view(obj)))
+                for svc in builders.build_gateway_services(view(obj)):
                     await apply(svc)
                 await status(obj, {"conditions": []})
             else:
                 want = 1 if obj["spec"].get("armed") else 0
-                await apply(builders.build_bot_deployment(obj, want, 1, 4002))
+                await apply(builders.build_bot_deployment(view(obj), want, 1, 4002))
                 await status(obj, {"replicas": want, "armed": bool(want), "reason": "Floor"})
 
         await bounded([child_work(o) for o in created])
