@@ -180,6 +180,19 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
         "VPNUnreachable",
     ),
     (
+        "bot: enforcement failed (fail closed)",
+        bot(False, "EnforcementFailed", NOT_HALTED, IDLE),
+        "Degraded",
+        "EnforcementFailed",
+    ),
+    (
+        "bot: foreign pod-template change",
+        bot(False, "ForeignChange", NOT_HALTED, IDLE),
+        "Degraded",
+        "ForeignChange",
+    ),
+    ("bot: invalid spec", bot(False, "InvalidSpec", NOT_HALTED, IDLE), "Degraded", "InvalidSpec"),
+    (
         "gateway: no status",
         other("IBGateway", observed=None),
         "Progressing",

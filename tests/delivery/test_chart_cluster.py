@@ -278,7 +278,10 @@ MUST_NOT = [
     ("write secrets", ("create", "secrets", "-n", WATCHED)),
     ("lift the halt", ("delete", "configmaps", "-n", RELEASE_NS)),
     ("create a halt or any ConfigMap", ("create", "configmaps", "-n", RELEASE_NS)),
-    ("delete Deployments", ("delete", "deployments", "-n", WATCHED)),
+    ("delete StatefulSets (gateway settings PVCs)", ("delete", "statefulsets", "-n", WATCHED)),
+    ("delete Services", ("delete", "services", "-n", WATCHED)),
+    ("write pods", ("patch", "pods", "-n", WATCHED)),
+    ("delete PVCs", ("delete", "persistentvolumeclaims", "-n", WATCHED)),
     ("exec into pods", ("create", "pods/exec", "-n", WATCHED)),
     ("escalate roles", ("escalate", "roles", "-n", WATCHED)),
     ("bind cluster roles", ("bind", "clusterroles")),
@@ -294,6 +297,8 @@ MUST = [
     ("patch TradingBot status", ("patch", "tradingbots", "--subresource=status", "-n", WATCHED)),
     ("read pull secrets", ("get", "secrets", "-n", WATCHED)),
     ("apply bot Deployments", ("patch", "deployments", "-n", WATCHED)),
+    ("lower bot replicas", ("patch", "deployments", "--subresource=scale", "-n", WATCHED)),
+    ("watch gateway pods", ("watch", "pods", "-n", WATCHED)),
     ("renew its Lease", ("update", f"leases/{c.LEASE_NAME}", "-n", RELEASE_NS)),
 ]
 

@@ -155,7 +155,7 @@ def test_backend_serves_healthz_and_dashboard_from_the_image() -> None:
                 return r if r.status_code == 200 else None
             return None
 
-        assert wait_for("backend /healthz in the image", healthz, timeout=60, interval=0.3)
+        assert wait_for("backend /healthz in the image", healthz, timeout=180, interval=0.5)
         page = httpx.get(f"http://127.0.0.1:{port}/", timeout=5)
         assert page.status_code == 200 and "<canvas" in page.text
     finally:

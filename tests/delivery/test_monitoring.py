@@ -131,14 +131,15 @@ def scrape(url: str) -> set[str]:
 
 @pytest.fixture(scope="module")
 def backend() -> Iterator[BackendProcess]:
-    azurite = Azurite().start()
+    # Generous start-up timeouts: this shared 2-core machine is often heavily loaded.
+    azurite = Azurite().start(timeout=120)
     proc = BackendProcess(
         {
             "SPY_BACKEND_ENVIRONMENT": "development",
             "SPY_BACKEND_STORAGE_CONNECTION_STRING": azurite.connection_string,
             "SPY_BACKEND_INGEST_TOKEN": DEV_INGEST_TOKEN,
         }
-    ).start()
+    ).start(timeout=180)
     try:
         yield proc
     finally:
