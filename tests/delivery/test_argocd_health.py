@@ -191,6 +191,12 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
         "Degraded",
         "ForeignChange",
     ),
+    (
+        "bot: approval not recorded by the webhook",
+        bot(False, "ApprovalUnverified", NOT_HALTED, IDLE),
+        "Degraded",
+        "ApprovalUnverified",
+    ),
     ("bot: invalid spec", bot(False, "InvalidSpec", NOT_HALTED, IDLE), "Degraded", "InvalidSpec"),
     (
         "gateway: no status",

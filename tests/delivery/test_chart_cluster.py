@@ -23,8 +23,17 @@ import pytest
 import yaml
 from delivery_support import CHART, THIRD_PARTY_CRDS, run, tool
 from k8s_support import Cluster, Kubectl, wait_for
-from operator_support import bot, condition, deployment_replicas, paper_world, wait_bot
+from operator_support import (
+    bot,
+    condition,
+    credentials,
+    deployment_replicas,
+    gateway,
+    pull_secret,
+    wait_bot,
+)
 from spy_dev.devcluster import free_port
+from spy_dev.webhook import operator_env
 from spy_operator import constants as c
 
 SUFFIX = uuid.uuid4().hex[:6]
@@ -150,6 +159,9 @@ def sa_operator(release: Release) -> Iterator[SaOperator]:
         SPY_LEASE_SECONDS="5",
         SPY_LEASE_RENEW_SECONDS="1",
     )
+    if release.cluster.state is not None:
+        # The session's approval webhook signs with this key; the gate verifies with it.
+        env.update(operator_env(Path(release.cluster.state.state_dir)))
     with log.open("ab") as out:
         proc = subprocess.Popen(
             [
@@ -214,18 +226,28 @@ def test_gate_core_scenarios_as_the_chart_service_account(
 ) -> None:
     k = release.kubectl  # the humans (admin) apply; only the operator (the SA) acts
     ns = WATCHED
-    paper_world(k, ns)
+    # paper_world() with a longer wait: the gateway's pod must be scheduled, bound to a
+    # volume and Ready, which takes longer than 30 s on this machine under load.
+    k.apply(pull_secret(), ns)
+    k.apply(credentials(), ns)
+    k.apply(gateway("gw"), ns)
+    wait_for(
+        "gateway gw Ready",
+        lambda: condition(k.get("ibgateway", "gw", ns), "Ready").get("status") == "True",
+        120,
+        0.5,
+    )
     k.apply(bot("b1"), ns)
     tb = wait_bot(k, ns, "b1", 1, "Armed", timeout=60)
-    assert condition(tb, "Approved")["reason"] == "ApprovalValid"
+    assert condition(tb, "Approved")["status"] == "True"
     # A hand scale-up is set back.
     k("scale", "-n", ns, "deployment/b1-bot", "--replicas=3")
-    wait_for("scale-up reverted", lambda: deployment_replicas(k, ns, "b1") == 1, 10, 0.05)
+    wait_for("scale-up reverted", lambda: deployment_replicas(k, ns, "b1") == 1, 30, 0.05)
     # Disarm, then re-arm.
     k("patch", "-n", ns, "tradingbot/b1", "--type=merge", "-p", '{"spec":{"armed":false}}')
-    wait_bot(k, ns, "b1", 0, "NotArmed")
+    wait_bot(k, ns, "b1", 0, "NotArmed", timeout=60)
     k("patch", "-n", ns, "tradingbot/b1", "--type=merge", "-p", '{"spec":{"armed":true}}')
-    wait_bot(k, ns, "b1", 1, "Armed")
+    wait_bot(k, ns, "b1", 1, "Armed", timeout=60)
     # The global halt lives in the operator namespace, which is the release namespace.
     k(
         "-n",
@@ -236,15 +258,15 @@ def test_gate_core_scenarios_as_the_chart_service_account(
         "--from-literal=reason=chart drill",
     )
     try:
-        tb = wait_bot(k, ns, "b1", 0, "GlobalHalt", timeout=15)
+        tb = wait_bot(k, ns, "b1", 0, "GlobalHalt", timeout=30)
         assert "chart drill" in tb["status"]["message"]
     finally:
         k("-n", RELEASE_NS, "delete", "configmap", c.HALT_CONFIGMAP)
-    wait_bot(k, ns, "b1", 1, "Armed")
+    wait_bot(k, ns, "b1", 1, "Armed", timeout=60)
     # An approval expires with nobody editing anything.
-    k.apply(bot("exp", expires_in=6), ns)
-    wait_bot(k, ns, "exp", 1, "Armed")
-    wait_bot(k, ns, "exp", 0, "ApprovalExpired", timeout=20)
+    k.apply(bot("exp", expires_in=20), ns)
+    wait_bot(k, ns, "exp", 1, "Armed", timeout=60)
+    wait_bot(k, ns, "exp", 0, "ApprovalExpired", timeout=60)
 
     assert sa_operator.proc.poll() is None, sa_operator.text()[-3000:]
     log = sa_operator.text()
@@ -329,8 +351,14 @@ def _operator_args(k: Kubectl) -> list[str]:
     return list(dep["spec"]["template"]["spec"]["containers"][0]["args"])
 
 
+def _approval_key(k: Kubectl) -> str:
+    secret = k.get("secret", f"{RELEASE}-spy-options-approval-key", RELEASE_NS)
+    return str(secret["data"]["key"])
+
+
 def test_upgrade_with_changed_values_then_rollback(release: Release) -> None:
     k = release.kubectl
+    key = _approval_key(k)
     release.helm(
         "upgrade",
         RELEASE,
@@ -347,6 +375,7 @@ def test_upgrade_with_changed_values_then_rollback(release: Release) -> None:
     assert _role_namespaces(k) == {RELEASE_NS, WATCHED, ADDED}
     assert f"--namespace={ADDED}" in _operator_args(k)
     assert "--resync-seconds=15" in _operator_args(k)
+    assert _approval_key(k) == key, "an upgrade must not rotate the approval key"
     history = json.loads(release.helm("history", RELEASE, "-o", "json").stdout)
     assert [h["revision"] for h in history] == [1, 2]
 

@@ -5,6 +5,7 @@ points refusing to render)."""
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import pytest
@@ -273,3 +274,26 @@ def test_leader_election_off_needs_one_replica() -> None:
     )
     assert proc.returncode != 0
     assert "operator.leaderElection=false needs operator.replicas=1" in proc.stderr
+
+
+def test_operator_mounts_the_approval_key() -> None:
+    """Without the key the gate holds every bot at 0 (ApprovalUnverified)."""
+    objects = helm_template()
+    pod = operator_deployment(objects)["spec"]["template"]["spec"]
+    env = {e["name"]: e["value"] for e in pod["containers"][0]["env"]}
+    assert env["SPY_APPROVAL_KEY_FILE"] == "/etc/spyoptions/approval/key"
+    volume = next(v for v in pod["volumes"] if v["name"] == "approval-key")
+    secret = next(
+        o for o in by_kind(objects, "Secret") if o["metadata"]["name"].endswith("-approval-key")
+    )
+    assert volume["secret"]["secretName"] == secret["metadata"]["name"]
+    assert len(base64.b64decode(secret["data"]["key"])) >= 32
+    given = helm_template("--set", "approval.existingSecret=my-key")
+    assert not [
+        o for o in by_kind(given, "Secret") if o["metadata"]["name"].endswith("-approval-key")
+    ]
+    pod = operator_deployment(given)["spec"]["template"]["spec"]
+    assert (
+        next(v for v in pod["volumes"] if v["name"] == "approval-key")["secret"]["secretName"]
+        == "my-key"
+    )

@@ -84,3 +84,7 @@ seccompProfile:
 true
 {{- end -}}
 {{- end -}}
+
+{{- define "spy-options.approvalSecretName" -}}
+{{- default (printf "%s-approval-key" (include "spy-options.fullname" .)) .Values.approval.existingSecret -}}
+{{- end -}}
