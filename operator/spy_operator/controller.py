@@ -67,6 +67,7 @@ class Controller:
         self._armed: set[ReconcileKey] = set()
         self._deferred: set[ReconcileKey] = set()
         self._above_floor_since: dict[ReconcileKey, float] = {}
+        self._backoff_until: dict[ReconcileKey, float] = {}  # loop time
         self._tasks: list[asyncio.Task[None]] = []
         self._halting: asyncio.Task[int] | None = None
 
@@ -221,6 +222,14 @@ class Controller:
                 if key[0] == c.KIND_BOT and self._halting and not self._halting.done():
                     # A halt lowers every bot first; statuses wait for it.
                     await asyncio.wait([self._halting])
+                backoff = self._backoff_until.get(key, 0.0) - asyncio.get_running_loop().time()
+                if backoff > 0:
+                    # A failed key waits out its backoff (or the server's Retry-After)
+                    # even when an event, such as its own fail-closed status, queues it
+                    # again; meanwhile a bot is still lowered at once if it must be.
+                    await self._enforce_floor(key, grace=0.0)
+                    self.queue.add_after(key, backoff)
+                    continue
                 await self._process(key)
             finally:
                 self.queue.done(key)
@@ -235,6 +244,8 @@ class Controller:
             failures = self._failures.get(key, 0) + 1
             self._failures[key] = failures
             delay = min(30.0, 0.25 * 2 ** min(failures, 7))
+            if err.retry_after:
+                delay = max(delay, min(err.retry_after, 60.0))  # the server's own pacing
             metrics.RECONCILE_ERRORS.labels(kind=kind).inc()
             metrics.RECONCILES.labels(kind=kind, result="error").inc()
             log.warning(
@@ -244,6 +255,7 @@ class Controller:
             if kind == c.KIND_BOT:
                 # Any refusal, any status: a 403 from a policy, a 409 loop, a timeout.
                 await self._fail_closed(key, str(err))
+            self._backoff_until[key] = asyncio.get_running_loop().time() + delay
             self.queue.add_after(key, delay)
             return
         except Exception:
@@ -254,9 +266,11 @@ class Controller:
             log.exception("reconcile crashed", extra={"key": "/".join(key)})
             if kind == c.KIND_BOT:
                 await self._fail_closed(key, "internal error (see operator log)")
+            self._backoff_until[key] = asyncio.get_running_loop().time() + 30.0
             self.queue.add_after(key, 30.0)
             return
         self._failures.pop(key, None)
+        self._backoff_until.pop(key, None)
         metrics.RECONCILE_SECONDS.labels(kind=kind).observe(time.perf_counter() - started)
         metrics.RECONCILES.labels(kind=kind, result="changed" if outcome.writes else "noop").inc()
         if outcome.requeue_after is not None:
@@ -277,7 +291,7 @@ class Controller:
             # The fail-closed path itself must never kill a worker; the retry comes.
             log.exception("fail-closed path crashed", extra={"key": "/".join(key)})
 
-    async def _enforce_floor(self, key: ReconcileKey) -> None:
+    async def _enforce_floor(self, key: ReconcileKey, grace: float = STANDBY_GRACE_SECONDS) -> None:
         """What a replica without the Lease may do: lower a bot (or a stray) that runs
         above the gate's floor, after STANDBY_GRACE_SECONDS, and wake again at the
         approval's expiry. Never raises replicas; never writes status."""
@@ -296,8 +310,8 @@ class Controller:
                 return
             now = asyncio.get_running_loop().time()
             since = self._above_floor_since.setdefault(key, now)
-            if now - since < STANDBY_GRACE_SECONDS:
-                self.queue.add_after(key, STANDBY_GRACE_SECONDS - (now - since))
+            if now - since < grace:
+                self.queue.add_after(key, grace - (now - since))
                 return
             await lower_to(self.ctx, deployment, allowed, Outcome())
             self._above_floor_since.pop(key, None)
