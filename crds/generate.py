@@ -332,6 +332,16 @@ TRADING_BOT_SPEC = obj(
                 ]
             },
         ),
+        "backend": obj(
+            "Where the bot reads signals: the backend's /api/v1/negotiate (realtime) and "
+            "query API (backfill after a reconnect).",
+            {
+                "url": s(
+                    "Backend base URL, e.g. http://spy-backend.spy.svc:8000.", pattern="^https?://"
+                ),
+            },
+            ["url"],
+        ),
         "imagePullSecrets": IMAGE_PULL_SECRETS,
         "vpn": VPN,
         "resources": RESOURCES,

@@ -51,6 +51,7 @@ class TradingBot:
     resources: Mapping[str, Any]
     status: Mapping[str, Any]
     spec: Mapping[str, Any]  # as read: what the approval webhook signed
+    backend_url: str = ""
 
     @classmethod
     def from_body(cls, body: Body) -> TradingBot:
@@ -70,6 +71,7 @@ class TradingBot:
             resources=s.resources(),
             status=_status(body),
             spec=s.spec,
+            backend_url=s.text("backend.url"),
         )
 
 
