@@ -54,6 +54,9 @@ def clean_chain(ts: datetime = TS, volume: float = 50.0) -> ChainSnapshot:
         volume=np.full(n, volume),
         open_interest=np.full(n, 1000.0),
         quote_ts=np.full(n, ts.timestamp() - 1.0),
+        # the underlying's ticks cover the quotes' times: the spot each was priced off is
+        # known (without them the bounds widen by the possible spot move, test_synchrony)
+        spot_history=([ts.timestamp() - 30.0, ts.timestamp()], [SPOT, SPOT]),
     )
 
 

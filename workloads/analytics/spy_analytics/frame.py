@@ -1,8 +1,11 @@
 """`Frame`: every per-contract array the rules need, computed once per snapshot.
 
 Who calls this: `spy_analytics.pipeline` builds it; `spy_analytics.rules` and
-`spy_analytics.structure` read it. Building it runs the data-quality screen, implied
-volatility of out-of-the-money mids, the smile fits, fitted-IV model prices and greeks.
+`spy_analytics.structure` read it. Building it runs the data-quality screen, each
+expiry's forward (dividends, then put-call parity; docs/analytics.md "Dividends and the
+forward"), the spot each quote was priced off, implied volatility of out-of-the-money
+mids, the smile fits, fitted-IV model prices with the early-exercise premium, greeks,
+and the IV of in-the-money mids less that premium.
 """
 
 from __future__ import annotations
@@ -14,10 +17,12 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.special import ndtr
 
-from .bsm import bsm_price
-from .chain import ChainSnapshot
-from .config import AnalyzerConfig
-from .iv import implied_volatility_with_reason
+from .american import early_exercise_premium
+from .bsm import bsm_price, d1_sd
+from .chain import SECONDS_PER_YEAR, ChainSnapshot
+from .config import AnalyzerConfig, BoundsConfig, ForwardConfig
+from .dividends import last_dividend, pv_dividends
+from .iv import implied_volatility
 from .quality import screen
 from .smile import SmileFit, fit_smiles, scaled_moneyness
 
@@ -26,6 +31,8 @@ BoolArray = NDArray[np.bool_]
 IntArray = NDArray[np.intp]
 
 _INV_SQRT2PI = float(1.0 / np.sqrt(2.0 * np.pi))
+#: Seconds in a trading year (252 sessions of 6.5 hours): spot moves happen in them.
+_TRADING_YEAR_S = 252 * 6.5 * 3600.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -36,6 +43,7 @@ class Frame:
     usable: BoolArray
     skipped: dict[str, int]
     t: FloatArray
+    #: forward of each contract's expiry as of the spot its quote was priced off
     fwd: FloatArray
     k: FloatArray  # ln(K/F)
     z: FloatArray  # k / (0.2 sqrt t)
@@ -45,15 +53,23 @@ class Frame:
     mid: FloatArray
     half: FloatArray  # half spread
     otm: BoolArray  # usable and out of the money (call K >= F, put K < F)
-    iv: FloatArray  # mid IV of OTM quotes, NaN elsewhere
+    iv: FloatArray  # mid IV (ITM: of the mid less the early-exercise premium), else NaN
     iv_sigma: FloatArray  # IV uncertainty used as the residual scale
     fit_iv: FloatArray  # fitted smile IV at every contract (NaN if no fit)
-    model: FloatArray  # BSM price at fit_iv with the American intrinsic floor
+    model: FloatArray  # American model price at fit_iv (European + premium, >= intrinsic)
     gamma: FloatArray  # BSM gamma at fit_iv (0 where unavailable)
     smile: SmileFit
     expiry_str: NDArray[np.str_]
-    #: effective continuous carry q = r - ln(F/S)/T of each contract (F: fwd)
+    #: effective continuous carry q = r - ln(F/S)/T of each contract's expiry
     carry: FloatArray
+    #: spot the quote was priced off (the snapshot's spot history at the quote time)
+    spot_q: FloatArray
+    #: USD the quote's spot may be off by (no history: a move over the quote's age)
+    spot_unc: FloatArray
+    #: estimated early-exercise premium at fit_iv (0 where not estimated)
+    eep: FloatArray
+    #: |dV/dS| at fit_iv (1 where unknown), scales spot uncertainty into price
+    abs_delta: FloatArray
     #: usable rows sorted by (expiry, right, strike) - verticals and butterflies
     by_strike: IntArray
     #: usable rows sorted by (expiry, strike, right) - put-call pairs
@@ -81,44 +97,56 @@ def build_frame(snap: ChainSnapshot, cfg: AnalyzerConfig) -> Frame:
         t_safe = np.where(t > 0.0, t, np.nan)
         mid = 0.5 * (snap.bid + snap.ask)
         half = 0.5 * (snap.ask - snap.bid)
-        fwd = spot * np.exp((r - snap.div_yield) * t_safe)
+        spot_q = snap.spot_at(snap.quote_ts)
+        spot_unc = _spot_uncertainty(snap, cfg.bounds)
+        expiry_epoch = snap.ts_epoch + t * SECONDS_PER_YEAR
+        pvd = pv_dividends(snap.dividends, snap.ts_epoch, expiry_epoch, r)
+        grow = np.exp((r - snap.div_yield) * t_safe)
+        fwd_ref = (spot - pvd) * grow
+        # a quote priced off another spot sees a forward moved one-for-one (grown)
+        shift = (spot_q - spot) * grow
         if cfg.forward.implied_from_parity:
-            fwd = _implied_forward(
-                snap, mid, t_safe, fwd, group, orders["by_pair"], cfg.forward.max_deviation
+            fwd_ref = _implied_forward(
+                snap, mid, t_safe, fwd_ref, shift, group, orders["by_pair"], cfg.forward
             )
-        # the carry every BSM call below uses: the forward as an effective yield
-        q = r - np.log(fwd / spot) / t_safe
+        fwd = fwd_ref + shift
+        q = r - np.log(fwd_ref / spot) / t_safe
         k = np.log(strike / fwd)
         z = scaled_moneyness(k, t_safe)
     otm = usable & np.where(call, strike >= fwd, strike < fwd)
 
     iv = np.full(n, np.nan)
     sigma = np.full(n, np.nan)
-    sel = np.flatnonzero(otm)
-    if sel.size:
-        iv_sel, _reason = implied_volatility_with_reason(
-            mid[sel], spot, strike[sel], t[sel], r, q[sel], call[sel]
-        )
-        vega = _vega(spot, strike[sel], t[sel], r, q[sel], iv_sel)
-        with np.errstate(all="ignore"):
-            spread_vol = half[sel] / vega
-        floor = cfg.iv_residual.model_floor
-        sigma[sel] = np.sqrt(spread_vol * spread_vol + floor * floor)
-        iv[sel] = iv_sel
+    zeros = np.zeros(n)
+    _implied_vols(otm, mid, zeros, half, zeros, spot_unc, fwd, strike, t, r, call, cfg, iv, sigma)
     smile = fit_smiles(group, uniq.shape[0], z, iv, sigma)
 
     fit_iv = np.full(n, np.nan)
     model = np.full(n, np.nan)
     gamma = np.zeros(n)
+    eep = np.zeros(n)
+    abs_delta = np.ones(n)
     if use.size:
         fit_use = smile.evaluate(group[use], np.nan_to_num(z[use]))
         fit_iv[use] = fit_use
         vol = np.where(np.isfinite(fit_use) & (fit_use > 0.0), fit_use, np.nan)
-        euro = bsm_price(spot, strike[use], t[use], r, q[use], vol, call[use])
-        intrinsic = np.maximum(np.where(call[use], spot - strike[use], strike[use] - spot), 0.0)
-        model[use] = np.maximum(euro, intrinsic)
-        g = _gamma(spot, strike[use], t[use], r, q[use], vol)
+        fu, ku, tu, cu = fwd[use], strike[use], t[use], call[use]
+        euro = bsm_price(fu, ku, tu, r, r, vol, cu)
+        prem = _premium(snap, use, fu, ku, tu, vol, cu, spot_q[use], expiry_epoch[use])
+        eep[use] = np.nan_to_num(prem)
+        intrinsic = np.maximum(np.where(cu, spot_q[use] - ku, ku - spot_q[use]), 0.0)
+        model[use] = np.maximum(euro + eep[use], intrinsic)
+        with np.errstate(all="ignore"):
+            d1, _sd = d1_sd(fu, ku, tu, r, r, vol)
+            dlt = np.abs(np.where(cu, ndtr(d1), ndtr(d1) - 1.0))
+        abs_delta[use] = np.where(np.isfinite(dlt), dlt, 1.0)
+        g = _gamma(spot, ku, tu, r, q[use], vol)
         gamma[use] = np.where(np.isfinite(g), g, 0.0)
+    if cfg.iv_residual.test_itm:
+        itm = usable & ~otm & np.isfinite(fit_iv)
+        _implied_vols(
+            itm, mid, eep, half, abs_delta, spot_unc, fwd, strike, t, r, call, cfg, iv, sigma
+        )
     return Frame(
         snap=snap,
         usable=usable,
@@ -143,8 +171,97 @@ def build_frame(snap: ChainSnapshot, cfg: AnalyzerConfig) -> Frame:
         if n
         else np.array([], dtype=str),
         carry=q,
+        spot_q=spot_q,
+        spot_unc=spot_unc,
+        eep=eep,
+        abs_delta=abs_delta,
         **orders,
     )
+
+
+def _implied_vols(
+    rows: BoolArray,
+    mid: FloatArray,
+    eep: FloatArray,
+    half: FloatArray,
+    abs_delta: FloatArray,
+    spot_unc: FloatArray,
+    fwd: FloatArray,
+    strike: FloatArray,
+    t: FloatArray,
+    r: float,
+    call: BoolArray,
+    cfg: AnalyzerConfig,
+    iv: FloatArray,
+    sigma: FloatArray,
+) -> None:
+    """IV of ``mid - eep`` on the forward (Black: spot = F, yield = r) and its
+    uncertainty ``sqrt((half/vega)^2 + floor^2 + (u eep/vega)^2 + (|delta| dS/vega)^2)``,
+    written into ``iv`` and ``sigma`` at ``rows``."""
+    sel = np.flatnonzero(rows)
+    if sel.size == 0:
+        return
+    f, kk, tt = fwd[sel], strike[sel], t[sel]
+    iv_sel = implied_volatility(mid[sel] - eep[sel], f, kk, tt, r, r, call[sel])
+    with np.errstate(all="ignore"):
+        d1, _sd = d1_sd(f, kk, tt, r, r, iv_sel)
+        vega = f * np.exp(-r * tt - 0.5 * d1 * d1) * _INV_SQRT2PI * np.sqrt(tt)
+        price_unc2 = (
+            half[sel] ** 2
+            + (cfg.iv_residual.eep_uncertainty * eep[sel]) ** 2
+            + (abs_delta[sel] * spot_unc[sel]) ** 2
+        )
+        floor = cfg.iv_residual.model_floor
+        sigma[sel] = np.sqrt(price_unc2 / (vega * vega) + floor * floor)
+    iv[sel] = iv_sel
+
+
+def _premium(
+    snap: ChainSnapshot,
+    use: IntArray,
+    fwd: FloatArray,
+    strike: FloatArray,
+    t: FloatArray,
+    vol: FloatArray,
+    call: BoolArray,
+    spot_q: FloatArray,
+    expiry_epoch: FloatArray,
+) -> FloatArray:
+    """Early-exercise premium of the usable rows (`spy_analytics.american`)."""
+    r = snap.rate
+    now = snap.ts_epoch
+    t_last, _amount, _before = last_dividend(snap.dividends, now, expiry_epoch)
+    div_t = t_last / SECONDS_PER_YEAR
+    with np.errstate(all="ignore"):
+        ex_epoch = now + t_last
+        pv_before = pv_dividends(snap.dividends, now, ex_epoch - 1.0, r)
+        div_fwd = (spot_q - pv_before) * np.exp(r * div_t)
+    # only the in-the-money calls and the puts can carry a premium worth estimating
+    need = ~call | (np.isfinite(div_t) & (strike < fwd))
+    out = np.zeros(use.shape[0])
+    j = np.flatnonzero(need)
+    if j.size:
+        out[j] = early_exercise_premium(
+            fwd[j], strike[j], t[j], r, vol[j], call[j], div_t[j], div_fwd[j]
+        )
+    return out
+
+
+def _spot_uncertainty(snap: ChainSnapshot, cfg: BoundsConfig) -> FloatArray:
+    """How far (USD) the spot a quote was priced off may be from `spot_at` its time.
+
+    With a spot history that covers the quote's time: 0 (the spot is known). Without
+    one, ``sigmas`` standard deviations of the spot move over the quote's age at
+    ``spot_vol`` (trading-time years of 252 x 6.5 h); a quote of unknown age: 0 (the
+    snapshot promises nothing more)."""
+    with np.errstate(invalid="ignore"):
+        age = np.maximum(snap.ts_epoch - snap.quote_ts, 0.0)
+        covered = (
+            (snap.quote_ts >= snap.spot_ts[0]) if snap.spot_ts.size else np.zeros(len(snap), bool)
+        )
+        move = cfg.spot_move_sigmas * cfg.spot_vol * snap.spot * np.sqrt(age / _TRADING_YEAR_S)
+    out: FloatArray = np.where(covered | ~np.isfinite(age), 0.0, move)
+    return out
 
 
 def _implied_forward(
@@ -152,17 +269,19 @@ def _implied_forward(
     mid: FloatArray,
     t: FloatArray,
     fwd_model: FloatArray,
+    shift: FloatArray,
     group: IntArray,
     by_pair: IntArray,
-    max_deviation: float,
+    cfg: ForwardConfig,
 ) -> FloatArray:
     """Per-expiry forward from put-call parity at the strikes nearest the money.
 
-    ``F = K + (C_mid - P_mid) e^{rT}`` for the (up to) 5 put/call pairs closest to the
-    model forward; their median replaces ``S e^{(r-q)T}`` when it is within
-    ``max_deviation`` of it (American early-exercise value is negligible at the money).
-    This absorbs a mis-stated dividend yield or rate, which would otherwise split call
-    and put IVs at the same strike.
+    ``F = K + (C_mid - P_mid) e^{rT}`` (less each pair's spot ``shift``, so quotes
+    priced off different spots agree) for the ``cfg.pairs`` pairs closest to the model
+    forward; their median replaces the model forward when within
+    ``cfg.max_deviation`` of it. Near the money the early-exercise premia of the two
+    legs are small and partly cancel; this absorbs a mis-stated dividend, yield or
+    borrow, which would otherwise split call and put IVs at the same strike.
     """
     s = snap
     a, b = by_pair[:-1], by_pair[1:]
@@ -171,13 +290,14 @@ def _implied_forward(
     if put.size == 0:
         return fwd_model
     est = s.strike[call] + (mid[call] - mid[put]) * np.exp(s.rate * t[call])
+    est = est - 0.5 * (shift[call] + shift[put])
     dist = np.abs(np.log(s.strike[call] / fwd_model[call]))
     g = group[call]
     order = np.lexsort((dist, g))
     g, est = g[order], est[order]
     starts = np.r_[0, np.flatnonzero(g[1:] != g[:-1]) + 1]
     rank = np.arange(g.size) - np.repeat(starts, np.diff(np.r_[starts, g.size]))
-    keep = rank < 5
+    keep = rank < cfg.pairs
     g, est = g[keep], est[keep]
     bounds = np.r_[np.flatnonzero(np.r_[True, g[1:] != g[:-1]]), g.size]
     n_groups = int(group.max()) + 1
@@ -185,7 +305,7 @@ def _implied_forward(
     for lo, hi in itertools.pairwise(bounds.tolist()):
         f_group[g[lo]] = np.median(est[lo:hi])
     f_imp = f_group[group]
-    ok = np.isfinite(f_imp) & (np.abs(f_imp / fwd_model - 1.0) <= max_deviation)
+    ok = np.isfinite(f_imp) & (np.abs(f_imp / fwd_model - 1.0) <= cfg.max_deviation)
     fwd: FloatArray = np.where(ok, f_imp, fwd_model)
     return fwd
 
@@ -205,30 +325,12 @@ def _orders(
     return {name: use[np.argsort(key, kind="stable")] for name, key in keys.items()}
 
 
-def _d1(
-    spot: float, strike: FloatArray, t: FloatArray, r: float, q: FloatArray, vol: FloatArray
-) -> tuple[FloatArray, FloatArray]:
-    sd = vol * np.sqrt(t)
-    d1: FloatArray = (np.log(spot / strike) + (r - q) * t) / sd + 0.5 * sd
-    return d1, sd
-
-
-def _vega(
-    spot: float, strike: FloatArray, t: FloatArray, r: float, q: FloatArray, vol: FloatArray
-) -> FloatArray:
-    """``S e^{-qT} n(d1) sqrt(T)`` (Hull ch. 19)."""
-    with np.errstate(all="ignore"):
-        d1, _ = _d1(spot, strike, t, r, q, vol)
-        out: FloatArray = spot * np.exp(-q * t - 0.5 * d1 * d1) * _INV_SQRT2PI * np.sqrt(t)
-    return out
-
-
 def _gamma(
     spot: float, strike: FloatArray, t: FloatArray, r: float, q: FloatArray, vol: FloatArray
 ) -> FloatArray:
     """``e^{-qT} n(d1) / (S sigma sqrt(T))`` (Hull ch. 19)."""
     with np.errstate(all="ignore"):
-        d1, sd = _d1(spot, strike, t, r, q, vol)
+        d1, sd = d1_sd(spot, strike, t, r, q, vol)
         out: FloatArray = np.exp(-q * t - 0.5 * d1 * d1) * _INV_SQRT2PI / (spot * sd)
     return out
 

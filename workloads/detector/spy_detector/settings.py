@@ -16,7 +16,7 @@ from typing import Any
 
 from spy_detector.backoff import Backoff
 from spy_detector.sharding import ShardSpec
-from spy_detector.sources.ibkr import MARKET_DATA_TYPES, IBSettings
+from spy_detector.sources.ibkr_settings import MARKET_DATA_TYPES, IBSettings
 
 SOURCES = ("ibkr", "replay", "synthetic")
 

@@ -196,6 +196,12 @@ class SyntheticMarket:
             volume=volume[live],
             open_interest=self.oi[live],
             quote_ts=quote_ts[live],
+            # every quote here is priced off the snapshot's spot: a flat history over
+            # the quotes' ages says so (the live source records the real ticks)
+            spot_history=(
+                [ts.timestamp() - cfg.max_quote_age_s - 3600.0, ts.timestamp()],
+                [round(spot, 4), round(spot, 4)],
+            ),
         )
         self.last_labels = tuple(labels)
         return SyntheticSnapshot(snap, tuple(labels))
