@@ -187,7 +187,7 @@ def test_parity_lower_bound_break():
     a = _only(analyze(snap), AnomalyKind.PARITY, snap, p)
     assert a.severity is Severity.MEDIUM
     # S - PV(D) comes from the parity-implied forward of penny-rounded quotes
-    assert a.score == pytest.approx(4.0, abs=0.02)
+    assert a.score == pytest.approx(4.0, abs=0.05)  # within $0.0025
 
 
 def test_early_exercise_ask_below_intrinsic():

@@ -33,6 +33,8 @@ IntArray = NDArray[np.intp]
 _INV_SQRT2PI = float(1.0 / np.sqrt(2.0 * np.pi))
 #: Seconds in a trading year (252 sessions of 6.5 hours): spot moves happen in them.
 _TRADING_YEAR_S = 252 * 6.5 * 3600.0
+#: Passes of the early-exercise correction of the implied forward.
+_FORWARD_PASSES = 4
 
 
 @dataclass(frozen=True, eq=False)
@@ -70,6 +72,9 @@ class Frame:
     eep: FloatArray
     #: |dV/dS| at fit_iv (1 where unknown), scales spot uncertainty into price
     abs_delta: FloatArray
+    #: price change that brings each quote from its own spot to the snapshot's:
+    #: delta (S - spot_q), 0 where unknown (static-arbitrage rules compare quotes)
+    sync: FloatArray
     #: usable rows sorted by (expiry, right, strike) - verticals and butterflies
     by_strike: IntArray
     #: usable rows sorted by (expiry, strike, right) - put-call pairs
@@ -107,7 +112,16 @@ def build_frame(snap: ChainSnapshot, cfg: AnalyzerConfig) -> Frame:
         shift = (spot_q - spot) * grow
         if cfg.forward.implied_from_parity:
             fwd_ref = _implied_forward(
-                snap, mid, t_safe, fwd_ref, shift, group, orders["by_pair"], cfg.forward
+                snap,
+                mid,
+                t_safe,
+                fwd_ref,
+                shift,
+                group,
+                orders["by_pair"],
+                cfg.forward,
+                spot_q,
+                expiry_epoch,
             )
         fwd = fwd_ref + shift
         q = r - np.log(fwd_ref / spot) / t_safe
@@ -126,6 +140,7 @@ def build_frame(snap: ChainSnapshot, cfg: AnalyzerConfig) -> Frame:
     gamma = np.zeros(n)
     eep = np.zeros(n)
     abs_delta = np.ones(n)
+    sync = np.zeros(n)
     if use.size:
         fit_use = smile.evaluate(group[use], np.nan_to_num(z[use]))
         fit_iv[use] = fit_use
@@ -138,8 +153,11 @@ def build_frame(snap: ChainSnapshot, cfg: AnalyzerConfig) -> Frame:
         model[use] = np.maximum(euro + eep[use], intrinsic)
         with np.errstate(all="ignore"):
             d1, _sd = d1_sd(fu, ku, tu, r, r, vol)
-            dlt = np.abs(np.where(cu, ndtr(d1), ndtr(d1) - 1.0))
-        abs_delta[use] = np.where(np.isfinite(dlt), dlt, 1.0)
+            dlt = np.where(cu, ndtr(d1), ndtr(d1) - 1.0)
+            # deep in the money a put at its exercise value moves one-for-one
+            dlt = np.where(~cu & (model[use] <= intrinsic + 1e-9), -1.0, dlt)
+        abs_delta[use] = np.where(np.isfinite(dlt), np.abs(dlt), 1.0)
+        sync[use] = np.where(np.isfinite(dlt), dlt, 0.0) * (spot - spot_q[use])
         g = _gamma(spot, ku, tu, r, q[use], vol)
         gamma[use] = np.where(np.isfinite(g), g, 0.0)
     if cfg.iv_residual.test_itm:
@@ -175,6 +193,7 @@ def build_frame(snap: ChainSnapshot, cfg: AnalyzerConfig) -> Frame:
         spot_unc=spot_unc,
         eep=eep,
         abs_delta=abs_delta,
+        sync=sync,
         **orders,
     )
 
@@ -230,19 +249,19 @@ def _premium(
     """Early-exercise premium of the usable rows (`spy_analytics.american`)."""
     r = snap.rate
     now = snap.ts_epoch
-    t_last, _amount, _before = last_dividend(snap.dividends, now, expiry_epoch)
+    t_last, amount, _before = last_dividend(snap.dividends, now, expiry_epoch)
     div_t = t_last / SECONDS_PER_YEAR
     with np.errstate(all="ignore"):
         ex_epoch = now + t_last
         pv_before = pv_dividends(snap.dividends, now, ex_epoch - 1.0, r)
         div_fwd = (spot_q - pv_before) * np.exp(r * div_t)
-    # only the in-the-money calls and the puts can carry a premium worth estimating
-    need = ~call | (np.isfinite(div_t) & (strike < fwd))
+    # puts, and calls that span an ex-date (exercised the night before it)
+    need = ~call | np.isfinite(div_t)
     out = np.zeros(use.shape[0])
     j = np.flatnonzero(need)
     if j.size:
         out[j] = early_exercise_premium(
-            fwd[j], strike[j], t[j], r, vol[j], call[j], div_t[j], div_fwd[j]
+            fwd[j], strike[j], t[j], r, vol[j], call[j], div_t[j], div_fwd[j], amount[j]
         )
     return out
 
@@ -273,6 +292,8 @@ def _implied_forward(
     group: IntArray,
     by_pair: IntArray,
     cfg: ForwardConfig,
+    spot_q: FloatArray,
+    expiry_epoch: FloatArray,
 ) -> FloatArray:
     """Per-expiry forward from put-call parity at the strikes nearest the money.
 
@@ -299,15 +320,48 @@ def _implied_forward(
     rank = np.arange(g.size) - np.repeat(starts, np.diff(np.r_[starts, g.size]))
     keep = rank < cfg.pairs
     g, est = g[keep], est[keep]
-    bounds = np.r_[np.flatnonzero(np.r_[True, g[1:] != g[:-1]]), g.size]
-    n_groups = int(group.max()) + 1
-    f_group = np.full(n_groups, np.nan)
-    for lo, hi in itertools.pairwise(bounds.tolist()):
-        f_group[g[lo]] = np.median(est[lo:hi])
+    c_rows, p_rows = call[order][keep], put[order][keep]
+    f_group = _group_median(g, est, int(group.max()) + 1)
+    # Then the legs' early-exercise premia (at the pair's own OTM-leg IV) come out of
+    # C - P. Near the money they are small, except on an expiry that spans an ex-date,
+    # where calls are worth exercising the night before (Black's value). The premium
+    # is computed on the forward it corrects, so iterate to the fixed point (the bias
+    # shrinks by about the call's delta per pass).
+    pair_shift = 0.5 * (shift[c_rows] + shift[p_rows])
+    k_pair, t_pair = s.strike[c_rows], t[c_rows]
+    both = np.concatenate([c_rows, p_rows])
+    grow = np.exp(s.rate * t_pair)
+    for _ in range(_FORWARD_PASSES):
+        f_pair = f_group[g] + pair_shift
+        otm_call = k_pair >= f_pair
+        otm_leg = np.where(otm_call, c_rows, p_rows)
+        vol = implied_volatility(mid[otm_leg], f_pair, k_pair, t_pair, s.rate, s.rate, otm_call)
+        prem = _premium(
+            snap,
+            both,
+            np.concatenate([f_pair, f_pair]),
+            np.concatenate([k_pair, k_pair]),
+            np.concatenate([t_pair, t_pair]),
+            np.concatenate([vol, vol]),
+            s.is_call[both],
+            np.concatenate([spot_q[c_rows], spot_q[p_rows]]),
+            np.concatenate([expiry_epoch[c_rows], expiry_epoch[c_rows]]),
+        )
+        eep_diff = np.nan_to_num(prem[: c_rows.size] - prem[c_rows.size :])
+        f_group = _group_median(g, est - eep_diff * grow, int(group.max()) + 1)
     f_imp = f_group[group]
     ok = np.isfinite(f_imp) & (np.abs(f_imp / fwd_model - 1.0) <= cfg.max_deviation)
     fwd: FloatArray = np.where(ok, f_imp, fwd_model)
     return fwd
+
+
+def _group_median(g: IntArray, values: FloatArray, n_groups: int) -> FloatArray:
+    """Median of ``values`` per group id (``g`` sorted), NaN for absent groups."""
+    out = np.full(n_groups, np.nan)
+    bounds = np.r_[np.flatnonzero(np.r_[True, g[1:] != g[:-1]]), g.size]
+    for lo, hi in itertools.pairwise(bounds.tolist()):
+        out[g[lo]] = np.median(values[lo:hi])
+    return out
 
 
 def _orders(

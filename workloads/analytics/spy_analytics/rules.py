@@ -402,6 +402,20 @@ def early_exercise(f: Frame, cfg: BoundsConfig) -> list[Finding]:
     )
 
 
+def _synced(f: Frame) -> tuple[FloatArray, FloatArray]:
+    """Bid and ask moved from each quote's own spot to the snapshot's (`Frame.sync`):
+    legs quoted a second apart on a moving SPY are compared as of one spot."""
+    return f.snap.bid + f.sync, f.snap.ask + f.sync
+
+
+def _sync_unc(f: Frame, *legs: IntArray) -> FloatArray:
+    """What the legs' spots are not known to within, in USD (|delta| x spot_unc)."""
+    total: FloatArray = np.zeros(legs[0].shape[0])
+    for x in legs:
+        total += f.abs_delta[x] * f.spot_unc[x]
+    return total
+
+
 def call_spread(f: Frame, cfg: StaticArbConfig) -> list[Finding]:
     """Vertical spreads between adjacent strikes K1 < K2 (same expiry and right)::
 
@@ -417,9 +431,10 @@ def call_spread(f: Frame, cfg: StaticArbConfig) -> list[Finding]:
     lo, hi = lo[same], hi[same]
     call = s.is_call[lo]
     width = s.strike[hi] - s.strike[lo]
-    mono = np.where(call, s.bid[hi] - s.ask[lo], s.bid[lo] - s.ask[hi])
-    slope = np.where(call, s.bid[lo] - s.ask[hi], s.bid[hi] - s.ask[lo]) - width
-    brk = np.maximum(mono, slope)
+    bid, ask = _synced(f)
+    mono = np.where(call, bid[hi] - ask[lo], bid[lo] - ask[hi])
+    slope = np.where(call, bid[lo] - ask[hi], bid[hi] - ask[lo]) - width
+    brk = np.maximum(mono, slope) - _sync_unc(f, lo, hi)
     hit = brk >= cfg.tolerance * cfg.bands.low
     if not hit.any():
         return []
@@ -460,7 +475,8 @@ def butterfly(f: Frame, cfg: StaticArbConfig) -> list[Finding]:
     k1, k2, k3 = s.strike[a], s.strike[b], s.strike[c]
     w1 = (k3 - k2) / (k3 - k1)
     w3 = (k2 - k1) / (k3 - k1)
-    brk = s.bid[b] - (w1 * s.ask[a] + w3 * s.ask[c])
+    bid, ask = _synced(f)
+    brk = bid[b] - (w1 * ask[a] + w3 * ask[c]) - _sync_unc(f, a, b, c)
     hit = brk >= cfg.tolerance * cfg.bands.low
     if not hit.any():
         return []
@@ -486,7 +502,8 @@ def calendar(f: Frame, cfg: StaticArbConfig) -> list[Finding]:
     near, far = order[:-1], order[1:]
     same = (s.strike[near] == s.strike[far]) & (s.is_call[near] == s.is_call[far])
     near, far = near[same], far[same]
-    brk = s.bid[near] - s.ask[far]
+    bid, ask = _synced(f)
+    brk = bid[near] - ask[far] - _sync_unc(f, near, far)
     hit = brk >= cfg.tolerance * cfg.bands.low
     if not hit.any():
         return []

@@ -21,6 +21,7 @@ from .pricing import quote_on_tick
 
 if TYPE_CHECKING:
     from .market import SyntheticMarket
+    from .tape import TapeMarket
 
 FloatArray = NDArray[np.float64]
 
@@ -73,7 +74,7 @@ class InjectContext:
 
     def __init__(
         self,
-        market: SyntheticMarket,
+        market: SyntheticMarket | TapeMarket,
         rng: np.random.Generator,
         t: FloatArray,
         spot: float,
