@@ -44,6 +44,7 @@ from spy_detector.metrics import DetectorMetrics
 from spy_detector.sharding import ShardSpec, select_expiries
 from spy_detector.sources.ibkr_settings import MARKET_DATA_TYPES as MARKET_DATA_TYPES
 from spy_detector.sources.ibkr_settings import IBSettings as IBSettings
+from spy_detector.spot_history import SpotHistory
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -142,6 +143,8 @@ class IBKRSource:
         self._state = "disconnected"
         self._underlying: Contract | None = None
         self._und_ticker: Ticker | None = None
+        # the underlying's recent ticks: each quote is checked against the spot of its time
+        self._spot_history = SpotHistory()
         self._contracts: list[Contract] = []
         self._discovered_on: date | None = None
         self._quotes: dict[tuple[str, float, str], dict[str, Any]] = {}
@@ -283,7 +286,13 @@ class IBKRSource:
         self._lost.set()
         self._ticked.set()
 
-    def _on_ticks(self, _tickers: object) -> None:
+    def _on_ticks(self, tickers: object) -> None:
+        und = self._und_ticker
+        ours = isinstance(tickers, set | list | tuple) and any(t is und for t in tickers)
+        if und is not None and ours:
+            price = _num(und.marketPrice())
+            if price:
+                self._spot_history.add(self._clock().timestamp(), price)
         self._ticked.set()
 
     def _on_error(self, req_id: int, code: int, msg: str) -> None:
@@ -485,13 +494,15 @@ class IBKRSource:
         for c, t in tickers.items():
             self._quotes[_key(c)] = quote_record(c, t)
         spot = self._spot()
+        now = self._clock()
         return ChainSnapshot.from_records(
             [self._quotes[k] for k in sorted(self._quotes)],
-            ts=self._clock(),
+            ts=now,
             symbol=self.settings.symbol,
             spot=spot if spot is not None else math.nan,
             rate=self.settings.rate,
             div_yield=self.settings.div_yield,
+            spot_history=self._spot_history.arrays(now.timestamp()),
         )
 
 

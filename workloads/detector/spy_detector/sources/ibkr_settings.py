@@ -38,7 +38,8 @@ class IBSettings:
     request_timeout: float = 30.0
     generic_ticks: str = "101"  # 101: open interest
     rate: float = 0.04  # continuously compounded; IB does not send one
-    div_yield: float = 0.013
+    #: continuous yield on top of the discrete dividends (SPY_DIVIDENDS): none for SPY
+    div_yield: float = 0.0
     backoff: Backoff = field(default_factory=lambda: Backoff(initial=1.0, maximum=60.0))
 
     def __post_init__(self) -> None:
