@@ -47,6 +47,8 @@ class Frame:
     t: FloatArray
     #: forward of each contract's expiry as of the spot its quote was priced off
     fwd: FloatArray
+    #: forward of each contract's expiry as of the snapshot's spot
+    fwd_now: FloatArray
     k: FloatArray  # ln(K/F)
     z: FloatArray  # k / (0.2 sqrt t)
     group: IntArray  # expiry group of each contract
@@ -83,7 +85,10 @@ class Frame:
     by_maturity: IntArray
 
 
-def build_frame(snap: ChainSnapshot, cfg: AnalyzerConfig) -> Frame:
+def build_frame(snap: ChainSnapshot, cfg: AnalyzerConfig, prev_spot: float | None = None) -> Frame:
+    """All per-contract arrays of ``snap``; ``prev_spot`` (the previous snapshot's
+    spot) bounds how far the spot moved under quotes when the snapshot has no spot
+    history (`_spot_uncertainty`)."""
     n = len(snap)
     t = snap.time_to_expiry()
     usable, skipped = screen(snap, t, cfg.quality)
@@ -103,7 +108,7 @@ def build_frame(snap: ChainSnapshot, cfg: AnalyzerConfig) -> Frame:
         mid = 0.5 * (snap.bid + snap.ask)
         half = 0.5 * (snap.ask - snap.bid)
         spot_q = snap.spot_at(snap.quote_ts)
-        spot_unc = _spot_uncertainty(snap, cfg.bounds)
+        spot_unc = _spot_uncertainty(snap, cfg.bounds, prev_spot)
         expiry_epoch = snap.ts_epoch + t * SECONDS_PER_YEAR
         pvd = pv_dividends(snap.dividends, snap.ts_epoch, expiry_epoch, r)
         grow = np.exp((r - snap.div_yield) * t_safe)
@@ -171,6 +176,7 @@ def build_frame(snap: ChainSnapshot, cfg: AnalyzerConfig) -> Frame:
         skipped=skipped,
         t=t,
         fwd=fwd,
+        fwd_now=fwd_ref,
         k=k,
         z=z,
         group=group,
@@ -266,19 +272,24 @@ def _premium(
     return out
 
 
-def _spot_uncertainty(snap: ChainSnapshot, cfg: BoundsConfig) -> FloatArray:
+def _spot_uncertainty(
+    snap: ChainSnapshot, cfg: BoundsConfig, prev_spot: float | None = None
+) -> FloatArray:
     """How far (USD) the spot a quote was priced off may be from `spot_at` its time.
 
     With a spot history that covers the quote's time: 0 (the spot is known). Without
     one, ``sigmas`` standard deviations of the spot move over the quote's age at
-    ``spot_vol`` (trading-time years of 252 x 6.5 h); a quote of unknown age: 0 (the
-    snapshot promises nothing more)."""
+    ``spot_vol`` (trading-time years of 252 x 6.5 h), and at least the move since the
+    previous snapshot (a fast market is not a 3-sigma event for long); a quote of
+    unknown age: 0 (the snapshot promises nothing more)."""
     with np.errstate(invalid="ignore"):
         age = np.maximum(snap.ts_epoch - snap.quote_ts, 0.0)
         covered = (
             (snap.quote_ts >= snap.spot_ts[0]) if snap.spot_ts.size else np.zeros(len(snap), bool)
         )
         move = cfg.spot_move_sigmas * cfg.spot_vol * snap.spot * np.sqrt(age / _TRADING_YEAR_S)
+        if prev_spot is not None and np.isfinite(prev_spot):
+            move = np.maximum(move, abs(snap.spot - prev_spot))
     out: FloatArray = np.where(covered | ~np.isfinite(age), 0.0, move)
     return out
 

@@ -318,9 +318,10 @@ def parity(f: Frame, cfg: BoundsConfig) -> list[Finding]:
 
         F e^{-rT} - K <= C - P <= S - K e^{-rT}
 
-    at the spot each pair was quoted off (`Frame.spot_q`, the forward moved with it).
+    at the snapshot's spot, each leg brought from the spot it was quoted off to it
+    (`Frame.sync`: the two legs may be a second apart on a moving SPY).
     break_hi = (C_bid - P_ask) - upper - w,  break_lo = lower - (C_ask - P_bid) - w,
-    ``w`` the pair's spot uncertainty (`Frame.spot_unc`); fired at break/tol >= low.
+    ``w`` the legs' spot uncertainty (`_sync_unc`); fired at break/tol >= low.
     """
     if not cfg.parity_enabled:
         return []
@@ -333,13 +334,12 @@ def parity(f: Frame, cfg: BoundsConfig) -> list[Finding]:
     put, call = a[pair], b[pair]
     strike, t = s.strike[call], f.t[call]
     disc = np.exp(-s.rate * t)
-    spot = 0.5 * (f.spot_q[call] + f.spot_q[put])
-    fwd = 0.5 * (f.fwd[call] + f.fwd[put])
-    widen = np.maximum(f.spot_unc[call], f.spot_unc[put])
-    upper = spot - strike * disc
-    lower = fwd * disc - strike
-    brk_hi = (s.bid[call] - s.ask[put]) - upper - widen
-    brk_lo = lower - (s.ask[call] - s.bid[put]) - widen
+    widen = _sync_unc(f, call, put)
+    upper = s.spot - strike * disc
+    lower = f.fwd_now[call] * disc - strike
+    bid, ask = _synced(f)
+    brk_hi = (bid[call] - ask[put]) - upper - widen
+    brk_lo = lower - (ask[call] - bid[put]) - widen
     brk = np.maximum(brk_hi, brk_lo)
     hit = brk >= cfg.tolerance * cfg.bands.low
     if not hit.any():
@@ -350,12 +350,12 @@ def parity(f: Frame, cfg: BoundsConfig) -> list[Finding]:
         if brk_hi[j] >= brk_lo[j]:
             texts.append(
                 f"put-call bound broken by ${brk_hi[j]:.2f}: C_bid - P_ask = "
-                f"{s.bid[call[j]] - s.ask[put[j]]:.2f} > S - K e^(-rT) = {upper[j]:.2f}"
+                f"{bid[call[j]] - ask[put[j]]:.2f} > S - K e^(-rT) = {upper[j]:.2f}"
             )
         else:
             texts.append(
                 f"put-call bound broken by ${brk_lo[j]:.2f}: C_ask - P_bid = "
-                f"{s.ask[call[j]] - s.bid[put[j]]:.2f} < S - PV(div) - K = {lower[j]:.2f}"
+                f"{ask[call[j]] - bid[put[j]]:.2f} < S - PV(div) - K = {lower[j]:.2f}"
             )
     return _bound_findings(f, AnomalyKind.PARITY, rows, brk[hit], cfg.tolerance, cfg.bands, texts)
 
