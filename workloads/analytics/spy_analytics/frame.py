@@ -10,7 +10,6 @@ and the IV of in-the-money mids less that premium.
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,7 +33,7 @@ _INV_SQRT2PI = float(1.0 / np.sqrt(2.0 * np.pi))
 #: Seconds in a trading year (252 sessions of 6.5 hours): spot moves happen in them.
 _TRADING_YEAR_S = 252 * 6.5 * 3600.0
 #: Passes of the early-exercise correction of the implied forward.
-_FORWARD_PASSES = 4
+_FORWARD_PASSES = 3
 
 
 @dataclass(frozen=True, eq=False)
@@ -261,8 +260,11 @@ def _premium(
         ex_epoch = now + t_last
         pv_before = pv_dividends(snap.dividends, now, ex_epoch - 1.0, r)
         div_fwd = (spot_q - pv_before) * np.exp(r * div_t)
-    # puts, and calls that span an ex-date (exercised the night before it)
-    need = ~call | np.isfinite(div_t)
+    # puts (but not far out of the money, where the premium is a fraction of a tick),
+    # and calls that span an ex-date (exercised the night before it)
+    with np.errstate(all="ignore"):
+        far_otm_put = ~call & (np.log(strike / fwd) < -3.0 * vol * np.sqrt(t))
+    need = (~call & ~far_otm_put) | np.isfinite(div_t)
     out = np.zeros(use.shape[0])
     j = np.flatnonzero(need)
     if j.size:
@@ -367,11 +369,20 @@ def _implied_forward(
 
 
 def _group_median(g: IntArray, values: FloatArray, n_groups: int) -> FloatArray:
-    """Median of ``values`` per group id (``g`` sorted), NaN for absent groups."""
+    """Median of ``values`` per group id (``g`` sorted, a few values per group), NaN
+    for absent groups: one padded sort instead of a median call per group."""
     out = np.full(n_groups, np.nan)
-    bounds = np.r_[np.flatnonzero(np.r_[True, g[1:] != g[:-1]]), g.size]
-    for lo, hi in itertools.pairwise(bounds.tolist()):
-        out[g[lo]] = np.median(values[lo:hi])
+    if g.size == 0:
+        return out
+    starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
+    counts = np.diff(np.r_[starts, g.size])
+    rank = np.arange(g.size) - np.repeat(starts, counts)
+    table = np.full((starts.size, int(counts.max())), np.inf)
+    table[np.repeat(np.arange(starts.size), counts), rank] = values
+    table.sort(axis=1)
+    rows = np.arange(starts.size)
+    med = 0.5 * (table[rows, (counts - 1) // 2] + table[rows, counts // 2])
+    out[g[starts]] = med
     return out
 
 
