@@ -82,9 +82,11 @@ def test_analyzer_fills_in_a_schedule_only_where_the_snapshot_has_none() -> None
     try:
         analyzer(snap)  # the header's schedule wins
         analyzer(dataclasses.replace(snap, dividends=DividendSchedule()))
+        # a stated continuous yield is a dividend model too (the demo feed's): kept
+        analyzer(dataclasses.replace(snap, dividends=DividendSchedule(), div_yield=0.013))
     finally:
         analysis.analyze = real
-    assert seen == [snap.dividends, declared]
+    assert seen == [snap.dividends, declared, DividendSchedule()]
 
 
 def test_spot_history_keeps_the_tick_in_force_at_the_window_start() -> None:

@@ -35,8 +35,11 @@ class ChainAnalyzer:
     """Runs ``analyze`` on successive snapshots of one chain, keeping its state.
 
     ``dividends`` gives the schedule for a snapshot's date (the settings'
-    ``dividend_schedule``); it fills in snapshots whose source carried none (the live
-    gateway sends none; a recorded file may have its own in the header, which wins).
+    ``dividend_schedule``); it fills in snapshots that state no dividend model at all:
+    no schedule and no continuous yield (the live gateway sends neither). A recorded
+    file's own schedule wins, and so does a stated ``div_yield`` (the demo feed and
+    older recordings model SPY's dividend as a 1.3% yield; adding the discrete
+    schedule on top would count it twice).
     """
 
     def __init__(
@@ -50,7 +53,7 @@ class ChainAnalyzer:
         self._baseline: BaselineState | None = None
 
     def __call__(self, snapshot: ChainSnapshot) -> AnalysisResult:
-        if self._dividends is not None and not snapshot.dividends:
+        if self._dividends is not None and not snapshot.dividends and snapshot.div_yield == 0.0:
             snapshot = snapshot.with_dividends(self._dividends(snapshot.ts.date()))
         result = analyze(snapshot, self._previous, self._baseline, self._config)
         self._previous = snapshot
