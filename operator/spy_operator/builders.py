@@ -228,6 +228,11 @@ def build_detector_statefulset(
             },
         }
     )
+    if det.dividends:
+        schedule = ",".join(f"{date}:{amount:g}" for date, amount in det.dividends)
+        env.append({"name": "SPY_DIVIDENDS", "value": schedule})
+    if det.projected_quarterly is not None:
+        env.append({"name": "SPY_DIVIDEND_QUARTERLY", "value": f"{det.projected_quarterly:g}"})
     if det.backend_url:
         env.append({"name": "SPY_BACKEND_URL", "value": det.backend_url})
     if det.token_secret:
