@@ -150,7 +150,6 @@ def test_detector_env_is_what_spy_detector_reads() -> None:
     reach the analytics config. valueFrom entries are resolved the way the kubelet would
     (pod-index label -> shard ordinal, secretKeyRef -> the Secret's value)."""
     from spy_analytics.config import AnalyzerConfig
-    from spy_analytics.dividends import DividendSchedule
     from spy_detector.settings import Settings
 
     det = cr(
