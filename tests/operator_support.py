@@ -23,6 +23,7 @@ from typing import Any
 from k8s_support import Cluster, Kubectl, wait_for
 from spy_dev import admission
 from spy_dev.devcluster import DEFAULT_BIN, free_port
+from spy_dev.webhook import operator_env
 from spy_operator import constants as c
 from spy_operator.gate import GatewayView, Mode, check_approval, check_gateway, parse_approval
 
@@ -187,6 +188,8 @@ class OperatorProcess:
             SPY_LEASE_SECONDS=str(self.lease_seconds),
             SPY_LEASE_RENEW_SECONDS=str(self.renew_seconds),
         )
+        if self.cluster.state is not None:
+            env.update(operator_env(Path(self.cluster.state.state_dir)))
         self.starts += 1
         out = self.log_path.open("ab")
         self.proc = subprocess.Popen(

@@ -166,7 +166,12 @@ def bot_status(
     conditions = set_condition(
         conditions, "Halted", not halt.ok, halt.reason, halt.message, generation, now
     )
-    for type_ in ("Approved", "GatewayReady", "PullSecretReady"):
+    # Approved: a valid, unexpired approval that the webhook recorded and signed.
+    approved = decision.check("Approved")
+    if approved.ok:
+        approved = decision.check("ApprovalRecorded")
+    conditions = set_check(conditions, "Approved", approved, generation, now)
+    for type_ in ("GatewayReady", "PullSecretReady"):
         conditions = set_check(conditions, type_, decision.check(type_), generation, now)
     conditions = set_check(conditions, "VPNReady", vpn_check, generation, now)
     conditions = set_check(conditions, "Enforced", enforced, generation, now)

@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 import pytest
 from k8s_support import Cluster, Kubectl, wait_for
-from operator_support import bot, deployment_replicas, paper_world, wait_bot
+from operator_support import bot, deployment_replicas, in_seconds, paper_world, wait_bot
 from spy_dev.devcluster import client_options
 from spy_operator import builders
 from spy_operator import constants as c
@@ -418,7 +418,14 @@ def test_twenty_hand_scale_ups_of_a_disarmed_bot_create_no_pods(
             "tradingbot/five",
             "--type=merge",
             "-p",
-            '{"spec":{"armed":true,"approval":{"approvedBy":"bob","expiresAt":"2099-01-01T00:00:00Z"}}}',
+            json.dumps(
+                {
+                    "spec": {
+                        "armed": True,
+                        "approval": {"approvedBy": "bob", "expiresAt": in_seconds(3600)},
+                    }
+                }
+            ),
         )
         wait_bot(kubectl, ns, "five", 1, "Armed")
         wait_for(

@@ -7,6 +7,7 @@ than the revert window.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from operator_support import (
     credentials,
     deployment_replicas,
     gateway,
+    in_seconds,
     paper_world,
     pull_secret,
     tcp_listener,
@@ -150,10 +152,7 @@ def test_hand_scale_up_is_reverted(kubectl: Kubectl, namespace: str, operator: A
     with admission_suspended(kubectl):
         kubectl("scale", "-n", namespace, "deployment/sc-bot", "--replicas=3")
         wait_for(
-            "scale-up reverted",
-            lambda: deployment_replicas(kubectl, namespace, "sc") == 0,
-            5,
-            0.05,
+            "scale-up reverted", lambda: deployment_replicas(kubectl, namespace, "sc") == 0, 5, 0.05
         )
         # And for an armed bot, anything above 1 goes back to 1.
         kubectl(
@@ -163,7 +162,14 @@ def test_hand_scale_up_is_reverted(kubectl: Kubectl, namespace: str, operator: A
             "tradingbot/sc",
             "--type=merge",
             "-p",
-            '{"spec":{"armed":true,"approval":{"approvedBy":"bob","expiresAt":"2099-01-01T00:00:00Z"}}}',
+            json.dumps(
+                {
+                    "spec": {
+                        "armed": True,
+                        "approval": {"approvedBy": "bob", "expiresAt": in_seconds(3600)},
+                    }
+                }
+            ),
         )
         wait_bot(kubectl, namespace, "sc", 1, "Armed")
         kubectl("scale", "-n", namespace, "deployment/sc-bot", "--replicas=2")
