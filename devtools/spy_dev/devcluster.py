@@ -2,7 +2,8 @@
 
 etcd + kube-apiserver (RBAC, token users, audit log of writes) + kube-controller-manager
 + kube-scheduler + KWOK with simulated nodes, on free loopback ports, with certificates
-made here (spy_dev.pki), and the bot-guard admission policies of deploy/admission/
+made here (spy_dev.pki), command lines from spy_dev.components, start-up objects
+from spy_dev.bootstrap, and the bot-guard admission policies of deploy/admission/
 (spy_dev.admission). Used by the pytest session fixture (tests/conftest.py), by `make
 cluster` (`python -m spy_dev.devcluster up`), by the demo and by the benches. A single
 component can be stopped, frozen, thawed and restarted on the same port and
@@ -27,7 +28,8 @@ from typing import Any
 import httpx
 import yaml
 
-from spy_dev import admission, pki
+from spy_dev import admission, bootstrap, components, pki
+from spy_dev.components import FAKE_NODE_ANNOTATION
 from spy_dev.processes import (
     START_ORDER,
     ClusterError,
@@ -42,6 +44,7 @@ from spy_dev.processes import (
 
 __all__ = [
     "DEFAULT_BIN",
+    "FAKE_NODE_ANNOTATION",
     "REPO_ROOT",
     "ClusterError",
     "ClusterState",
@@ -72,23 +75,6 @@ USERS: dict[str, tuple[str, ...]] = {
     "bob": ("approvers", "system:authenticated"),
     "components": ("system:masters",),
 }
-FAKE_NODE_ANNOTATION = "kwok.x-k8s.io/node"
-
-# Issue 8 #8: a pod the scheduler finds unschedulable (its PVC not yet in the
-# scheduler's cache, no Ready node yet) is parked until an event it registered for
-# moves it, or for --pod-max-in-unschedulable-pods-duration (5 min by default); a
-# missed event left 1 fresh cluster in 4 with a Pending gateway. Here a parked pod is
-# retried within seconds, with short backoffs, and the nodes exist before the scheduler
-# starts.
-SCHEDULER_CONFIG: dict[str, Any] = {
-    "apiVersion": "kubescheduler.config.k8s.io/v1",
-    "kind": "KubeSchedulerConfiguration",
-    "leaderElection": {"leaderElect": False},
-    "clientConnection": {"qps": 200, "burst": 400},
-    "podInitialBackoffSeconds": 1,
-    "podMaxBackoffSeconds": 2,
-}
-UNSCHEDULABLE_RETRY = "5s"
 
 
 @dataclass
@@ -153,7 +139,7 @@ class DevCluster:
 
     Start order: etcd, kube-apiserver, CRDs, kube-controller-manager and kwok, then the
     bootstrap objects (nodes, storage, namespaces, admission policies), and the
-    scheduler last, once the nodes are Ready (see SCHEDULER_CONFIG).
+    scheduler last, once the nodes are Ready (see spy_dev.components.SCHEDULER_CONFIG).
     """
 
     def __init__(
@@ -247,98 +233,15 @@ class DevCluster:
         return state
 
     def _command_lines(self, state: ClusterState, etcd_peer: int, api_port: int) -> None:
-        sd = self.state_dir
-        pki_dir = sd / "pki"
-        components = state.kubeconfig_for("components")
-        scheduler_config = sd / "kube-scheduler.yaml"
-        scheduler_config.write_text(
-            yaml.safe_dump(
-                {
-                    **SCHEDULER_CONFIG,
-                    "clientConnection": {
-                        **SCHEDULER_CONFIG["clientConnection"],
-                        "kubeconfig": str(components),
-                    },
-                }
-            )
+        self.argv = components.command_lines(
+            self._bin,
+            self.state_dir,
+            etcd_url=state.etcd_url,
+            audit_log=state.audit_log,
+            kubeconfig=state.kubeconfig_for("components"),
+            etcd_peer=etcd_peer,
+            api_port=api_port,
         )
-        self.argv = {
-            "etcd": [
-                self._bin("etcd"),
-                "--name=dev",
-                f"--data-dir={sd / 'etcd-data'}",
-                f"--listen-client-urls={state.etcd_url}",
-                f"--advertise-client-urls={state.etcd_url}",
-                f"--listen-peer-urls=http://127.0.0.1:{etcd_peer}",
-                f"--initial-advertise-peer-urls=http://127.0.0.1:{etcd_peer}",
-                f"--initial-cluster=dev=http://127.0.0.1:{etcd_peer}",
-                "--unsafe-no-fsync",
-                "--quota-backend-bytes=4294967296",
-                "--log-level=warn",
-            ],
-            "kube-apiserver": [
-                self._bin("kube-apiserver"),
-                f"--etcd-servers={state.etcd_url}",
-                "--bind-address=127.0.0.1",
-                f"--secure-port={api_port}",
-                "--advertise-address=127.0.0.1",
-                "--endpoint-reconciler-type=none",
-                f"--tls-cert-file={pki_dir / 'apiserver.crt'}",
-                f"--tls-private-key-file={pki_dir / 'apiserver.key'}",
-                f"--client-ca-file={pki_dir / 'ca.crt'}",
-                f"--token-auth-file={sd / 'tokens.csv'}",
-                "--authorization-mode=RBAC",
-                f"--service-account-key-file={pki_dir / 'sa.pub'}",
-                f"--service-account-signing-key-file={pki_dir / 'sa.key'}",
-                "--service-account-issuer=https://kubernetes.default.svc",
-                "--api-audiences=https://kubernetes.default.svc",
-                "--service-cluster-ip-range=10.96.0.0/16",
-                "--allow-privileged=true",
-                f"--audit-policy-file={sd / 'audit-policy.yaml'}",
-                f"--audit-log-path={state.audit_log}",
-                "--audit-log-format=json",
-                "--audit-log-mode=blocking",
-                "--audit-log-maxsize=500",
-                "--profiling=false",
-                # A SIGTERM otherwise waits for open watches up to --request-timeout
-                # (60 s measured) before the process exits.
-                "--shutdown-watch-termination-grace-period=2s",
-                "--v=0",
-            ],
-            "kube-controller-manager": [
-                self._bin("kube-controller-manager"),
-                f"--kubeconfig={components}",
-                "--secure-port=0",
-                "--leader-elect=false",
-                "--use-service-account-credentials=false",
-                f"--service-account-private-key-file={pki_dir / 'sa.key'}",
-                f"--root-ca-file={pki_dir / 'ca.crt'}",
-                "--controllers=*",
-                "--concurrent-deployment-syncs=10",
-                "--concurrent-statefulset-syncs=10",
-                "--concurrent-gc-syncs=20",
-                "--kube-api-qps=200",
-                "--kube-api-burst=400",
-                "--v=0",
-            ],
-            "kube-scheduler": [
-                self._bin("kube-scheduler"),
-                f"--config={scheduler_config}",
-                "--secure-port=0",
-                f"--pod-max-in-unschedulable-pods-duration={UNSCHEDULABLE_RETRY}",
-                "--v=0",
-            ],
-            "kwok": [
-                self._bin("kwok"),
-                f"--kubeconfig={components}",
-                "--manage-all-nodes=false",
-                f"--manage-nodes-with-annotation-selector={FAKE_NODE_ANNOTATION}=fake",
-                "--cidr=10.0.0.1/16",
-                "--node-ip=10.0.0.1",
-                "--node-lease-duration-seconds=40",
-                f"--server-address=127.0.0.1:{free_port()}",
-            ],
-        }
 
     # ------------------------------------------------------------ single components
 
@@ -429,26 +332,17 @@ class DevCluster:
         the admission policies."""
         with admin_client(state) as client:
             for idx in range(self.nodes):
-                client.post("/api/v1/nodes", json=_node(f"kwok-node-{idx}")).raise_for_status()
+                client.post(
+                    "/api/v1/nodes", json=bootstrap.node(f"kwok-node-{idx}")
+                ).raise_for_status()
             client.post(
-                "/apis/storage.k8s.io/v1/storageclasses",
-                json={
-                    "apiVersion": "storage.k8s.io/v1",
-                    "kind": "StorageClass",
-                    "metadata": {
-                        "name": "standard",
-                        "annotations": {"storageclass.kubernetes.io/is-default-class": "true"},
-                    },
-                    "provisioner": "kubernetes.io/no-provisioner",
-                    "volumeBindingMode": "Immediate",
-                    "reclaimPolicy": "Retain",
-                },
+                "/apis/storage.k8s.io/v1/storageclasses", json=bootstrap.STORAGE_CLASS
             ).raise_for_status()
             # No volume provisioner runs here; pre-made volumes let the PV binder (a
             # real controller) bind the gateways' settings PVCs.
             for idx in range(self.persistent_volumes):
                 client.post(
-                    "/api/v1/persistentvolumes", json=_persistent_volume(idx)
+                    "/api/v1/persistentvolumes", json=bootstrap.persistent_volume(idx)
                 ).raise_for_status()
             client.post(
                 "/api/v1/namespaces",
@@ -499,42 +393,6 @@ class DevCluster:
             except subprocess.TimeoutExpired:
                 log(f"pid {proc.pid} did not exit")
         self.procs.clear()
-
-
-def _node(name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Node",
-        "metadata": {
-            "name": name,
-            "annotations": {FAKE_NODE_ANNOTATION: "fake", "node.alpha.kubernetes.io/ttl": "0"},
-            "labels": {
-                "kubernetes.io/hostname": name,
-                "kubernetes.io/os": "linux",
-                "kubernetes.io/arch": "amd64",
-                "type": "kwok",
-            },
-        },
-        "status": {
-            "allocatable": {"cpu": "64", "memory": "256Gi", "pods": "1000"},
-            "capacity": {"cpu": "64", "memory": "256Gi", "pods": "1000"},
-        },
-    }
-
-
-def _persistent_volume(idx: int) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "PersistentVolume",
-        "metadata": {"name": f"dev-pv-{idx:03d}"},
-        "spec": {
-            "capacity": {"storage": "10Gi"},
-            "accessModes": ["ReadWriteOnce"],
-            "storageClassName": "standard",
-            "persistentVolumeReclaimPolicy": "Retain",
-            "hostPath": {"path": f"/tmp/spyoptions-dev-pv/{idx}"},
-        },
-    }
 
 
 def running(state_dir: Path) -> ClusterState | None:
