@@ -167,6 +167,7 @@ inputs = st.builds(
     checks,
     st.builds(Halt, st.booleans(), st.just("")),
     times,
+    checks,  # approval_record
 )
 
 
@@ -186,6 +187,7 @@ def test_gate_opens_exactly_when_every_condition_holds(inp: GateInput) -> None:
         and gw.ready
         and gw.trading_mode == inp.mode
         and not (inp.mode is Mode.LIVE and gw.read_only)
+        and inp.approval_record.ok
         and inp.pull_secrets.ok
         and inp.vpn.ok
     )
