@@ -59,6 +59,15 @@ def _utc_in_range(value: datetime) -> datetime:
     return value
 
 
+def _clip_to_range(value: datetime) -> datetime:
+    """Query bounds outside the stored years select nothing there: clip, never refuse."""
+    try:
+        value = value.astimezone(UTC)
+    except OverflowError:  # year 1 or 9999 shifted past the calendar's ends
+        return MIN_TS if value.year < MIN_TS.year else MAX_TS
+    return min(max(value, MIN_TS), MAX_TS)
+
+
 def _expiry_in_range(value: date) -> date:
     if not MIN_EXPIRY <= value < MAX_EXPIRY:
         raise ValueError("expiry must be between 2000-01-01 and 2100-01-01")
@@ -78,6 +87,12 @@ UtcTimestamp = Annotated[
     AwareDatetime, BeforeValidator(_timestamp_text), AfterValidator(_utc_in_range)
 ]
 Expiry = Annotated[date, BeforeValidator(_date_text), AfterValidator(_expiry_in_range)]
+# Query parameters: any RFC 3339 time / calendar date the spec allows; out of range
+# they match nothing instead of being refused.
+QueryTimestamp = Annotated[
+    AwareDatetime, BeforeValidator(_timestamp_text), AfterValidator(_clip_to_range)
+]
+QueryExpiry = Annotated[date, BeforeValidator(_date_text)]
 Finite = Annotated[float, Strict(), Field(allow_inf_nan=False, ge=-1e18, le=1e18)]
 Price = Annotated[float, Strict(), Field(allow_inf_nan=False, ge=0, le=1e7)]
 Premium = Annotated[float, Strict(), Field(allow_inf_nan=False, ge=0, le=1e15)]
