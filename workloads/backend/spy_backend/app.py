@@ -19,7 +19,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
-from starlette.routing import Mount
+from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from spy_backend import __version__
@@ -100,9 +100,13 @@ def build_publisher(settings: Settings) -> Publisher:
 
 
 def _api_methods(app: FastAPI) -> dict[str, set[str]]:
+    """Path -> methods of everything the app serves but the static files: the spec's
+    operations and the plain routes (/openapi.json, /docs)."""
     methods: dict[str, set[str]] = {}
+    for path, operations in app.openapi().get("paths", {}).items():
+        methods.setdefault(path, set()).update(m.upper() for m in operations)
     for route in app.routes:
-        if isinstance(route, APIRoute):
+        if isinstance(route, Route) and route.methods:
             methods.setdefault(route.path, set()).update(route.methods)
     return methods
 

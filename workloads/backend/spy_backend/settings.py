@@ -87,10 +87,11 @@ class Settings(BaseSettings):
         "own origin and cors_origins.",
     )
     hub_client_buffer_bytes: int = Field(
-        default=4 * 1024 * 1024,
+        default=32 * 1024 * 1024,
         ge=64 * 1024,
-        le=256 * 1024 * 1024,
-        description="Bytes a slow hub client may lag behind before it is disconnected.",
+        le=1024 * 1024 * 1024,
+        description="Bytes a slow hub client may lag behind before it is disconnected; "
+        "above max_body_bytes, so one batch's broadcast never drops a healthy client.",
     )
     hub_send_timeout_seconds: float = Field(
         default=10.0, gt=0, le=300, description="A hub send stalled this long aborts the client."

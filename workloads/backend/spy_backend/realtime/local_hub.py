@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 SUBPROTOCOL = "json.webpubsub.azure.v1"
 MAX_GROUP_NAME = 1024
 MAX_CLIENT_FRAME = 4096  # clients only join and leave groups
-DEFAULT_BUFFER_BYTES = 4 * 1024 * 1024
+DEFAULT_BUFFER_BYTES = 32 * 1024 * 1024
 DEFAULT_SEND_TIMEOUT = 10.0
 # Set by `guards.TransportAbort` on WebSocket scopes: drops the TCP connection at once.
 ABORT_EXTENSION = "spy.transport.abort"

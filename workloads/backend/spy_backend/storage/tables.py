@@ -48,7 +48,7 @@ TRANSACTION_MAX_BYTES = 3_000_000  # service limit is 4 MiB per transaction payl
 FILTER_MAX_COMPARISONS = 15  # service limit per $filter
 KEY_COMPARISONS = 3  # PartitionKey eq, RowKey lower bound, RowKey upper bound
 INDEX_TABLE = "partitions"
-CONCURRENT_REQUESTS = 16  # storage requests in flight per app instance
+CONCURRENT_REQUESTS = 8  # storage requests in flight per app instance (Azurite: one thread)
 # Work one query page may do, whatever its filters: partitions (trading days) scanned
 # and rows read. A page that stops at a bound carries next_cursor (maybe with fewer
 # than `limit` items), so a long sparse range costs the client pages, not us seconds.
