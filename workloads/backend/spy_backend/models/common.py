@@ -32,8 +32,8 @@ TS_RANGE_ERROR = "timestamp must be in the years 2000-2099"
 # The same rules, written into the spec (what the validators below enforce).
 YEARS_TEXT = r"^20[0-9]{2}-"
 DATE_TEXT = r"^20[0-9]{2}-[0-9]{2}-[0-9]{2}$"
-# Not a control character (tab and newline are fine) nor a lone surrogate.
-CLEAN_TEXT = r"^[^\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]*$"
+# Not a control character (tab and newline are fine); lone surrogates become U+FFFD.
+CLEAN_TEXT = r"^[^\x00-\x08\x0b-\x1f\x7f-\x9f]*$"
 
 
 _DATE_TEXT = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -65,6 +65,22 @@ def _utc_in_range(value: datetime) -> datetime:
         raise ValueError(TS_RANGE_ERROR) from exc
     if not MIN_TS - timedelta(days=1) <= value < MAX_TS + timedelta(days=1):
         raise ValueError(TS_RANGE_ERROR)
+    return value
+
+
+def _year_text(value: object) -> object:
+    # The spec's pattern: the year as written is 2000-2099 (then any offset may apply).
+    if isinstance(value, str) and not (value[:2] == "20" and value[2:4].isdigit()):
+        raise ValueError(TS_RANGE_ERROR)
+    return value
+
+
+def _replace_surrogates(value: object) -> object:
+    # A lone surrogate (from a `\ud800` JSON escape) can not be encoded for storage; it
+    # is no character at all, so it becomes U+FFFD, as Unicode prescribes for ill-formed
+    # text, instead of refusing a record the spec allows.
+    if isinstance(value, str):
+        return "".join("\ufffd" if 0xD800 <= ord(ch) <= 0xDFFF else ch for ch in value)
     return value
 
 
@@ -103,6 +119,7 @@ def _clean_text(value: str) -> str:
 # Strict: JSON `true` is not the number 1 (lax mode would coerce booleans).
 UtcTimestamp = Annotated[
     AwareDatetime,
+    BeforeValidator(_year_text),
     BeforeValidator(_timestamp_text),
     AfterValidator(_utc_in_range),
     WithJsonSchema({"type": "string", "format": "date-time", "pattern": YEARS_TEXT}),
@@ -131,6 +148,7 @@ RecordId = Annotated[str, Field(pattern=r"^[0-9a-f]{40}$", description="sha1 hex
 Reason = Annotated[
     str,
     Field(min_length=1, max_length=1000, json_schema_extra={"pattern": CLEAN_TEXT}),
+    BeforeValidator(_replace_surrogates),
     AfterValidator(_clean_text),
 ]
 Number = Annotated[float, Strict(), Field(allow_inf_nan=False)]
