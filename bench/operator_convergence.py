@@ -35,8 +35,10 @@ from typing import Any
 import httpx
 import psutil
 from spy_dev.devcluster import ClusterState, DevCluster, client_options, free_port, running
+from spy_dev.webhook import WebhookProcess, operator_env
 from spy_operator import builders
 from spy_operator import constants as c
+from spy_operator.api import view
 
 REPO = Path(__file__).resolve().parents[1]
 CONCURRENCY = 8
@@ -63,7 +65,7 @@ async def bounded(coros: list[Any], limit: int = CONCURRENCY) -> list[Any]:
     return await asyncio.gather(*(run(co) for co in coros))
 
 
-def crs(ns: str, n: int) -> list[dict[str, Any]]:
+def crs(ns: str, n: int, armed_every: int = 2) -> list[dict[str, Any]]:
     expires = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
     gateways = max(1, n // BOTS_PER_GATEWAY)
     out: list[dict[str, Any]] = []
@@ -88,9 +90,9 @@ def crs(ns: str, n: int) -> list[dict[str, Any]]:
             "gatewayRef": {"name": f"gw{i % gateways}"},
             "imagePullSecrets": [{"name": "pull"}],
             "mode": "paper",
-            "armed": i % 2 == 0,
+            "armed": i % armed_every == 0,
         }
-        if i % 2 == 0:
+        if i % armed_every == 0:
             spec["approval"] = {"approvedBy": "bob", "reason": "bench", "expiresAt": expires}
         out.append(
             {
@@ -211,13 +213,13 @@ async def floor_run(state: ClusterState, n: int) -> float:
 
         async def child_work(obj: dict[str, Any]) -> None:
             if obj["kind"] == "IBGateway":
-                await apply(builders.build_gateway_statefulset(obj))
-                for svc in builders.build_gateway_services(obj):
+                await apply(builders.build_gateway_statefulset(view(obj)))
+                for svc in builders.build_gateway_services(view(obj)):
                     await apply(svc)
                 await status(obj, {"conditions": []})
             else:
                 want = 1 if obj["spec"].get("armed") else 0
-                await apply(builders.build_bot_deployment(obj, want, 1, 4002))
+                await apply(builders.build_bot_deployment(view(obj), want, 1, 4002))
                 await status(obj, {"replicas": want, "armed": bool(want), "reason": "Floor"})
 
         await bounded([child_work(o) for o in created])
@@ -236,6 +238,7 @@ class Operator:
             KUBECONFIG=str(state.kubeconfig_for(c.MANAGED_BY)),
             SPY_METRICS_ADDR="127.0.0.1",
             SPY_RESYNC_SECONDS="5",
+            **operator_env(Path(state.state_dir)),
         )
         self.log = log_path.open("wb")
         self.proc = subprocess.Popen(
@@ -393,6 +396,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         )
     else:
         state = existing
+    # The approval webhook records the bench's (GitOps identity) approvals, as in a cluster.
+    hook = WebhookProcess(state, state_dir).start()
     results: dict[str, Any] = {}
     try:
         for n in args.sizes:
@@ -415,6 +420,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             }
             log(f"N={n}: {results[str(n)]}")
     finally:
+        hook.stop()
         if dev is not None:
             dev.stop()
     return results

@@ -22,6 +22,7 @@ from typing import Any
 
 from k8s_support import Cluster, Kubectl, wait_for
 from spy_dev.devcluster import free_port
+from spy_dev.webhook import operator_env
 from spy_operator import constants as c
 from spy_operator.gate import GatewayView, Mode, check_approval, check_gateway, parse_approval
 
@@ -163,6 +164,9 @@ class OperatorProcess:
     log_dir: Path
     user: str = c.MANAGED_BY
     resync_seconds: float = 3.0
+    # A short Lease so a SIGKILLed leader is replaced within seconds in tests.
+    lease_seconds: float = 5.0
+    renew_seconds: float = 1.0
     proc: subprocess.Popen[bytes] | None = None
     metrics_port: int = 0
     starts: int = 0
@@ -180,10 +184,11 @@ class OperatorProcess:
             SPY_VPN_PROBE_TTL="0.5",
             SPY_VPN_RECHECK_SECONDS="1",
             SPY_METRICS_ADDR="127.0.0.1",
-            # A short Lease so a SIGKILLed leader is replaced within seconds in tests.
-            SPY_LEASE_SECONDS="5",
-            SPY_LEASE_RENEW_SECONDS="1",
+            SPY_LEASE_SECONDS=str(self.lease_seconds),
+            SPY_LEASE_RENEW_SECONDS=str(self.renew_seconds),
         )
+        if self.cluster.state is not None:
+            env.update(operator_env(Path(self.cluster.state.state_dir)))
         self.starts += 1
         out = self.log_path.open("ab")
         self.proc = subprocess.Popen(
