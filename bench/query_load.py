@@ -132,7 +132,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         ).start(timeout=180)
         try:
             limits = httpx.Limits(max_connections=args.clients + 2)
-            async with httpx.AsyncClient(base_url=backend.url, timeout=120, limits=limits) as http:
+            async with httpx.AsyncClient(base_url=backend.url, timeout=600, limits=limits) as http:
                 stored, seconds = await fill(http, args.rows)
                 print(f"stored {stored} rows in {seconds:.1f} s", flush=True)
                 single = await run_clients(http, 1, args.queries)

@@ -186,7 +186,7 @@ class TableStore:
             connection_string,
             retry_total=1,
             retry_backoff_factor=0.1,
-            connection_timeout=min(2.0, timeout),
+            connection_timeout=min(10.0, timeout),  # connects slowly on a loaded host too
             read_timeout=timeout,
             use_env_settings=proxy_configured(),
         )
