@@ -169,8 +169,10 @@ async def writers(url: str, n_writers: int, batch: int, seconds: float) -> dict[
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     with Azurite() as azurite:
-        storage = await storage_throughput(azurite.connection_string, args.entities)
-        print(f"storage: {storage}", flush=True)
+        storage: dict[str, Any] = {}
+        if args.entities > 0:  # 0 skips the storage-layer comparison
+            storage = await storage_throughput(azurite.connection_string, args.entities)
+            print(f"storage: {storage}", flush=True)
         backend = BackendProcess(
             {
                 "SPY_BACKEND_ENVIRONMENT": "development",
