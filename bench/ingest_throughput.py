@@ -1,17 +1,19 @@
-"""Ingest throughput into Azurite, batched vs single, and `/anomalies` query latency
-with many stored rows.
+"""Ingest throughput into Azurite: batched vs single entities, and 20 concurrent writers
+through the HTTP API (issue 12, finding 8).
 
 1. Storage layer (spy_backend.storage.TableStore on Azurite): entities/s written as
    entity-group transactions of <= 100 (what ingest does) vs one insert per entity,
-   both with 8 requests in flight.
-2. HTTP: entities/s through POST /api/v1/ingest with 1000-anomaly batches.
-3. `--rows` anomalies stored (default 100000, over 5 trading days), then `--queries`
-   GET /api/v1/anomalies calls (limit 100, random 1-hour windows, a third with a kind
-   or severity filter): p50/p99 latency.
+   both with 8 requests in flight (the reference, in the same process).
+2. HTTP: `--writers` (20) clients each POST batches of `--batch` (10) anomalies to
+   `python -m spy_backend` for `--seconds` (60): records/s, request latency p50/p99,
+   errors, and the CPU seconds the backend and Azurite processes used meanwhile (the
+   backend's share says whether it or the emulator is the floor).
+   Goal (issue 12): >= 2,000 records/s with p99 <= 250 ms.
 
-    .venv/bin/python bench/ingest_throughput.py [--rows 100000] [--queries 300]
+    .venv/bin/python bench/ingest_throughput.py [--writers 20] [--batch 10] [--seconds 60]
 
-The last line printed is one JSON object with the headline figures.
+`/anomalies` latency over 100k stored rows is bench/query_load.py. The last line
+printed is one JSON object with the headline figures.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import random
 import statistics
 import time
 from datetime import UTC, datetime, timedelta
+from importlib.metadata import version
 from typing import Any
 
 import httpx
@@ -104,90 +107,104 @@ async def storage_throughput(connection_string: str, n: int) -> dict[str, float]
     }
 
 
-async def fill_and_query(url: str, rows: int, queries: int) -> dict[str, Any]:
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    if pid is None:
+        return 0.0
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def writers(url: str, n_writers: int, batch: int, seconds: float) -> dict[str, Any]:
+    """`n_writers` clients posting `batch`-anomaly batches back to back for `seconds`."""
     headers = {"Authorization": f"Bearer {TOKEN}"}
-    step = timedelta(days=DAYS) / rows
-    start = END - timedelta(days=DAYS)
-    rng = random.Random(3)
-    async with httpx.AsyncClient(base_url=url, timeout=120) as http:
-        gate = asyncio.Semaphore(4)
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    stored = 0
+    stop = time.perf_counter() + seconds
+    limits = httpx.Limits(max_connections=n_writers, max_keepalive_connections=n_writers)
 
-        async def post(first: int) -> int:
-            body = {
-                "anomalies": [
-                    anomaly_row(i, start + i * step, rng)
-                    for i in range(first, min(rows, first + 1000))
-                ]
-            }
-            for _ in range(10):  # retry a 503 like the detector does
-                async with gate:
-                    response = await http.post("/api/v1/ingest", json=body, headers=headers)
-                if response.status_code != 503:
-                    break
-            response.raise_for_status()
-            stored: int = response.json()["stored"] + response.json()["duplicate"]
-            return stored
-
-        t = time.perf_counter()
-        stored = sum(await asyncio.gather(*(post(f) for f in range(0, rows, 1000))))
-        fill_seconds = time.perf_counter() - t
-        print(f"stored {stored} rows in {fill_seconds:.1f} s", flush=True)
-
-        latencies: list[float] = []
-        returned = 0
-        for q in range(queries):
-            end = start + timedelta(seconds=rng.uniform(3600, DAYS * 86400))
-            params: dict[str, Any] = {
-                "start": (end - timedelta(hours=1)).isoformat(),
-                "end": end.isoformat(),
-                "limit": 100,
-            }
-            if q % 3 == 1:
-                params["kind"] = rng.choice(KINDS)
-            elif q % 3 == 2:
-                params["severity"] = "HIGH"
+    async def writer(w: int, http: httpx.AsyncClient) -> None:
+        nonlocal stored
+        rng = random.Random(w)
+        i = 0
+        while time.perf_counter() < stop:
+            # Distinct timestamps per writer: every record is new (no duplicate shortcut).
+            base = END - timedelta(days=1) + timedelta(microseconds=w * 10**9 + i * batch)
+            rows = [
+                anomaly_row(i * batch + j, base + timedelta(microseconds=j), rng)
+                for j in range(batch)
+            ]
+            i += 1
             t = time.perf_counter()
-            response = await http.get("/api/v1/anomalies", params=params)
+            try:
+                response = await http.post(
+                    "/api/v1/ingest", json={"anomalies": rows}, headers=headers
+                )
+            except httpx.HTTPError as exc:
+                errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
+                continue
             latencies.append((time.perf_counter() - t) * 1000)
-            response.raise_for_status()
-            returned += len(response.json()["items"])
+            if response.status_code == 200:
+                stored += response.json()["stored"]
+            else:
+                errors[str(response.status_code)] = errors.get(str(response.status_code), 0) + 1
+
+    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as http:
+        started = time.perf_counter()
+        await asyncio.gather(*(writer(w, http) for w in range(n_writers)))
+        elapsed = time.perf_counter() - started
     return {
-        "rows": stored,
-        "http_ingest_entities_per_s": round(stored / fill_seconds),
-        "queries": queries,
-        "mean_items_per_query": round(returned / queries, 1),
-        "query_p50_ms": round(statistics.median(latencies), 2),
-        "query_p99_ms": round(percentile(latencies, 99), 2),
+        "writers": n_writers,
+        "batch": batch,
+        "seconds": round(elapsed, 1),
+        "records_per_s": round(stored / elapsed),
+        "requests": len(latencies),
+        "p50_ms": round(statistics.median(latencies), 1) if latencies else None,
+        "p99_ms": round(percentile(latencies, 99), 1) if latencies else None,
+        "errors": errors,
     }
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     with Azurite() as azurite:
-        storage = await storage_throughput(azurite.connection_string, args.entities)
-        print(f"storage: {storage}", flush=True)
+        storage: dict[str, Any] = {}
+        if args.entities > 0:  # 0 skips the storage-layer comparison
+            storage = await storage_throughput(azurite.connection_string, args.entities)
+            print(f"storage: {storage}", flush=True)
         backend = BackendProcess(
             {
                 "SPY_BACKEND_ENVIRONMENT": "development",
                 "SPY_BACKEND_INGEST_TOKEN": TOKEN,
                 "SPY_BACKEND_STORAGE_CONNECTION_STRING": azurite.connection_string,
-                "SPY_BACKEND_TABLE_PREFIX": "benchq",
-                # Azurite (JavaScript, in memory) slows down as a table grows.
+                "SPY_BACKEND_TABLE_PREFIX": "benchw",
                 "SPY_BACKEND_STORAGE_TIMEOUT_SECONDS": "30",
             }
-        ).start()
+        ).start(timeout=180)  # a loaded shared machine imports slowly
         try:
-            query = await fill_and_query(backend.url, args.rows, args.queries)
+            await writers(backend.url, 2, args.batch, 2)  # warm: connections, tables
+            cpu0 = cpu_seconds(backend.pid), cpu_seconds(azurite.pid)
+            load = await writers(backend.url, args.writers, args.batch, args.seconds)
+            cpu1 = cpu_seconds(backend.pid), cpu_seconds(azurite.pid)
         finally:
             backend.stop()
-        print(f"query: {query}", flush=True)
-    return {"storage": storage, "query": query}
+        backend_cpu, azurite_cpu = cpu1[0] - cpu0[0], cpu1[1] - cpu0[1]
+        load.update(
+            backend_cpu_s=round(backend_cpu, 1),
+            azurite_cpu_s=round(azurite_cpu, 1),
+            backend_cpu_share=round(backend_cpu / max(backend_cpu + azurite_cpu, 1e-9), 2),
+        )
+        print(f"writers: {load}", flush=True)
+    return {"storage": storage, "writers": load}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--entities", type=int, default=5000, help="for batched vs single")
-    parser.add_argument("--rows", type=int, default=100_000, help="stored before querying")
-    parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--writers", type=int, default=20, help="concurrent HTTP writers")
+    parser.add_argument("--batch", type=int, default=10, help="anomalies per POST")
+    parser.add_argument("--seconds", type=float, default=60.0, help="duration of the load")
     args = parser.parse_args()
     results = asyncio.run(main_async(args))
     print(
@@ -195,8 +212,9 @@ def main() -> None:
             {
                 "bench": "ingest_throughput",
                 "load_avg_1m": round(os.getloadavg()[0], 2),
+                "versions": {p: version(p) for p in ("azure-data-tables", "fastapi", "uvicorn")},
                 **results["storage"],
-                **results["query"],
+                **results["writers"],
             }
         )
     )

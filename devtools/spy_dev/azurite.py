@@ -69,10 +69,15 @@ class Azurite:
         return azurite_connection_string(self.port, self.host)
 
     @property
+    def pid(self) -> int | None:
+        """The Azurite (node) process id while it runs (benchmarks read its CPU time)."""
+        return self._process.pid if self._process is not None else None
+
+    @property
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
-    def start(self, timeout: float = 30.0) -> Azurite:
+    def start(self, timeout: float = 90.0) -> Azurite:  # node starts slowly on a loaded machine
         if shutil.which("node") is None:
             raise AzuriteError(
                 "node is not on PATH: Azurite needs Node.js 20 (apt-get install nodejs)"

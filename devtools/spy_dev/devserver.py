@@ -122,7 +122,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[backend] {exc}", file=sys.stderr)
         return 1
     print(f"[backend] dashboard {stack.url}/  API {stack.url}/docs  Azurite :{stack.azurite.port}")
-    print(f"[backend] ingest: POST {stack.ingest_url} (Authorization: Bearer {stack.ingest_token})")
+    # The development token is public (settings.DEV_INGEST_TOKEN); any other is a secret.
+    shown = stack.ingest_token if stack.ingest_token == DEV_INGEST_TOKEN else "<your token>"
+    print(f"[backend] ingest: POST {stack.ingest_url} (Authorization: Bearer {shown})")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     seeder = None
@@ -155,6 +157,10 @@ class BackendProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self._env = {**os.environ, **env}
         self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
 
     def start(self, timeout: float = 30.0) -> BackendProcess:
         cmd = [

@@ -78,7 +78,7 @@ def test_oversized_batch_is_422_and_oversized_body_413(backend: Backend) -> None
     huge = backend.client.post(
         "/api/v1/ingest",
         content=b"{" + b" " * (backend.settings.max_body_bytes + 1) + b"}",
-        headers={"Authorization": "Bearer x", "Content-Type": "application/json"},
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
     )
     assert huge.status_code == 413
 

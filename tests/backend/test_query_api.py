@@ -98,7 +98,8 @@ def test_market_gex_flow_signals_latest_first(backend: Backend) -> None:
 def test_bad_query_parameters_are_422_naming_them(backend: Backend) -> None:
     cases = {
         "cursor": {"cursor": "garbage"},
-        "start": {"start": "2026-11-26T00:00:00Z", "end": "2026-11-25T00:00:00Z"},
+        "start": {"start": "yesterday"},
+        "end": {"end": "1764000000"},  # a Unix time is not RFC 3339
         "limit": {"limit": 0},
         "kind": {"kind": "nope"},
         "severity": {"severity": "low"},
@@ -108,20 +109,19 @@ def test_bad_query_parameters_are_422_naming_them(backend: Backend) -> None:
         response = backend.client.get("/api/v1/anomalies", params=params)
         assert response.status_code == 422, (name, response.text)
         assert name in [e["loc"][1] for e in response.json()["detail"]], response.text
-    too_long = {"start": "2026-01-01T00:00:00Z", "end": "2026-11-25T00:00:00Z"}
-    assert backend.client.get("/api/v1/flow", params=too_long).status_code == 422
 
 
-def _cursor(pk: str, rk: str = "0" * 16 + "_" + "a" * 40) -> str:
+def _old_cursor(pk: str, rk: str = "0" * 16 + "_" + "a" * 40) -> str:
     raw = json.dumps({"pk": pk, "rk": rk}).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
 def test_an_impossible_cursor_is_422_on_every_endpoint(backend: Backend) -> None:
-    for pk in ("SPY_20261399", "SPY_20261125\n"):
+    rk = "0" * 16 + "_" + "a" * 40
+    for cursor in (_old_cursor("SPY_20261125"), f"20261125_{rk}\n", f"2026112_{rk}", "garbage"):
         for path in ("anomalies", "signals", "market", "gex", "flow"):
-            response = backend.client.get(f"/api/v1/{path}", params={**DAY, "cursor": _cursor(pk)})
-            assert response.status_code == 422, (pk, path, response.text)
+            response = backend.client.get(f"/api/v1/{path}", params={**DAY, "cursor": cursor})
+            assert response.status_code == 422, (cursor, path, response.text)
             assert ["query", "cursor"] in [e["loc"] for e in response.json()["detail"]]
 
 
@@ -136,18 +136,18 @@ def test_many_expiries_and_kinds_stay_within_the_filter_limit(
         return original(self, query_filter, **kwargs)
 
     monkeypatch.setattr(TableClient, "query_entities", spy)
-    expiries = [f"2027-{m:02d}-{d:02d}" for m in (1, 2) for d in range(1, 26)]  # 50
+    expiries = [f"2027-01-{d:02d}" for d in range(1, 13)]  # 12, the most allowed
     kinds = [k.value for k in AnomalyKind]
     rows = [
         anomaly(T0 - i * timedelta(minutes=1), strike=500 + i,
-                expiry=expiries[i % 50] if i % 3 else "2026-12-19", kind=kinds[i % 9],
+                expiry=expiries[i % 12] if i % 3 else "2026-12-19", kind=kinds[i % 9],
                 severity="LOW" if i % 5 == 0 else "HIGH")
         for i in range(60)
     ]  # fmt: skip
     assert backend.ingest({"anomalies": rows}).json()["stored"] == 60
     want = [r["contract"]["strike"] for r in rows
             if r["contract"]["expiry"] in expiries and r["severity"] == "HIGH"]  # fmt: skip
-    params: dict[str, Any] = {**DAY, "expiry": expiries, "kind": kinds + kinds[:5]}
+    params: dict[str, Any] = {**DAY, "expiry": expiries, "kind": kinds}
     params.update(severity=["HIGH", "HIGH"], limit=7)
     got: list[float] = []
     cursor = None
@@ -161,7 +161,7 @@ def test_many_expiries_and_kinds_stay_within_the_filter_limit(
         cursor = page["next_cursor"]
         if cursor is None:
             break
-    assert got == want and len(want) == 32  # newest first, every page full but the last
+    assert got == want and len(want) == 32  # newest first
     anomaly_filters = [f for f in filters if "RowKey" in f]
     assert anomaly_filters
     for flt in anomaly_filters:

@@ -40,9 +40,14 @@ async def test_purge_deletes_only_partitions_older_than_retention(azurite: Any) 
         assert len(outcome.stored) == 132
         assert await purge_once(store, now, retention_days=30) == 130
         assert await purge_once(store, now, retention_days=30) == 0
-        items, _ = await store.query(
+        items, cursor = await store.query(
             Resource.ANOMALY, "SPY", now - timedelta(days=60), now, limit=1000
         )
+        while cursor is not None:  # a page scans a few trading days at most
+            more, cursor = await store.query(
+                Resource.ANOMALY, "SPY", now - timedelta(days=60), now, limit=1000, cursor=cursor
+            )
+            items += more
         assert sorted(i.ts for i in items) == sorted(r.ts for r in records[130:])
     finally:
         await store.close()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 
 import pytest
 from azure.core.exceptions import HttpResponseError
@@ -14,7 +14,7 @@ from spy_backend.models import AnomalyKind, IngestBatch, MarketCreate, Resource
 from spy_backend.storage.entities import BODY_MAX_CHARS, from_entity, to_entity
 from spy_backend.storage.keys import (
     Cursor,
-    days_newest_first,
+    day_text,
     inverted,
     partition_key,
     row_key,
@@ -63,33 +63,37 @@ def test_partition_is_the_new_york_trading_day(ts: datetime, day: date) -> None:
     assert partition_key("SPY", day) == f"SPY_{day:%Y%m%d}"
 
 
-def test_days_newest_first() -> None:
-    end = datetime(2026, 11, 25, 20, tzinfo=UTC)
-    days = days_newest_first(end - timedelta(days=2), end)
-    assert days == [date(2026, 11, 25), date(2026, 11, 24), date(2026, 11, 23)]
+def test_day_text_sorts_like_the_day() -> None:
+    days = [date(2026, 11, 25), date(2026, 1, 2), date(2001, 12, 31)]
+    assert sorted(days) == sorted(days, key=day_text)
+    assert day_text(date(2026, 11, 5)) == "20261105"
 
 
 def test_cursor_round_trip_and_rejection() -> None:
-    cursor = Cursor(pk="SPY_20261125", rk=row_key(datetime.now(UTC), "0" * 40))
+    cursor = Cursor(day="20261125", rk=row_key(datetime.now(UTC), "0" * 40))
     assert Cursor.decode(cursor.encode()) == cursor
-    for bad in ["", "!!!", "e30", Cursor(pk="x", rk="y").encode(), "W10"]:
+    for bad in ["", "!!!", "e30", Cursor(day="x", rk="y").encode(), "W10"]:
         with pytest.raises(ValueError, match="cursor"):
             Cursor.decode(bad)
 
 
 @pytest.mark.parametrize(
-    ("pk", "rk"),
+    ("day", "rk"),
     [
-        ("SPY_20261399", "0" * 16 + "_" + "a" * 40),  # eight digits, not a date
-        ("SPY_20260230", "0" * 16 + "_" + "a" * 40),
-        ("SPY_20261125\n", "0" * 16 + "_" + "a" * 40),  # `$` matches before a newline
-        ("SPY_20261125", "0" * 16 + "_" + "a" * 40 + "\n"),
-        ("SPY_2026112\u0665", "0" * 16 + "_" + "a" * 40),  # a non-ASCII digit
+        ("20261125\n", "0" * 16 + "_" + "a" * 40),  # `$` matches before a newline
+        ("20261125", "0" * 16 + "_" + "a" * 40 + "\n"),
+        ("2026112\u0665", "0" * 16 + "_" + "a" * 40),  # a non-ASCII digit
+        ("20261125", "0" * 16 + "_" + "A" * 40),  # ids are lower-case hex
     ],
 )
-def test_cursor_with_an_impossible_key_is_rejected(pk: str, rk: str) -> None:
+def test_cursor_with_an_impossible_key_is_rejected(day: str, rk: str) -> None:
     with pytest.raises(ValueError, match="cursor"):
-        Cursor.decode(Cursor(pk=pk, rk=rk).encode())
+        Cursor.decode(Cursor(day=day, rk=rk).encode())
+
+
+def test_any_cursor_of_the_documented_shape_is_accepted() -> None:
+    """The spec's pattern is the whole rule: eight digits need not be a date."""
+    assert Cursor.decode("20261399_" + "9" * 16 + "_" + "0" * 40).day == "20261399"
 
 
 def test_filter_stays_within_the_service_comparison_limit() -> None:

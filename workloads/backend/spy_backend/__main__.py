@@ -15,8 +15,10 @@ from pathlib import Path
 import uvicorn
 from pydantic import SecretStr, ValidationError
 
+from spy_backend import logredact
 from spy_backend.app import create_app
-from spy_backend.settings import Settings, quiet_libraries
+from spy_backend.server import HUB_MAX_FRAME_BYTES
+from spy_backend.settings import Settings, quiet_libraries, secret_values
 
 
 def _settings_help() -> str:
@@ -31,6 +33,16 @@ def openapi_json() -> str:
     """The served OpenAPI document, as committed in docs/openapi.json."""
     spec = create_app(Settings(), run_purge=False).openapi()
     return json.dumps(spec, indent=2, sort_keys=True) + "\n"
+
+
+def validation_report(exc: ValidationError) -> str:
+    """Each refused setting by name and reason; never the value given (it may be a key)."""
+    lines = []
+    for error in exc.errors(include_input=False, include_url=False, include_context=False):
+        where = ".".join(str(part) for part in error["loc"]) or "settings"
+        env = f" (SPY_BACKEND_{where.upper()})" if error["loc"] else ""
+        lines.append(f"  {where}{env}: {error['msg']}")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,12 +65,22 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     logging.basicConfig(level=args.log_level.upper())
     quiet_libraries()
+    logredact.install()
     try:
         settings = Settings(_env_file=args.env_file) if args.env_file else Settings()  # type: ignore[call-arg]
     except ValidationError as exc:
-        print(f"invalid settings:\n{exc}", file=sys.stderr)
+        print(f"invalid settings:\n{validation_report(exc)}", file=sys.stderr)
         return 2
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level)
+    config = uvicorn.Config(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        ws_max_size=HUB_MAX_FRAME_BYTES,
+    )
+    server = uvicorn.Server(config)  # Config configured uvicorn's loggers: redact them all
+    logredact.install(secret_values(settings))
+    server.run()
     return 0
 
 

@@ -19,12 +19,14 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
-from starlette.routing import Mount
+from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from spy_backend import __version__
-from spy_backend.api.main import api_router, probe_router
+from spy_backend.api.main import API_PREFIX, api_router, probe_router
+from spy_backend.guards import BodyLimit, IngestAuthGate, MethodGuard, TransportAbort
 from spy_backend.metrics import BackendMetrics
+from spy_backend.ratelimit import TokenBuckets
 from spy_backend.realtime import LocalHub, Publisher, WebPubSubPublisher
 from spy_backend.retention import run_purge_loop
 from spy_backend.settings import Settings
@@ -35,45 +37,6 @@ log = logging.getLogger(__name__)
 DESCRIPTION = """Ingest, query and realtime delivery of SPY option anomalies and signals.
 The wire format is docs/wire-format.md; realtime clients call `/api/v1/negotiate` and
 speak `json.webpubsub.azure.v1` to the URL it returns."""
-
-
-class BodyLimit:
-    """Answer 413 to request bodies over `max_bytes` before anything parses them."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
-            await self._too_large(scope, receive, send)
-            return
-        seen = 0
-
-        async def limited() -> Message:
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.max_bytes:
-                raise _BodyTooLargeError
-            return message
-
-        try:
-            await self.app(scope, limited, send)
-        except _BodyTooLargeError:
-            await self._too_large(scope, receive, send)
-
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
-        body = {"detail": f"request body larger than {self.max_bytes} bytes"}
-        await JSONResponse(body, status_code=413)(scope, receive, send)
-
-
-class _BodyTooLargeError(Exception):
-    pass
 
 
 def _route_label(scope: Scope) -> str:
@@ -123,11 +86,29 @@ def build_publisher(settings: Settings) -> Publisher:
             settings.webpubsub_hub,
             settings.client_token_minutes,
         )
+    origins = [*settings.cors_origins, *settings.hub_origins]
+    if settings.public_url:
+        origins.append(settings.public_url)
     return LocalHub(
         settings.local_hub_key.get_secret_value(),
         settings.webpubsub_hub,
         settings.client_token_minutes,
+        origins=origins,
+        buffer_bytes=settings.hub_client_buffer_bytes,
+        send_timeout=settings.hub_send_timeout_seconds,
     )
+
+
+def _api_methods(app: FastAPI) -> dict[str, set[str]]:
+    """Path -> methods of everything the app serves but the static files: the spec's
+    operations and the plain routes (/openapi.json, /docs)."""
+    methods: dict[str, set[str]] = {}
+    for path, operations in app.openapi().get("paths", {}).items():
+        methods.setdefault(path, set()).update(m.upper() for m in operations)
+    for route in app.routes:
+        if isinstance(route, Route) and route.methods:
+            methods.setdefault(route.path, set()).update(route.methods)
+    return methods
 
 
 def create_app(
@@ -182,6 +163,9 @@ def create_app(
     app.state.publisher = publisher
     app.state.metrics = metrics
     app.state.clock = now
+    app.state.query_buckets = TokenBuckets(
+        settings.query_rate_per_second, settings.query_burst, time.monotonic
+    )
 
     @app.exception_handler(StorageUnavailableError)
     async def storage_unavailable(request: Request, exc: StorageUnavailableError) -> JSONResponse:
@@ -197,12 +181,21 @@ def create_app(
         detail = [{"type": e["type"], "loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
         return JSONResponse({"detail": detail}, status_code=422)
 
-    app.add_middleware(RequestMetrics, metrics=metrics)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    # Added innermost first: a request meets TransportAbort, RequestMetrics, the ingest
+    # token check (headers only), the body limit, CORS, then the 405 guard.
+    app.add_middleware(MethodGuard, methods=lambda: _api_methods(app))
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET"]
         )
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        IngestAuthGate,
+        paths=[f"{API_PREFIX}/ingest"],
+        token=settings.ingest_token.get_secret_value,
+    )
+    app.add_middleware(RequestMetrics, metrics=metrics)
+    app.add_middleware(TransportAbort)
     app.include_router(api_router)
     app.include_router(probe_router)
     if isinstance(publisher, LocalHub):

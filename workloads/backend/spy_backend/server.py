@@ -14,6 +14,14 @@ from types import TracebackType
 import uvicorn
 from fastapi import FastAPI
 
+from spy_backend import logredact
+from spy_backend.realtime.local_hub import MAX_CLIENT_FRAME
+from spy_backend.settings import Settings, secret_values
+
+# Clients of the local hub only send joinGroup/leaveGroup (a few hundred bytes): uvicorn
+# refuses bigger frames (close 1009) before buffering them, unlike its 16 MiB default.
+HUB_MAX_FRAME_BYTES = MAX_CLIENT_FRAME
+
 
 class BackgroundServer:
     """uvicorn serving `app` in a daemon thread; `url` is where it listens."""
@@ -30,8 +38,12 @@ class BackgroundServer:
             lifespan="on",
             ws="websockets-sansio",
             timeout_graceful_shutdown=2,
+            ws_max_size=HUB_MAX_FRAME_BYTES,
         )
         self._server = uvicorn.Server(config)
+        settings = getattr(app.state, "settings", None)
+        if isinstance(settings, Settings):
+            logredact.install(secret_values(settings))
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True
         )

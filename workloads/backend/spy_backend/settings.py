@@ -34,8 +34,14 @@ def azurite_connection_string(port: int, host: str = "127.0.0.1") -> str:
 class Settings(BaseSettings):
     """Backend configuration; every field is an env var `SPY_BACKEND_<NAME>`."""
 
+    # hide_input_in_errors: a refused value (a key, a connection string) must never be
+    # echoed in the validation error printed at startup.
     model_config = SettingsConfigDict(
-        env_prefix="SPY_BACKEND_", env_file=None, extra="ignore", frozen=True
+        env_prefix="SPY_BACKEND_",
+        env_file=None,
+        extra="ignore",
+        frozen=True,
+        hide_input_in_errors=True,
     )
 
     environment: Literal["development", "test", "production"] = "development"
@@ -69,6 +75,33 @@ class Settings(BaseSettings):
     dashboard_dir: Path | None = Field(
         default=None, description="Static files served at / (the dashboard), if set."
     )
+    public_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[A-Za-z0-9.\-\[\]:]+(:[0-9]{1,5})?/?$",
+        description="Public http(s) origin of this backend, used in negotiated hub URLs; "
+        "unset: only loopback Host headers are trusted (development).",
+    )
+    hub_origins: tuple[str, ...] = Field(
+        default=(),
+        description="Browser origins allowed to open the local hub besides this backend's "
+        "own origin and cors_origins.",
+    )
+    hub_client_buffer_bytes: int = Field(
+        default=32 * 1024 * 1024,
+        ge=64 * 1024,
+        le=1024 * 1024 * 1024,
+        description="Bytes a slow hub client may lag behind before it is disconnected; "
+        "above max_body_bytes, so one batch's broadcast never drops a healthy client.",
+    )
+    hub_send_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=300, description="A hub send stalled this long aborts the client."
+    )
+    query_rate_per_second: float = Field(
+        default=20.0, ge=0, le=100_000, description="Public GETs per second per token/IP; 0: off."
+    )
+    query_burst: int = Field(
+        default=120, ge=1, le=1_000_000, description="Public GETs a client may make at once."
+    )
 
     @model_validator(mode="after")
     def _refuse_unsafe_defaults(self) -> Settings:
@@ -82,6 +115,12 @@ class Settings(BaseSettings):
             unsafe.append("ingest_token (default or shorter than 24 characters)")
         if self.realtime == "local" and self.local_hub_key.get_secret_value() == DEV_HUB_KEY:
             unsafe.append("local_hub_key (default)")
+        if (
+            self.realtime == "local"
+            and self.public_url is None
+            and (self.environment == "production")
+        ):
+            unsafe.append("public_url (unset: negotiate would trust only loopback hosts)")
         if AZURITE_ACCOUNT_KEY in self.storage_connection_string.get_secret_value() and (
             self.environment == "production"
         ):
@@ -99,3 +138,19 @@ def quiet_libraries() -> None:
 
     for name in ("azure", "httpx", "uvicorn.access"):
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def secret_values(settings: Settings) -> list[str]:
+    """Every secret of the settings (and the account key inside a connection string), for
+    the log redaction filter (`logredact`)."""
+    values = [settings.ingest_token.get_secret_value(), settings.local_hub_key.get_secret_value()]
+    for conn in (settings.storage_connection_string, settings.webpubsub_connection_string):
+        if conn is None:
+            continue
+        text = conn.get_secret_value()
+        values.append(text)
+        for part in text.split(";"):
+            name, _, value = part.partition("=")
+            if name.strip().lower() in ("accountkey", "accesskey", "sharedaccesssignature"):
+                values.append(value.strip())
+    return [v for v in values if len(v) >= 8]

@@ -15,6 +15,7 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from spy_backend.metrics import BackendMetrics
+from spy_backend.ratelimit import TokenBuckets, retry_after
 from spy_backend.realtime import Publisher
 from spy_backend.settings import Settings
 from spy_backend.storage import TableStore
@@ -71,3 +72,29 @@ async def require_ingest_token(
 
 
 IngestAuth = Depends(require_ingest_token)
+
+
+def client_key(request: Request, settings: Settings) -> str:
+    """Whose bucket a request spends: the ingest token's when it carries the valid one,
+    else its client address (an unverified token must not buy a fresh bucket)."""
+    auth = request.headers.get("authorization", "")
+    scheme, _, token = auth.partition(" ")
+    expected = settings.ingest_token.get_secret_value().encode()
+    if scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), expected):
+        return "token:ingest"
+    return "ip:" + (request.client.host if request.client else "unknown")
+
+
+async def query_rate_limit(request: Request, settings: SettingsDep) -> None:
+    """429 with Retry-After once a client spent its burst of public queries."""
+    buckets: TokenBuckets = request.app.state.query_buckets
+    wait = buckets.take(client_key(request, settings))
+    if wait > 0:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            f"more than {settings.query_rate_per_second:g} queries per second; retry later",
+            headers={"Retry-After": retry_after(wait)},
+        )
+
+
+QueryRateLimit = Depends(query_rate_limit)

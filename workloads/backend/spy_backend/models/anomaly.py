@@ -7,6 +7,7 @@ from enum import StrEnum
 from pydantic import Field
 from spy_analytics.types import AnomalyKind as AnomalyKind  # the producer's enums are the contract
 from spy_analytics.types import Severity as Severity
+from spy_analytics.types import anomaly_id as analytics_anomaly_id
 
 from spy_backend.models.common import (
     Expiry,
@@ -19,8 +20,6 @@ from spy_backend.models.common import (
     UtcTimestamp,
     Vol,
     WireModel,
-    stable_id,
-    ts_text,
 )
 
 
@@ -49,15 +48,11 @@ class AnomalyBase(WireModel):
 
 
 def anomaly_id(a: AnomalyBase) -> str:
-    """sha1 of `kind|symbol|expiry|strike(.2f)|right|ts(%Y-%m-%dT%H:%M:%S.%fZ)`."""
+    """The producer's id of this anomaly: one definition, in spy_analytics.types
+    (sha1 of `kind|symbol|expiry|strike(.2f)|right|ts(%Y-%m-%dT%H:%M:%S.%fZ)`)."""
     c = a.contract
-    return stable_id(
-        a.kind.value,
-        a.symbol,
-        c.expiry.isoformat(),
-        f"{c.strike:.2f}",
-        c.right.value,
-        ts_text(a.ts),
+    return analytics_anomaly_id(
+        a.kind.value, a.symbol, c.expiry.isoformat(), c.strike, c.right.value, a.ts
     )
 
 

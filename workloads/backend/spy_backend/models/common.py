@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated
 
 from pydantic import (
@@ -21,12 +21,19 @@ from pydantic import (
     ConfigDict,
     Field,
     Strict,
+    WithJsonSchema,
 )
 
 MIN_TS = datetime(2000, 1, 1, tzinfo=UTC)
 MAX_TS = datetime(2100, 1, 1, tzinfo=UTC)
 MIN_EXPIRY = date(2000, 1, 1)
 MAX_EXPIRY = date(2100, 1, 1)
+TS_RANGE_ERROR = "timestamp must be in the years 2000-2099"
+# The same rules, written into the spec (what the validators below enforce).
+YEARS_TEXT = r"^20[0-9]{2}-"
+DATE_TEXT = r"^20[0-9]{2}-[0-9]{2}-[0-9]{2}$"
+# Not a control character (tab and newline are fine); lone surrogates become U+FFFD.
+CLEAN_TEXT = r"^[^\x00-\x08\x0b-\x1f\x7f-\x9f]*$"
 
 
 _DATE_TEXT = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -50,12 +57,48 @@ def _date_text(value: object) -> object:
 
 
 def _utc_in_range(value: datetime) -> datetime:
+    # The spec's pattern says "years 2000-2099 as written"; any UTC offset may move that
+    # a day either way.
     try:
         value = value.astimezone(UTC)
     except OverflowError as exc:  # year 1 or 9999 shifted past the calendar's ends
-        raise ValueError("timestamp must be between 2000-01-01 and 2100-01-01 UTC") from exc
-    if not MIN_TS <= value < MAX_TS:
-        raise ValueError("timestamp must be between 2000-01-01 and 2100-01-01 UTC")
+        raise ValueError(TS_RANGE_ERROR) from exc
+    if not MIN_TS - timedelta(days=1) <= value < MAX_TS + timedelta(days=1):
+        raise ValueError(TS_RANGE_ERROR)
+    return value
+
+
+def _year_text(value: object) -> object:
+    # The spec's pattern: the year as written is 2000-2099 (then any offset may apply).
+    if isinstance(value, str) and not (value[:2] == "20" and value[2:4].isdigit()):
+        raise ValueError(TS_RANGE_ERROR)
+    return value
+
+
+def _replace_surrogates(value: object) -> object:
+    # A lone surrogate (from a `\ud800` JSON escape) can not be encoded for storage; it
+    # is no character at all, so it becomes U+FFFD, as Unicode prescribes for ill-formed
+    # text, instead of refusing a record the spec allows.
+    if isinstance(value, str):
+        return "".join("\ufffd" if 0xD800 <= ord(ch) <= 0xDFFF else ch for ch in value)
+    return value
+
+
+def _clip_to_range(value: datetime) -> datetime:
+    """Query bounds outside the stored years select nothing there: clip, never refuse."""
+    try:
+        value = value.astimezone(UTC)
+    except OverflowError:  # year 1 or 9999 shifted past the calendar's ends
+        return MIN_TS if value.year < MIN_TS.year else MAX_TS
+    return min(max(value, MIN_TS), MAX_TS)
+
+
+def _integral(value: object) -> object:
+    # JSON Schema counts 514.0 as an integer; `true` is not one.
+    if isinstance(value, bool):
+        raise ValueError("must be an integer")
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
     return value
 
 
@@ -75,9 +118,25 @@ def _clean_text(value: str) -> str:
 
 # Strict: JSON `true` is not the number 1 (lax mode would coerce booleans).
 UtcTimestamp = Annotated[
-    AwareDatetime, BeforeValidator(_timestamp_text), AfterValidator(_utc_in_range)
+    AwareDatetime,
+    BeforeValidator(_year_text),
+    BeforeValidator(_timestamp_text),
+    AfterValidator(_utc_in_range),
+    WithJsonSchema({"type": "string", "format": "date-time", "pattern": YEARS_TEXT}),
 ]
-Expiry = Annotated[date, BeforeValidator(_date_text), AfterValidator(_expiry_in_range)]
+Expiry = Annotated[
+    date,
+    BeforeValidator(_date_text),
+    AfterValidator(_expiry_in_range),
+    WithJsonSchema({"type": "string", "format": "date", "pattern": DATE_TEXT}),
+]
+Count = Annotated[int, BeforeValidator(_integral), Strict()]
+# Query parameters: any RFC 3339 time / calendar date the spec allows; out of range
+# they match nothing instead of being refused.
+QueryTimestamp = Annotated[
+    AwareDatetime, BeforeValidator(_timestamp_text), AfterValidator(_clip_to_range)
+]
+QueryExpiry = Annotated[date, BeforeValidator(_date_text)]
 Finite = Annotated[float, Strict(), Field(allow_inf_nan=False, ge=-1e18, le=1e18)]
 Price = Annotated[float, Strict(), Field(allow_inf_nan=False, ge=0, le=1e7)]
 Premium = Annotated[float, Strict(), Field(allow_inf_nan=False, ge=0, le=1e15)]
@@ -86,7 +145,12 @@ Vol = Annotated[float, Strict(), Field(allow_inf_nan=False, ge=0, le=10)]
 LogMoneyness = Annotated[float, Strict(), Field(allow_inf_nan=False, ge=-10, le=10)]
 Symbol = Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9.]{0,9}$", examples=["SPY"])]
 RecordId = Annotated[str, Field(pattern=r"^[0-9a-f]{40}$", description="sha1 hex")]
-Reason = Annotated[str, Field(min_length=1, max_length=1000), AfterValidator(_clean_text)]
+Reason = Annotated[
+    str,
+    Field(min_length=1, max_length=1000, json_schema_extra={"pattern": CLEAN_TEXT}),
+    BeforeValidator(_replace_surrogates),
+    AfterValidator(_clean_text),
+]
 Number = Annotated[float, Strict(), Field(allow_inf_nan=False)]
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Self
 
-from pydantic import Field, Strict, model_validator
+from pydantic import Field, model_validator
 
 from spy_backend.models.common import (
+    Count,
     Expiry,
     Finite,
     LogMoneyness,
@@ -31,6 +32,8 @@ MAX_STRIKES = 1000
 
 
 class SmileCurve(WireModel):
+    """Points of a smile: `k` (log-moneyness) and `iv` of the same length."""
+
     k: list[LogMoneyness] = Field(max_length=MAX_POINTS)
     iv: list[Vol] = Field(max_length=MAX_POINTS)
 
@@ -53,7 +56,7 @@ class MarketBase(WireModel):
     ts: UtcTimestamp
     symbol: Symbol = "SPY"
     spot: Annotated[Price, Field(gt=0)]
-    bad_quotes: Annotated[int, Strict()] = Field(default=0, ge=0, le=1_000_000)
+    bad_quotes: Count = Field(default=0, ge=0, le=1_000_000)
     expiries: list[ExpirySmile] = Field(default_factory=list, max_length=MAX_EXPIRIES)
 
 
@@ -69,6 +72,8 @@ class MarketPublic(MarketBase):
 
 
 class GexBase(WireModel):
+    """Gamma exposure per strike: `strikes` and `gex` of the same length."""
+
     ts: UtcTimestamp
     symbol: Symbol = "SPY"
     spot: Annotated[Price, Field(gt=0)]

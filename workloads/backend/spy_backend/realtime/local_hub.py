@@ -15,8 +15,10 @@ import contextlib
 import json
 import logging
 import uuid
-from collections import defaultdict
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import urlsplit
 
 import jwt
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -26,24 +28,77 @@ from spy_backend.realtime import tokens
 log = logging.getLogger(__name__)
 
 SUBPROTOCOL = "json.webpubsub.azure.v1"
-QUEUE_LIMIT = 4096  # messages a slow client may lag before it is disconnected
 MAX_GROUP_NAME = 1024
+MAX_CLIENT_FRAME = 4096  # clients only join and leave groups
+DEFAULT_BUFFER_BYTES = 32 * 1024 * 1024
+DEFAULT_SEND_TIMEOUT = 10.0
+# Set by `guards.TransportAbort` on WebSocket scopes: drops the TCP connection at once.
+ABORT_EXTENSION = "spy.transport.abort"
+
+
+def origin_allowed(origin: str | None, host: str | None, allowed: Iterable[str]) -> bool:
+    """A browser may open the hub from this backend's own origin or an allowed one.
+
+    No `Origin` header: not a browser (browsers always send it on WebSocket handshakes),
+    and a non-browser client can send any Origin it likes, so there is nothing to check.
+    """
+    if origin is None:
+        return True
+    origin = origin.rstrip("/").lower()
+    if origin in {o.rstrip("/").lower() for o in allowed}:
+        return True
+    parts = urlsplit(origin)
+    return parts.scheme in ("http", "https") and bool(host) and parts.netloc == (host or "").lower()
 
 
 class _Connection:
-    def __init__(self, ws: WebSocket, grant: tokens.ClientGrant) -> None:
+    def __init__(self, ws: WebSocket, grant: tokens.ClientGrant, buffer_bytes: int) -> None:
         self.id = uuid.uuid4().hex
         self.ws = ws
         self.grant = grant
         self.groups: set[str] = set()
-        self.outbox: asyncio.Queue[str | None] = asyncio.Queue(QUEUE_LIMIT)
+        self.buffer_bytes = buffer_bytes
+        self.queued_bytes = 0
+        self.closing = False
+        self._outbox: deque[str] = deque()
+        self._ready = asyncio.Event()
 
     def offer(self, text: str) -> bool:
-        try:
-            self.outbox.put_nowait(text)
-        except asyncio.QueueFull:
+        """Queue a message; False when the client lags more than its byte budget (one
+        message larger than the budget still goes through an empty queue)."""
+        if self.closing:
+            return True
+        if self._outbox and self.queued_bytes + len(text) > self.buffer_bytes:
             return False
+        self._outbox.append(text)
+        self.queued_bytes += len(text)
+        self._ready.set()
         return True
+
+    def close_soon(self) -> None:
+        """Drop what is queued and make the sender close the connection."""
+        self.closing = True
+        self._outbox.clear()
+        self.queued_bytes = 0
+        self._ready.set()
+
+    async def next(self) -> str | None:
+        """The next message to send, or None once the connection is to be closed."""
+        while not self._outbox and not self.closing:
+            self._ready.clear()
+            await self._ready.wait()
+        if self.closing:
+            return None
+        text = self._outbox.popleft()
+        self.queued_bytes -= len(text)
+        return text
+
+    def abort(self) -> None:
+        abort: Callable[[], None] | None = (self.ws.scope.get("extensions") or {}).get(
+            ABORT_EXTENSION
+        )
+        if abort is not None:
+            abort()
 
 
 def _ack(ack_id: Any, error: str | None = None, message: str = "") -> str:
@@ -56,10 +111,22 @@ def _ack(ack_id: Any, error: str | None = None, message: str = "") -> str:
 class LocalHub:
     """In-process hub: group membership, fan-out, and the WebSocket endpoint."""
 
-    def __init__(self, key: str, hub: str, minutes: int = 60) -> None:
+    def __init__(
+        self,
+        key: str,
+        hub: str,
+        minutes: int = 60,
+        *,
+        origins: Iterable[str] = (),
+        buffer_bytes: int = DEFAULT_BUFFER_BYTES,
+        send_timeout: float = DEFAULT_SEND_TIMEOUT,
+    ) -> None:
         self.key = key
         self.hub = hub
         self._minutes = minutes
+        self._origins = tuple(origins)
+        self._buffer_bytes = buffer_bytes
+        self._send_timeout = send_timeout
         self._groups: dict[str, set[_Connection]] = defaultdict(set)
         self._connections: set[_Connection] = set()
 
@@ -90,7 +157,10 @@ class LocalHub:
     def _fan_out(self, group: str, text: str) -> None:
         for conn in list(self._groups.get(group, ())):
             if not conn.offer(text):
-                log.warning("hub client too slow, disconnecting", extra={"conn": conn.id})
+                log.warning(
+                    "hub client too slow, disconnecting",
+                    extra={"conn": conn.id, "queued_bytes": conn.queued_bytes},
+                )
                 self._drop(conn)
 
     async def client_url(self, *, http_endpoint: str, groups: tuple[str, ...]) -> str:
@@ -111,9 +181,7 @@ class LocalHub:
     def _drop(self, conn: _Connection) -> None:
         """Forget a connection and make its sender close it (pending messages dropped)."""
         self._forget(conn)
-        while not conn.outbox.empty():
-            conn.outbox.get_nowait()
-        conn.outbox.put_nowait(None)
+        conn.close_soon()
 
     def _forget(self, conn: _Connection) -> None:
         self._connections.discard(conn)
@@ -131,6 +199,10 @@ class LocalHub:
 
     async def serve(self, ws: WebSocket) -> None:
         """The WebSocket endpoint: authenticate, greet, then pump both directions."""
+        if not origin_allowed(ws.headers.get("origin"), ws.headers.get("host"), self._origins):
+            log.info("hub connection refused", extra={"reason": "origin not allowed"})
+            await ws.close(code=1008, reason="origin not allowed")  # before accept: 403
+            return
         token = ws.query_params.get("access_token") or ""
         auth = ws.headers.get("authorization", "")
         if not token and auth.lower().startswith("bearer "):
@@ -138,14 +210,14 @@ class LocalHub:
         try:
             grant = tokens.verify(token, self.key, self.hub)
         except jwt.InvalidTokenError as exc:
-            log.info("hub connection refused", extra={"reason": str(exc)})
+            log.info("hub connection refused", extra={"reason": type(exc).__name__})
             await ws.close(code=1008, reason="invalid access token")
             return
         if SUBPROTOCOL not in ws.scope.get("subprotocols", []):
             await ws.close(code=1002, reason=f"subprotocol {SUBPROTOCOL} required")
             return
         await ws.accept(subprotocol=SUBPROTOCOL)
-        conn = _Connection(ws, grant)
+        conn = _Connection(ws, grant, self._buffer_bytes)
         self._connections.add(conn)
         for group in grant.groups:
             self._join(conn, group)
@@ -165,6 +237,9 @@ class LocalHub:
                 text = message.get("text")
                 if text is None:  # a binary frame: JSON in UTF-8, or ignored
                     text = (message.get("bytes") or b"").decode("utf-8", "replace")
+                if len(text) > MAX_CLIENT_FRAME:  # the server's own cap may be larger
+                    self._drop(conn)
+                    break
                 self._handle(conn, text)
         finally:
             self._forget(conn)
@@ -174,9 +249,18 @@ class LocalHub:
 
     async def _pump_out(self, conn: _Connection) -> None:
         try:
-            while (text := await conn.outbox.get()) is not None:
-                await conn.ws.send_text(text)
-            await conn.ws.close(code=1013, reason="disconnected by the hub")
+            while (text := await conn.next()) is not None:
+                async with asyncio.timeout(self._send_timeout):
+                    await conn.ws.send_text(text)
+            async with asyncio.timeout(self._send_timeout):
+                await conn.ws.close(code=1013, reason="disconnected by the hub")
+        except TimeoutError:
+            # The client stopped reading: its TCP buffers are full and a close frame
+            # would queue behind them forever. Forget it and cut the connection.
+            log.warning("hub send stalled, aborting the connection", extra={"conn": conn.id})
+            self._forget(conn)
+            conn.close_soon()
+            conn.abort()
         except (WebSocketDisconnect, RuntimeError, OSError):
             # The client went away mid-send; the receive loop sees the disconnect and
             # forgets the connection.

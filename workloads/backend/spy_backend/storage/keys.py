@@ -4,13 +4,11 @@ PartitionKey = `<SYMBOL>_<YYYYMMDD>` of the New York trading day, so the dashboa
 queries (one symbol, recent hours) are single-partition range scans.
 RowKey = `<inverted microseconds, 16 digits>_<record id>`: lexical order is newest
 first, and the id makes the key unique and stable, which makes ingest idempotent.
+A query cursor is `<YYYYMMDD>_<RowKey>`: the day and the last row a page looked at.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -19,9 +17,6 @@ from zoneinfo import ZoneInfo
 NEW_YORK = ZoneInfo("America/New_York")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_MICROS = 10**16 - 1  # year 2286: after every timestamp the models accept
-# Used with fullmatch: `$` would also accept a trailing newline.
-_PK = re.compile(r"[A-Z][A-Z0-9.]{0,9}_[0-9]{8}")
-_RK = re.compile(r"[0-9]{16}_[0-9a-f]{40}")
 
 
 def trading_day(ts: datetime) -> date:
@@ -52,39 +47,35 @@ def row_range(start: datetime, end: datetime) -> tuple[str, str]:
     return inverted(end), inverted(start) + "~"  # '~' sorts after '_<id>'
 
 
-def days_newest_first(start: datetime, end: datetime) -> list[date]:
-    first, last = trading_day(start), trading_day(end)
-    return [last - timedelta(days=i) for i in range((last - first).days + 1)]
+CURSOR_PATTERN = r"^[0-9]{8}_[0-9]{16}_[0-9a-f]{40}$"
+_CURSOR = re.compile(CURSOR_PATTERN[1:-1])
+# Before every real RowKey of a day: a cursor at (day, FIRST_ROW) resumes at its start.
+FIRST_ROW = "0" * 16 + "_" + "0" * 40
+
+
+def day_text(day: date) -> str:
+    return f"{day:%Y%m%d}"
 
 
 @dataclass(frozen=True)
 class Cursor:
-    """Where the previous page stopped: the last returned (PartitionKey, RowKey)."""
+    """Where the previous page stopped: the trading day (YYYYMMDD) and the last RowKey
+    looked at in it; the next page starts strictly after it.
 
-    pk: str
+    Text form `<YYYYMMDD>_<RowKey>`, so the spec's pattern says exactly which cursors
+    are accepted: any text of that shape positions a query (days are compared as text,
+    never parsed), so none of them is refused.
+    """
+
+    day: str
     rk: str
 
     def encode(self) -> str:
-        raw = json.dumps({"pk": self.pk, "rk": self.rk}, separators=(",", ":")).encode()
-        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        return f"{self.day}_{self.rk}"
 
     @classmethod
     def decode(cls, text: str) -> Cursor:
         """Parse a cursor from a query string; ValueError when it is not one of ours."""
-        try:
-            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-            data = json.loads(raw)
-        except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
-            raise ValueError("cursor is not valid") from exc
-        if not isinstance(data, dict):
+        if not _CURSOR.fullmatch(text):
             raise ValueError("cursor is not valid")
-        pk, rk = data.get("pk"), data.get("rk")
-        if not (
-            isinstance(pk, str) and isinstance(rk, str) and _PK.fullmatch(pk) and _RK.fullmatch(rk)
-        ):
-            raise ValueError("cursor is not valid")
-        try:
-            partition_day(pk)  # eight digits are not yet a date (SPY_20261399)
-        except ValueError as exc:
-            raise ValueError("cursor is not valid") from exc
-        return cls(pk=pk, rk=rk)
+        return cls(day=text[:8], rk=text[9:])

@@ -15,7 +15,7 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from azure.core.exceptions import (
@@ -32,11 +32,13 @@ from spy_backend.models import PublicRecord, Resource
 from spy_backend.proxy import proxy_configured
 from spy_backend.storage.entities import from_entity, to_entity
 from spy_backend.storage.keys import (
+    FIRST_ROW,
     Cursor,
-    days_newest_first,
+    day_text,
     partition_day,
     partition_key,
     row_range,
+    trading_day,
 )
 
 log = logging.getLogger(__name__)
@@ -46,6 +48,12 @@ TRANSACTION_MAX_BYTES = 3_000_000  # service limit is 4 MiB per transaction payl
 FILTER_MAX_COMPARISONS = 15  # service limit per $filter
 KEY_COMPARISONS = 3  # PartitionKey eq, RowKey lower bound, RowKey upper bound
 INDEX_TABLE = "partitions"
+CONCURRENT_REQUESTS = 8  # storage requests in flight per app instance (Azurite: one thread)
+# Work one query page may do, whatever its filters: partitions (trading days) scanned
+# and rows read. A page that stops at a bound carries next_cursor (maybe with fewer
+# than `limit` items), so a long sparse range costs the client pages, not us seconds.
+PAGE_MAX_PARTITIONS = 8
+PAGE_MAX_ROWS_READ = 1000
 
 
 class StorageUnavailableError(Exception):
@@ -178,12 +186,12 @@ class TableStore:
             connection_string,
             retry_total=1,
             retry_backoff_factor=0.1,
-            connection_timeout=min(2.0, timeout),
+            connection_timeout=min(10.0, timeout),  # connects slowly on a loaded host too
             read_timeout=timeout,
             use_env_settings=proxy_configured(),
         )
         self._known_partitions: set[tuple[Resource, str]] = set()
-        self._concurrency = asyncio.Semaphore(8)
+        self._concurrency = asyncio.Semaphore(CONCURRENT_REQUESTS)
         self._opened = False
 
     def table_name(self, resource: Resource | str) -> str:
@@ -232,9 +240,9 @@ class TableStore:
                 outcome.duplicate += 1  # the same record twice in one batch
             else:
                 rows[entity["RowKey"]] = (entity, record)
+        await self._register_partitions(resource, list(by_partition))
         jobs = []
-        for pk, rows in by_partition.items():
-            await self._register_partition(resource, pk)
+        for rows in by_partition.values():
             entities = [entity for entity, _ in rows.values()]
             for chunk in _chunks(entities):
                 jobs.append(self._create_chunk(resource, chunk, rows))
@@ -296,14 +304,28 @@ class TableStore:
                     outcome.rejected.append(Rejection(record, reason))
             return outcome
 
-    async def _register_partition(self, resource: Resource, pk: str) -> None:
-        """Record the partition in the index before writing to it (the purge reads it)."""
-        if (resource, pk) in self._known_partitions:
+    async def _register_partitions(self, resource: Resource, pks: list[str]) -> None:
+        """Record new partitions in the index before writing to them (the purge reads it).
+
+        The index rows of one resource share a partition, so up to 100 of them go in one
+        transaction, and the transactions run concurrently (a 1000-day batch is 10 calls).
+        """
+        new = [pk for pk in pks if (resource, pk) not in self._known_partitions]
+        if not new:
             return
-        entity = {"PartitionKey": resource.value, "RowKey": pk}
-        async with _storage_call("index", self._timeout):
-            await self._table(INDEX_TABLE).upsert_entity(entity)
-        self._known_partitions.add((resource, pk))
+        index = self._table(INDEX_TABLE)
+
+        async def upsert(chunk: list[str]) -> None:
+            rows = [{"PartitionKey": resource.value, "RowKey": pk} for pk in chunk]
+            async with self._concurrency, _storage_call("index", self._timeout):
+                if len(rows) == 1:
+                    await index.upsert_entity(rows[0])
+                else:
+                    await index.submit_transaction([("upsert", row) for row in rows])
+
+        chunks = [new[i : i + TRANSACTION_MAX_OPS] for i in range(0, len(new), TRANSACTION_MAX_OPS)]
+        await asyncio.gather(*(upsert(chunk) for chunk in chunks))
+        self._known_partitions.update((resource, pk) for pk in new)
 
     async def query(
         self,
@@ -316,7 +338,8 @@ class TableStore:
         cursor: Cursor | None = None,
         equals: Mapping[str, list[str]] | None = None,
     ) -> tuple[list[PublicRecord], Cursor | None]:
-        """Newest-first records with start <= ts <= end, one partition range scan per day.
+        """Newest-first records with start <= ts <= end, one partition range scan per day,
+        at most PAGE_MAX_PARTITIONS days and PAGE_MAX_ROWS_READ rows read per call.
 
         `equals` maps a property to accepted values (OR within, AND across); see
         `build_equals_filter` for what happens beyond the service's comparison limit.
@@ -325,37 +348,54 @@ class TableStore:
         low, high = row_range(start, end)
         equal = build_equals_filter(equals)
         items: list[PublicRecord] = []
-        keys: list[tuple[str, str]] = []
+        keys: list[tuple[str, str]] = []  # (day, RowKey) of each item
+        last_read: tuple[str, str] | None = None
+        rows_read = 0
         table = self._table(resource)
-        for day in days_newest_first(start, end):
-            pk = partition_key(symbol, day)
+        day, first = trading_day(end), trading_day(start)
+        if cursor is not None:
+            # Days are compared as text: a cursor's day is never parsed.
+            while day >= first and day_text(day) > cursor.day:
+                day -= timedelta(days=1)
+        scanned = 0
+        while day >= first and len(items) <= limit:
+            if scanned == PAGE_MAX_PARTITIONS or rows_read >= PAGE_MAX_ROWS_READ:
+                # Bounded work per page: the next one starts at this day (or just after
+                # the last row read in the previous one).
+                resume = last_read if rows_read >= PAGE_MAX_ROWS_READ and last_read else None
+                return items, Cursor(*(resume or (day_text(day), FIRST_ROW)))
+            text = day_text(day)
             lower, op = low, "ge"
-            if cursor is not None:
-                if day > partition_day(cursor.pk):
-                    continue
-                if pk == cursor.pk and cursor.rk >= low:
-                    lower, op = cursor.rk, "gt"
+            if cursor is not None and text == cursor.day and cursor.rk >= low:
+                lower, op = cursor.rk, "gt"
             flt = f"PartitionKey eq @pk and RowKey {op} @low and RowKey lt @high{equal.text}"
             # Rows filtered here are discarded: read full pages rather than `want`.
-            want = 1000 if equal.client_side else limit + 1 - len(items)
+            want = PAGE_MAX_ROWS_READ if equal.client_side else limit + 1 - len(items)
             async with _storage_call("query", self._timeout * 4):
                 pages = table.query_entities(
                     flt,
-                    parameters={"pk": pk, "low": lower, "high": high, **equal.params},
+                    parameters={
+                        "pk": partition_key(symbol, day),
+                        "low": lower,
+                        "high": high,
+                        **equal.params,
+                    },
                     results_per_page=min(want, 1000),
                 )
                 async for entity in pages:
-                    if not equal.matches(entity):
-                        continue
-                    items.append(from_entity(resource, entity))
-                    keys.append((entity["PartitionKey"], entity["RowKey"]))
-                    if len(items) > limit:
+                    rows_read += 1
+                    last_read = (text, entity["RowKey"])
+                    if equal.matches(entity):
+                        items.append(from_entity(resource, entity))
+                        keys.append(last_read)
+                    if len(items) > limit or rows_read >= PAGE_MAX_ROWS_READ:
                         break
-            if len(items) > limit:
-                break
+            scanned += 1
+            if len(items) <= limit and rows_read >= PAGE_MAX_ROWS_READ:
+                continue  # the bound check above returns the cursor
+            day -= timedelta(days=1)
         if len(items) > limit:
-            pk, rk = keys[limit - 1]
-            return items[:limit], Cursor(pk=pk, rk=rk)
+            return items[:limit], Cursor(*keys[limit - 1])
         return items, None
 
     async def purge(self, before: date) -> int:
