@@ -135,7 +135,9 @@ async def raise_all(api: httpx.AsyncClient, ns: str, names: list[str]) -> None:
 async def run(state: ClusterState, bots: int, runs: int, logs: Path) -> list[dict[str, Any]]:
     ns = f"halt-{bots}"
     results = []
-    async with client(state) as api:
+    # Raising bot replicas by hand is refused by the admission policy to anyone but
+    # the operator's identity, so the floor's client is that identity.
+    async with client(state, c.MANAGED_BY) as api:
         await setup_namespace(api, ns)
         await unhalt(api)
         op = Operator(state, ns, logs / "operator.log")

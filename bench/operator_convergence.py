@@ -179,7 +179,9 @@ async def wait_converged(api: httpx.AsyncClient, ns: str, n: int, timeout: float
 async def floor_run(state: ClusterState, n: int) -> float:
     """A bare client loop: the same children and statuses, written directly."""
     ns = f"floor-{n}"
-    async with client(state) as api:
+    # The floor writes bot Deployments as the operator's identity: the admission
+    # policy (deploy/admission) refuses them from anyone else, admins included.
+    async with client(state) as api, client(state, c.MANAGED_BY) as writer:
         await setup_namespace(api, ns)
         started = time.perf_counter()
         created = await create_crs(api, crs(ns, n))
@@ -194,7 +196,7 @@ async def floor_run(state: ClusterState, n: int) -> float:
             prefix = (
                 "/api/v1" if manifest["apiVersion"] == "v1" else f"/apis/{manifest['apiVersion']}"
             )
-            resp = await api.patch(
+            resp = await writer.patch(
                 f"{prefix}/namespaces/{meta['namespace']}/{plural}/{meta['name']}",
                 params={"fieldManager": "floor", "force": "true"},
                 content=json.dumps(manifest),
@@ -318,7 +320,11 @@ async def operator_run(state: ClusterState, n: int, reverts: int, logs: Path) ->
                     settled, quiet_since = now_writes, time.monotonic()
             await asyncio.sleep(11)
             noop_writes = op.writes() - settled
-            revert_times = await measure_reverts(api, ns, n, reverts)
+            # Hand scale-ups are refused by the admission policy to anyone but the
+            # operator's identities; the second one (spy-operator-2) stands for a
+            # scale-up that got through, so the revert path is still timed.
+            async with client(state, "spy-operator-2") as rogue:
+                revert_times = await measure_reverts(rogue, ns, n, reverts)
             total_writes = op.writes()
         finally:
             stop.set()
