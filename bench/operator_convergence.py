@@ -64,7 +64,7 @@ async def bounded(coros: list[Any], limit: int = CONCURRENCY) -> list[Any]:
     return await asyncio.gather(*(run(co) for co in coros))
 
 
-def crs(ns: str, n: int) -> list[dict[str, Any]]:
+def crs(ns: str, n: int, armed_every: int = 2) -> list[dict[str, Any]]:
     expires = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
     gateways = max(1, n // BOTS_PER_GATEWAY)
     out: list[dict[str, Any]] = []
@@ -89,9 +89,9 @@ def crs(ns: str, n: int) -> list[dict[str, Any]]:
             "gatewayRef": {"name": f"gw{i % gateways}"},
             "imagePullSecrets": [{"name": "pull"}],
             "mode": "paper",
-            "armed": i % 2 == 0,
+            "armed": i % armed_every == 0,
         }
-        if i % 2 == 0:
+        if i % armed_every == 0:
             spec["approval"] = {"approvedBy": "bob", "reason": "bench", "expiresAt": expires}
         out.append(
             {

@@ -118,7 +118,7 @@ CONDITIONS: Schema = {
         {
             "type": s(
                 "Condition type: PullSecretReady, VPNReady, GatewayReady, Approved, Armed, "
-                "Halted or Ready."
+                "Enforced, Halted or Ready."
             ),
             "status": s("True, False or Unknown.", enum=["True", "False", "Unknown"]),
             "reason": s("CamelCase reason for the last transition."),
@@ -238,9 +238,15 @@ TRADING_BOT_SPEC = obj(
 
 TRADING_BOT_STATUS = status_common(
     {
-        "replicas": i("Replicas the safety gate allows now: 0 or 1."),
+        "replicas": i(
+            "Replicas of the bot's Deployment as last observed (0 or 1): what the safety "
+            "gate allows once the Enforced condition is True."
+        ),
         "readyReplicas": i("Ready replicas of the bot's Deployment."),
-        "armed": b("Effective armed state: true only when the gate allows trading."),
+        "armed": b(
+            "Effective armed state: true only when the gate allows trading and the "
+            "Deployment carries exactly the operator's manifest (Enforced)."
+        ),
         "reason": s("Why the gate allows or holds the bot (CamelCase), e.g. NotArmed."),
         "message": s("Human-readable gate decision."),
         "ibClientId": i("IB API client id allocated to this bot on its gateway."),

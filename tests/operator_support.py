@@ -162,6 +162,9 @@ class OperatorProcess:
     log_dir: Path
     user: str = c.MANAGED_BY
     resync_seconds: float = 3.0
+    # A short Lease so a SIGKILLed leader is replaced within seconds in tests.
+    lease_seconds: float = 5.0
+    renew_seconds: float = 1.0
     proc: subprocess.Popen[bytes] | None = None
     metrics_port: int = 0
     starts: int = 0
@@ -179,9 +182,8 @@ class OperatorProcess:
             SPY_VPN_PROBE_TTL="0.5",
             SPY_VPN_RECHECK_SECONDS="1",
             SPY_METRICS_ADDR="127.0.0.1",
-            # A short Lease so a SIGKILLed leader is replaced within seconds in tests.
-            SPY_LEASE_SECONDS="5",
-            SPY_LEASE_RENEW_SECONDS="1",
+            SPY_LEASE_SECONDS=str(self.lease_seconds),
+            SPY_LEASE_RENEW_SECONDS=str(self.renew_seconds),
         )
         self.starts += 1
         out = self.log_path.open("ab")

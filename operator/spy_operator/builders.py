@@ -139,6 +139,9 @@ def build_gateway_statefulset(gw: IBGateway) -> Manifest:
         "metadata": child_metadata(gw.meta, name),
         "spec": {
             "replicas": 1,
+            # Owned by the operator: an OnDelete or a partition set by hand would leave
+            # a pod in the old trading mode running while the spec says otherwise.
+            "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}},
             "serviceName": f"{name}-headless",
             "selector": {"matchLabels": selector(c.KIND_GATEWAY, name)},
             "template": {

@@ -4,17 +4,19 @@ and the controller; every function reads typed views (api.py), never raw specs."
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from spy_operator import clientids, metrics
 from spy_operator import constants as c
-from spy_operator.api import IBGateway, SpecError, gateway_ref
+from spy_operator.api import IBGateway, SpecError, TradingBot, gateway_ref
 from spy_operator.conditions import Check
 from spy_operator.context import Context, Outcome, ReconcileKey, sooner
 from spy_operator.crd_defaults import DEFAULTS
-from spy_operator.gate import GatewayView, Halt
+from spy_operator.gate import GateDecision, GateInput, GatewayView, Halt, evaluate_gate
+from spy_operator.pods import GatewayPod
 from spy_operator.pullsecrets import check_pull_secrets
 from spy_operator.vpn import VpnTarget, check_vpn, gate_view, rtt_changed
 from spy_operator.world import Body, World
@@ -84,13 +86,44 @@ def gateway_view(ctx: Context, namespace: str, name: str) -> GatewayView:
         )
         and gw.status.get("observedGeneration") == gw.meta.generation
     )
+    not_ready = "" if ready else "its Ready condition is not True for its current generation"
+    # Trust what runs: the gateway's status can lag a pod that still runs another mode.
+    for pod in gateway_pods(ctx, namespace, name):
+        if pod.mode != gw.trading_mode.value:
+            ready = False
+            not_ready = f"pod {pod.name} runs TRADING_MODE={pod.mode or '?'}"
     return GatewayView(
         name=name,
         exists=True,
         ready=ready,
         trading_mode=gw.trading_mode,
         read_only=gw.read_only_api,
+        not_ready=not_ready,
     )
+
+
+def gateway_pods(ctx: Context, namespace: str, name: str) -> list[GatewayPod]:
+    pods: list[GatewayPod] = list(ctx.world.all_of(World.GATEWAY_PODS, (namespace, name)))
+    return pods
+
+
+def bot_decision(
+    ctx: Context, bot: TradingBot, now: dt.datetime, outcome: Outcome
+) -> tuple[GateDecision, VpnFacts]:
+    """Gather what the gate needs for `bot` and evaluate it (one pass, one read each)."""
+    vpn = vpn_status(ctx, bot.meta.key, bot.vpn, bot.status, outcome)
+    ns = bot.meta.namespace
+    decision = evaluate_gate(
+        GateInput.for_bot(
+            bot,
+            gateway=gateway_view(ctx, ns, bot.gateway),
+            pull_secrets=pull_secret_check(ctx, ns, bot.image, bot.pull_secrets),
+            vpn=vpn.gate,
+            halt=halt_state(ctx),
+            now=now,
+        )
+    )
+    return decision, vpn
 
 
 def gateway_port_of(ctx: Context, namespace: str, name: str) -> int:

@@ -1,5 +1,8 @@
 """One level-triggered reconcile per kind: read the world, decide, apply, write status.
 
+The TradingBot's is in reconcile_bot.py; IBGateway's and OptionsDetector's are here,
+with what all three share (InvalidSpec status).
+
 Called by the controller's workers for a (kind, namespace, name) key, whatever event
 queued it; none of these functions looks at what changed. Each builds the object's
 typed view once (api.py), gathers facts once (facts.py), decides through the pure
@@ -13,29 +16,30 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from spy_operator import builders, clientids, metrics
+from spy_operator import builders, clientids
 from spy_operator import constants as c
-from spy_operator.api import IBGateway, OptionsDetector, SpecError, TradingBot
+from spy_operator.api import IBGateway, OptionsDetector, SpecError
 from spy_operator.conditions import Check, Condition, set_check, set_condition
 from spy_operator.context import Context, Outcome, sooner
 from spy_operator.facts import (
     credentials_check,
     first_failing,
+    gateway_pods,
     gateway_port_of,
     gateway_view,
-    halt_state,
     pull_secret_check,
     statefulset_progress,
     vpn_status,
 )
-from spy_operator.gate import GateDecision, GateInput, check_gateway_ready, evaluate_gate
-from spy_operator.gate import next_deadline as gate_deadline
+from spy_operator.gate import check_gateway_ready
+from spy_operator.pods import check_gateway_rollout
 from spy_operator.world import Body, World
-from spy_operator.writes import apply_child, close_bot_deployment, write_status
+from spy_operator.writes import apply_child, write_status
 
 log = logging.getLogger("spy_operator.reconcile")
 
 INVALID_SPEC = "InvalidSpec"
+ENFORCEMENT_FAILED = "EnforcementFailed"
 
 
 async def invalid_spec(
@@ -60,140 +64,6 @@ async def invalid_spec(
         },
     )
     await write_status(ctx, kind, index, body, status, outcome)
-
-
-# ------------------------------------------------------------------------ TradingBot
-
-
-async def reconcile_tradingbot(
-    ctx: Context, namespace: str, name: str, allocation: dict[clientids.ConsumerKey, list[int]]
-) -> Outcome:
-    outcome = Outcome()
-    body = ctx.world.get(World.BOTS, (namespace, name))
-    if body is None:
-        return outcome  # garbage collection removes the children
-    if body["metadata"].get("deletionTimestamp"):
-        # Deletion can wait on someone else's finalizer; the bot must not trade meanwhile.
-        await close_bot_deployment(ctx, namespace, name, outcome)
-        return outcome
-    try:
-        bot = TradingBot.from_body(body)
-    except SpecError as err:
-        await close_bot_deployment(ctx, namespace, name, outcome)
-        fields = {"replicas": 0, "armed": False, "reason": INVALID_SPEC, "message": str(err)}
-        await invalid_spec(ctx, c.KIND_BOT, World.BOTS, body, err, fields, outcome)
-        return outcome
-    now = ctx.clock()
-    vpn = vpn_status(ctx, bot.meta.key, bot.vpn, bot.status, outcome)
-    decision = evaluate_gate(
-        GateInput.for_bot(
-            bot,
-            gateway=gateway_view(ctx, namespace, bot.gateway),
-            pull_secrets=pull_secret_check(ctx, namespace, bot.image, bot.pull_secrets),
-            vpn=vpn.gate,
-            halt=halt_state(ctx),
-            now=now,
-        )
-    )
-
-    client_id = (allocation.get(bot.meta.key) or [0])[0]
-    desired = builders.build_bot_deployment(
-        bot, decision.replicas, client_id, gateway_port_of(ctx, namespace, bot.gateway)
-    )
-    _count_hand_scale_up(ctx, bot, desired, decision)
-    deployment = await apply_child(ctx, World.DEPLOYMENTS, desired, outcome)
-
-    status = bot_status(bot, decision, vpn.check, deployment, client_id, now)
-    if vpn.rtt_ms is not None:
-        status["vpnRttMs"] = vpn.rtt_ms
-    await write_status(ctx, c.KIND_BOT, World.BOTS, body, status, outcome)
-    outcome.armed = decision.open
-
-    deadline = gate_deadline(bot.approval, now)
-    if deadline is not None:
-        # Wake exactly at expiry (plus a hair) so the bot stops without any event.
-        delay = (deadline - now).total_seconds() + 0.05
-        outcome.requeue_after = sooner(outcome.requeue_after, delay)
-    if not _converged(deployment, decision.replicas):
-        outcome.requeue_after = sooner(outcome.requeue_after, 5.0)
-    return outcome
-
-
-def _count_hand_scale_up(
-    ctx: Context, bot: TradingBot, desired: Body, decision: GateDecision
-) -> None:
-    dep_key = (bot.meta.namespace, desired["metadata"]["name"])
-    before = ctx.world.get(World.DEPLOYMENTS, dep_key)
-    before_replicas = int((before or {}).get("spec", {}).get("replicas") or 0)
-    set_by_us = int(bot.status.get("replicas") or 0)
-    if before is not None and before_replicas > max(decision.replicas, set_by_us):
-        # Above both the new decision and what the operator last set: a hand scale-up
-        # (a gate closing on its own is a disarm, not a revert).
-        metrics.REVERTED_SCALE_UPS.inc()
-        log.warning(
-            "bot deployment above the gate; setting it back",
-            extra={
-                "object": f"{bot.meta.namespace}/{bot.meta.name}",
-                "found": before_replicas,
-                "allowed": decision.replicas,
-                "reason": decision.reason,
-            },
-        )
-
-
-def _converged(deployment: Body, replicas: int) -> bool:
-    status = deployment.get("status", {})
-    return (
-        status.get("observedGeneration") == deployment["metadata"].get("generation")
-        and int(status.get("readyReplicas") or 0) == replicas
-        and int(status.get("replicas") or 0) == replicas
-    )
-
-
-def bot_status(
-    bot: TradingBot,
-    decision: GateDecision,
-    vpn_check: Check,
-    deployment: Body,
-    client_id: int,
-    now: dt.datetime,
-) -> Body:
-    """The bot's status from the gate's report and its Deployment. Pure."""
-    generation = bot.meta.generation
-    conditions: list[Condition] = list(bot.status.get("conditions") or [])
-    halt = decision.check("Halt")
-    conditions = set_condition(
-        conditions, "Halted", not halt.ok, halt.reason, halt.message, generation, now
-    )
-    for type_ in ("Approved", "GatewayReady", "PullSecretReady"):
-        conditions = set_check(conditions, type_, decision.check(type_), generation, now)
-    conditions = set_check(conditions, "VPNReady", vpn_check, generation, now)
-    conditions = set_condition(
-        conditions, "Armed", decision.open, decision.reason, decision.message, generation, now
-    )
-    ready_replicas = int(deployment.get("status", {}).get("readyReplicas") or 0)
-    converged = _converged(deployment, decision.replicas)
-    dep_name = deployment["metadata"]["name"]
-    conditions = set_condition(
-        conditions,
-        "Ready",
-        converged,
-        ("Running" if decision.open else "Idle") if converged else "Progressing",
-        f"deployment {dep_name} has {ready_replicas}/{decision.replicas} ready replicas",
-        generation,
-        now,
-    )
-    return {
-        "observedGeneration": generation,
-        "conditions": conditions,
-        "replicas": decision.replicas,
-        "readyReplicas": ready_replicas,
-        "armed": decision.open,
-        "reason": decision.reason,
-        "message": decision.message,
-        "ibClientId": client_id,
-        "deployment": dep_name,
-    }
 
 
 # ------------------------------------------------------------- IBGateway, detector
@@ -245,7 +115,9 @@ async def reconcile_ibgateway(ctx: Context, namespace: str, name: str) -> Outcom
     pull = pull_secret_check(ctx, namespace, gw.image, gw.pull_secrets)
     creds = credentials_check(ctx, gw)
     vpn = vpn_status(ctx, gw.meta.key, gw.vpn, gw.status, outcome)
-    running, ready_replicas = statefulset_progress(sts, 1, "GatewayRunning", "GatewayStarting")
+    running, ready_replicas = check_gateway_rollout(
+        sts, gateway_pods(ctx, namespace, name), gw.trading_mode.value
+    )
     ready = first_failing(creds, pull, vpn.gate, running)
 
     fields: Body = {"readyReplicas": ready_replicas, "statefulSet": name}
