@@ -72,7 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     state = dev.start()
     kubectl = Kubectl(state.kubeconfig)
     cluster = Cluster(state.kubeconfig, state, kubectl)
-    operator = OperatorProcess(cluster, state_dir)
+    # The production Lease (15 s, renew 2 s): a SIGKILLed leader's successor must not
+    # depend on the short Lease the other cluster tests use.
+    operator = OperatorProcess(cluster, state_dir, lease_seconds=15, renew_seconds=2)
     operator.start()
     settings = Settings(
         runs=args.runs,

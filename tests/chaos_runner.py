@@ -474,11 +474,16 @@ def summarize(
     def worst(values: list[float]) -> float:
         return round(max(values, default=0.0), 2)
 
+    lag = [v for v in violations if v.deployment_lowered]
     return {
         "runs": len(results),
         "runs_planned": s.runs,
         "seed": s.seed,
         "violations": len(violations),
+        # Pods still running after their Deployment was lowered in time: the gate
+        # acted, the ReplicaSet controller had not (yet) deleted them.
+        "pod_lag_violations": len(lag),
+        "gate_violations": len(violations) - len(lag),
         "violations_by_kind": dict(collections.Counter(kind_of(v.during) for v in violations)),
         "violations_by_reason": dict(collections.Counter(v.reason for v in violations)),
         "violations_by_object": dict(
@@ -499,6 +504,7 @@ def summarize(
         "settle_misses": sum(not r.settled for r in results),
         "harness_errors": [f"run {r.index}: {e}" for r in results for e in r.errors][:30],
         "samples": watcher.samples,
+        "blind_samples": watcher.blind_samples,  # while a watch was broken (apiserver down)
         "sample_hz": round(watcher.samples / seconds, 1) if seconds else 0.0,
         "revert_window_s": s.revert_window,
         "restart_window_s": s.restart_window,
