@@ -88,6 +88,7 @@ class Settings:
     max_seconds: float = 5400.0  # no new run starts after this
     baseline_seconds: float = 30.0
     settle_seconds: float = 20.0
+    kinds: frozenset[Kind] | None = None  # None: every kind the harness can do
 
 
 @dataclass
@@ -160,6 +161,21 @@ class Run:
     def bot_ns(self, namespace: str) -> bool:
         return namespace == self.ns
 
+    def observe(self, timeout: float) -> None:
+        """Watch until this run's namespace has been under the gate for a second, or
+        until `timeout` (an excess still open then is the watcher's to judge)."""
+        deadline = time.monotonic() + timeout
+        quiet_since: float | None = None
+        while time.monotonic() < deadline:
+            now = time.monotonic()
+            if self.watcher.open_excess(self.bot_ns):
+                quiet_since = None
+            elif quiet_since is None:
+                quiet_since = now
+            elif now - quiet_since >= 1.0:
+                return
+            time.sleep(0.1)
+
     def wait_baseline(self) -> bool:
         """Every bot's Deployment exists at its allowance, and allowed bots run a pod."""
 
@@ -218,8 +234,8 @@ class Run:
                 self.while_down(step, undo=False)
                 time.sleep(step.pause)
                 op.start()
-            # Long enough for the restart window to pass while we watch.
-            time.sleep(self.s.restart_window + 1.0)
+            # Whatever happened while it was down must be undone within the window.
+            self.observe(self.s.restart_window + 1.0)
         finally:
             self.while_down(step, undo=True)
 
@@ -250,7 +266,7 @@ class Run:
                 plane.restart(APISERVER)
                 self.apiserver_down = False
             wait_synced(self.watcher.world.all, 60)
-        time.sleep(step.pause if how == "restart" else 0)
+        self.observe(self.s.restart_window + 1.0)
 
     def _apiserver_stop(self, step: Step) -> None:
         self._apiserver(step, "stop")
@@ -514,7 +530,8 @@ def summarize(
 
 def run_chaos(h: Harness, s: Settings) -> dict[str, Any]:
     """Every planned run (until `max_seconds`), then the summary."""
-    plans = plan_runs(s.seed, s.runs, s.steps, available_kinds(h), s.pace)
+    kinds = available_kinds(h) if s.kinds is None else s.kinds & available_kinds(h)
+    plans = plan_runs(s.seed, s.runs, s.steps, kinds, s.pace)
     watcher = GateInvariantWatcher(
         h.kubeconfig,
         revert_window=s.revert_window,

@@ -2,9 +2,11 @@
 with a fixed seed on the session's control plane, with the session's operator, under
 the gate invariant watcher (tests/gate_invariant.py). The runs deal every kind of
 chaos once (tests/chaos_plan.py): operator SIGKILL/SIGTERM, kube-apiserver
-stop/freeze/restart, hand scale-ups, template edits, admission refusals, approval
-expiry, halt, Secret and gateway deletion, VPN flaps (a loopback listener standing in
-for the tunnel), gateway mode flips and an orphan under a halt.
+freeze/restart (the bench also stops it for a while before starting it; here a
+restart stands for both, since a kube-apiserver start is the slow part), hand
+scale-ups, template edits, admission refusals, approval expiry, halt, Secret and
+gateway deletion, VPN flaps (a loopback listener standing in for the tunnel), gateway
+mode flips and an orphan under a halt.
 
 Asserted: no bot Deployment stays above the gate's allowance longer than the revert
 window (2 s), or, after the operator or kube-apiserver comes back, longer than the
@@ -47,7 +49,8 @@ def test_randomized_chaos_leaves_nothing_above_the_gate(
     )
     if local:
         assert available_kinds(harness) == frozenset(Kind)
-    settings = Settings(runs=RUNS, seed=SEED, steps=3, pace=0.8, restart_window=10.0)
+    kinds = frozenset(Kind) - {Kind.APISERVER_STOP}
+    settings = Settings(runs=RUNS, seed=SEED, steps=3, pace=0.8, restart_window=10.0, kinds=kinds)
     try:
         summary = run_chaos(harness, settings)
     finally:
