@@ -198,6 +198,23 @@ def summarize(
     }
 
 
+def nodes_ready(api: Api) -> bool:
+    """Every node Ready again: after a long kube-apiserver outage KWOK's node leases
+    lapse and the nodes go NotReady (tainted) until KWOK renews them."""
+    nodes = (api.get("/api/v1/nodes") or {}).get("items", [])
+    return bool(nodes) and all(
+        any(
+            cond["type"] == "Ready" and cond["status"] == "True"
+            for cond in node.get("status", {}).get("conditions", [])
+        )
+        and not any(
+            t.get("key", "").startswith("node.kubernetes.io/")
+            for t in node.get("spec", {}).get("taints") or []
+        )
+        for node in nodes
+    )
+
+
 def run_chaos(h: Harness, s: Settings) -> dict[str, Any]:
     """Every planned run (until `max_seconds`), then the summary."""
     kinds = available_kinds(h) if s.kinds is None else s.kinds & available_kinds(h)
@@ -223,6 +240,8 @@ def run_chaos(h: Harness, s: Settings) -> dict[str, Any]:
                     h.log(f"time budget of {s.max_seconds:.0f} s spent after {len(results)} runs")
                     break
                 results.append(Run(h, s, api, operator_api, watcher, plan, active).execute())
+            # Leave the cluster as healthy as we found it (the session goes on).
+            wait_for("nodes Ready after the chaos", lambda: nodes_ready(api), 120, 0.5)
     finally:
         watcher.stop()
         if operator_api is not None:
