@@ -163,6 +163,14 @@ def test_each_closed_gate_flags_the_deployment_and_its_pods(
     assert found[f"{NS}/b[pods]"].pod_uids == ("uid-b-bot-x",)
 
 
+def test_a_gateway_pod_not_ready_but_running_its_spec_keeps_the_gate_open() -> None:
+    world = base_world()
+    world["pods"][(NS, "gw-0")]["status"]["conditions"] = [{"type": "Ready", "status": "False"}]
+    assert excesses(view(world)) == []
+    world["pods"][(NS, "gw-0")]["status"]["phase"] = "Pending"
+    assert {ex.allowance.reason for ex in excesses(view(world))} == {"GatewayNotRunningItsSpec"}
+
+
 def test_pods_lagging_behind_a_lowered_deployment_are_flagged_as_such() -> None:
     world = base_world()
     world["halted"] = True
