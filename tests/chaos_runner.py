@@ -111,7 +111,7 @@ class Run(Steps):
 
     def execute(self) -> RunResult:
         started = time.monotonic()
-        before = len(self.watcher.violations)
+        before = len(self.watcher.recorded)
         h = self.h
         h.log(f"run {self.plan.index} in {self.ns}: gateway {self.mode}, {self.result.steps}")
         try:
@@ -144,7 +144,7 @@ class Run(Steps):
                 self.api.delete(path("namespace", None, self.ns))
             except (AssertionError, httpx.HTTPError) as err:
                 self.result.errors.append(f"namespace deletion: {err}")
-        self.result.violations = self.watcher.violations[before:]
+        self.result.violations = self.watcher.recorded[before:]
         self.result.seconds = time.monotonic() - started
         for v in self.result.violations:
             h.log(f"VIOLATION {v.describe()}")

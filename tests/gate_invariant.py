@@ -13,6 +13,10 @@ nothing can act (the harness declares an `outage()`: the operator or kube-apiser
 down or frozen) excess is not counted; after the outage ends, whatever is above the
 gate must be set back within `restart_window` seconds of the end. Each excess is an
 episode; its length is an enforcement latency, and the worst one is reported.
+
+`violations` are the gate's: a Deployment above the allowance, or pods above it while
+their Deployment is too. Pods that outlive a Deployment lowered in time are recorded
+apart as `pod_lag` (kube-controller-manager had not deleted them yet).
 """
 
 from __future__ import annotations
@@ -175,7 +179,9 @@ class GateInvariantWatcher(threading.Thread):
         self.restart_window = restart_window
         self.namespace_ok = namespace_ok
         self.interval = interval
-        self.violations: list[Violation] = []
+        # Every violation in order; `violations` are the gate's, `pod_lag` the pods
+        # that outlived a Deployment lowered in time (kube-controller-manager's delay).
+        self.recorded: list[Violation] = []
         # One per closed episode, seconds: from first seen (or the outage's end) to
         # back under the gate; split by whether the episode followed an outage.
         self.revert_latencies: list[float] = []
@@ -219,6 +225,14 @@ class GateInvariantWatcher(threading.Thread):
                 self._outages -= 1
                 self._episodes.clear()
                 self._outage_end = time.monotonic()
+
+    @property
+    def violations(self) -> list[Violation]:
+        return [v for v in self.recorded if not v.deployment_lowered]
+
+    @property
+    def pod_lag(self) -> list[Violation]:
+        return [v for v in self.recorded if v.deployment_lowered]
 
     @property
     def latencies(self) -> list[float]:
@@ -287,7 +301,7 @@ class GateInvariantWatcher(threading.Thread):
                         and ex.deployment_replicas is not None
                         and ex.deployment_replicas <= ex.allowance.replicas,
                     )
-                    self.violations.append(ep.violation)
+                    self.recorded.append(ep.violation)
                 if ep.violation is not None:
                     ep.violation.seconds = elapsed
             current = {ex.key for ex in found}
