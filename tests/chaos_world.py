@@ -148,7 +148,7 @@ def create_world(api: Api, namespace: str, gateway_mode: str, vpn_port: int, exp
     wait_for(
         f"default service account in {namespace}",
         lambda: api.get(f"/api/v1/namespaces/{namespace}/serviceaccounts/default"),
-        30,
+        90,
     )
     for body in (pull_secret(), credentials(), gateway_body(gateway_mode)):
         api.apply(body, namespace)
