@@ -64,8 +64,16 @@ cluster: venv tools ## start the local control plane in the background; kubeconf
 cluster-down: venv ## stop the local control plane
 	@$(PY) -m spy_dev.devcluster down --state-dir .local
 
-run: venv ## run the operator against $$KUBECONFIG (default .local/kubeconfig)
-	@KUBECONFIG=$${KUBECONFIG:-$(KUBECONFIG_LOCAL)} $(PY) -m spy_operator
+WEBHOOK_PORT ?= 9443
+
+run: venv ## run the operator (and its approval webhook, registered on the local cluster)
+	@if [ -z "$$KUBECONFIG" ] || [ "$$KUBECONFIG" = "$(KUBECONFIG_LOCAL)" ]; then \
+		$(PY) -m spy_dev.webhook register --state-dir .local --port $(WEBHOOK_PORT) && \
+		env $$($(PY) -m spy_dev.webhook env --state-dir .local) KUBECONFIG=$(KUBECONFIG_LOCAL) \
+			$(PY) -m spy_operator --webhook-port $(WEBHOOK_PORT) --webhook-host 127.0.0.1; \
+	else \
+		$(PY) -m spy_operator; \
+	fi
 
 demo: venv tools $(DEMO_DEPS) ## bring the platform up locally and show it working
 	@$(PY) -m spy_dev.demo up --state-dir .local

@@ -41,6 +41,7 @@ from operator_convergence import (
     wait_converged,
 )
 from spy_dev.devcluster import ClusterState, DevCluster
+from spy_dev.webhook import WebhookProcess
 from spy_operator import constants as c
 
 BOT_LABEL = f"{c.LABEL_COMPONENT}=trading-bot"
@@ -181,9 +182,11 @@ def main() -> int:
     state_dir = Path(tempfile.mkdtemp(prefix="bench-halt-"))
     dev = DevCluster(state_dir)
     state = dev.start()
+    hook = WebhookProcess(state, state_dir).start()
     try:
         rows = asyncio.run(run(state, args.bots, args.runs, state_dir))
     finally:
+        hook.stop()
         dev.stop()
     for row in rows:
         print(row)

@@ -35,6 +35,7 @@ from typing import Any
 import httpx
 import psutil
 from spy_dev.devcluster import ClusterState, DevCluster, client_options, free_port, running
+from spy_dev.webhook import WebhookProcess, operator_env
 from spy_operator import builders
 from spy_operator import constants as c
 from spy_operator.api import view
@@ -237,6 +238,7 @@ class Operator:
             KUBECONFIG=str(state.kubeconfig_for(c.MANAGED_BY)),
             SPY_METRICS_ADDR="127.0.0.1",
             SPY_RESYNC_SECONDS="5",
+            **operator_env(Path(state.state_dir)),
         )
         self.log = log_path.open("wb")
         self.proc = subprocess.Popen(
@@ -394,6 +396,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         )
     else:
         state = existing
+    # The approval webhook records the bench's (GitOps identity) approvals, as in a cluster.
+    hook = WebhookProcess(state, state_dir).start()
     results: dict[str, Any] = {}
     try:
         for n in args.sizes:
@@ -416,6 +420,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             }
             log(f"N={n}: {results[str(n)]}")
     finally:
+        hook.stop()
         if dev is not None:
             dev.stop()
     return results

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from k8s_support import Cluster, Kubectl
 from spy_dev.devcluster import DEFAULT_BIN, REPO_ROOT, DevCluster
+from spy_dev.webhook import WebhookProcess
 
 
 @pytest.fixture(scope="session")
@@ -30,14 +31,22 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         return
     if not (DEFAULT_BIN / "kube-apiserver").exists():
         pytest.fail("the local control plane is not built: run `make tools` (make test does)")
-    dev = DevCluster(tmp_path_factory.mktemp("cluster"))
+    # Pre-made volumes are Retain (no provisioner runs here): one per gateway the
+    # whole suite creates, with room to spare.
+    dev = DevCluster(tmp_path_factory.mktemp("cluster"), persistent_volumes=300)
     state = dev.start()
+    webhook = None
     try:
         kubectl = Kubectl(state.kubeconfig)
         kubectl("apply", "-f", str(REPO_ROOT / "crds"))
         kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=30s")
-        yield Cluster(state.kubeconfig, state, kubectl)
+        # The approval webhook (two-person rule) as a cluster would run it; `admin`
+        # stands for the GitOps identity, so tests that arm as admin keep working.
+        webhook = WebhookProcess(state, Path(state.state_dir)).start()
+        yield Cluster(state.kubeconfig, state, kubectl, webhook)
     finally:
+        if webhook is not None:
+            webhook.stop()
         dev.stop()
 
 

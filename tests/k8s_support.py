@@ -78,6 +78,7 @@ class Cluster:
     kubeconfig: Path
     state: ClusterState | None  # None for an existing cluster
     kubectl: Kubectl
+    webhook: Any = None  # spy_dev.webhook.WebhookProcess on the local control plane
 
     @property
     def local(self) -> bool:

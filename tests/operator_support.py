@@ -22,6 +22,7 @@ from typing import Any
 from gate_invariant import GateInvariantWatcher, Violation
 from k8s_support import Cluster, Kubectl, wait_for
 from spy_dev.devcluster import free_port
+from spy_dev.webhook import operator_env
 from spy_operator import constants as c
 
 REGISTRY = "spyoptions.azurecr.io"
@@ -185,6 +186,8 @@ class OperatorProcess:
             SPY_LEASE_SECONDS=str(self.lease_seconds),
             SPY_LEASE_RENEW_SECONDS=str(self.renew_seconds),
         )
+        if self.cluster.state is not None:
+            env.update(operator_env(Path(self.cluster.state.state_dir)))
         self.starts += 1
         out = self.log_path.open("ab")
         self.proc = subprocess.Popen(

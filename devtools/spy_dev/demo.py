@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 from spy_operator import constants as c
 
+from spy_dev import webhook
 from spy_dev.devcluster import DEFAULT_BIN, REPO_ROOT, ClusterState, free_port, running
 
 PY = sys.executable
@@ -118,14 +119,36 @@ def up(state_dir: Path, backend_port: int) -> int:
     kubectl(state, "apply", "-f", str(REPO_ROOT / "crds"))
 
     pids: dict[str, int] = {}
-    say("starting the operator")
-    metrics_port = free_port()
+    say("starting the operator (with the approval webhook: the two-person rule)")
+    metrics_port, webhook_port = free_port(), free_port()
+    mat = webhook.material(state_dir)
     pids["operator"] = _spawn(
         state_dir,
         "operator",
-        [PY, "-m", "spy_operator", "--metrics-port", str(metrics_port)],
-        {"KUBECONFIG": str(state.kubeconfig_for(c.MANAGED_BY)), "SPY_METRICS_ADDR": "127.0.0.1"},
+        [
+            PY,
+            "-m",
+            "spy_operator",
+            "--metrics-port",
+            str(metrics_port),
+            "--webhook-port",
+            str(webhook_port),
+            "--webhook-host",
+            "127.0.0.1",
+            "--webhook-cert",
+            str(mat.cert_file),
+            "--webhook-key",
+            str(mat.cert_key_file),
+        ],
+        {
+            "KUBECONFIG": str(state.kubeconfig_for(c.MANAGED_BY)),
+            "SPY_METRICS_ADDR": "127.0.0.1",
+            "SPY_GITOPS_IDENTITIES": webhook.DEV_GITOPS_IDENTITIES,
+            **webhook.operator_env(state_dir),
+        },
     )
+    webhook.wait_serving(webhook_port, mat)
+    webhook.register(state, webhook_port)
 
     say(
         "applying the example CRs (examples/paper.yaml in spy-paper, examples/live.yaml in spy-live)"
@@ -137,6 +160,8 @@ def up(state_dir: Path, backend_port: int) -> int:
             check=False,
         )
         kubectl(state, "apply", "-n", ns, "-f", str(REPO_ROOT / "examples" / example))
+        # alice (a trader) and bob (an approver) may edit TradingBots here.
+        kubectl(state, "apply", "-n", ns, "-f", "-", stdin=json.dumps(webhook.editors_rbac()))
 
     port = backend_port if _port_free(backend_port) else free_port()
     say(f"starting Azurite, the backend, the realtime hub and the dashboard on port {port}")
@@ -243,9 +268,13 @@ Use the cluster:
   export PATH={DEFAULT_BIN}:$PATH
   kubectl get tradingbots -A
 
-Arm the paper bot (a second person approves; the approval expires by itself):
-  kubectl -n spy-paper patch tradingbot mean-reversion --type merge -p \\
-    '{{"spec":{{"armed":true,"approval":{{"approvedBy":"bob","reason":"demo","expiresAt":"{expires}"}}}}}}'
+Arm the paper bot: two people. bob approves as himself, then alice arms (the
+approval webhook records both from the API server's identities and refuses
+self-approval; the approval expires by itself):
+  kubectl --kubeconfig={state.kubeconfig_for("bob")} -n spy-paper patch tradingbot mean-reversion \\
+    --type merge -p '{{"spec":{{"approval":{{"approvedBy":"bob","reason":"demo","expiresAt":"{expires}"}}}}}}'
+  kubectl --kubeconfig={state.kubeconfig_for("alice")} -n spy-paper patch tradingbot mean-reversion \\
+    --type merge -p '{{"spec":{{"armed":true}}}}'
   kubectl -n spy-paper get tradingbot mean-reversion     # ARMED true, REPLICAS 1
 
 Halt every bot at once (the kill switch; survives Argo CD syncs):

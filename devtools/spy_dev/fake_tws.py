@@ -19,6 +19,14 @@ ib_async's decoder for that version):
   error 101; more than ``max_msgs_per_sec`` messages in any 1 s window get error 100
   and a disconnect. Every client message's arrival time is kept so tests can check
   the peak rate;
+* orders (the bot's tests and bench; ``spy_dev.fake_tws_orders`` holds the order book
+  and its messages): what-if, placeOrder (single legs and BAG combos), openOrder,
+  orderStatus, execDetails + commissionReport, cancelOrder, reqGlobalCancel, replay of
+  working orders and fills after a reconnect, positions and P&L (reqPnL -> pnl);
+  ``book`` holds what was placed, ``on_order`` hooks see each order as it arrives;
+* ``python -m spy_dev.fake_tws --port 4002`` serves a paper account with a chain wide
+  enough for the synthetic detector's anomalies, so the demo (and a developer) can run
+  ``python -m spy_bot run`` against it; orders fill at once unless ``--fill manual``;
 * controls for tests: ``drop_connections()`` (socket drop), ``refuse_connections``,
   ``ignore_once`` (leave a request unanswered), ``broadcast_error()`` (1100/1101/1102
   connectivity notices), ``push_ticks()``.
@@ -28,12 +36,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import struct
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+
+from spy_dev import fake_tws_orders as orders
 
 SERVER_VERSION = 176
 UNDERLYING_CONID = 756733
@@ -66,6 +77,9 @@ class FakeChain:
     # out-of-the-money contracts whose ask is below this have an empty bid side
     # (IB sends price -1 / size 0), like far wings of the real chain
     empty_bid_below: float = 0.0
+    # > 0: time value falls off as exp(-|K - S| / decay), so verticals have a price
+    # (the bot's tests); 0 keeps the flat time value the detector's tests expect
+    time_value_decay: float = 0.0
 
     @property
     def expiries(self) -> list[str]:
@@ -80,10 +94,23 @@ class FakeChain:
             return None
         return 10_000_000 + ei * 100_000 + int(strike * 10) * 10 + (1 if right == "C" else 2)
 
+    def describe(self, con_id: int) -> tuple[str, float, str] | None:
+        """(expiry, strike, right) of an option con id, the inverse of ``con_id``."""
+        ei, rest = divmod(con_id - 10_000_000, 100_000)
+        right = {1: "C", 2: "P"}.get(rest % 10, "")
+        exps = self.expiries
+        if not right or not 0 <= ei < len(exps):
+            return None
+        strike = rest // 10 / 10
+        return (exps[ei], strike, right) if self.con_id(exps[ei], strike, right) == con_id else None
+
     def quote(self, expiry: str, strike: float, right: str, bump: int = 0) -> tuple[float, float]:
         intrinsic = max(0.0, (self.spot - strike) if right == "C" else (strike - self.spot))
         days = (datetime.strptime(expiry, "%Y%m%d").date() - self.today).days
-        mid = intrinsic + 0.4 * (days**0.5) + 0.01 * bump
+        time_value = 0.4 * (days**0.5)
+        if self.time_value_decay > 0:
+            time_value *= math.exp(-abs(strike - self.spot) / self.time_value_decay)
+        mid = intrinsic + time_value + 0.01 * bump
         return round(max(0.05, mid - 0.05), 2), round(mid + 0.05, 2)
 
 
@@ -108,6 +135,8 @@ class _Conn:
         self.client_id: int | None = None
         self.md_type = 1
         self.subs: dict[int, _Sub] = {}
+        self.pnl_subs: set[int] = set()
+        self.positions_subscribed = False
         self.arrivals: deque[float] = deque()
         self.all_arrivals: list[float] = []
 
@@ -174,7 +203,7 @@ class _Conn:
         self.client_id = client_id
         self.server.started.append(client_id)
         self.send(15, 1, ",".join(self.server.accounts))
-        self.send(9, 1, 1)
+        self.send(9, 1, self.server.book.next_order_id)
         for code, msg in (
             (2104, "Market data farm connection is OK:usfarm"),
             (2106, "HMDS data farm connection is OK:ushmds"),
@@ -206,20 +235,32 @@ class _Conn:
         handlers: dict[int, Callable[[list[str]], None]] = {
             1: self._req_mkt_data,
             2: self._cancel_mkt_data,
-            5: lambda f: self.send(53, 1),  # openOrderEnd
+            3: lambda f: orders.place(self, f),
+            4: lambda f: self.server.cancel(int(f[2])),
+            5: lambda f: orders.replay_open_orders(self),  # ... openOrderEnd
             6: lambda f: self.send(54, 1, f[3]),  # accountDownloadEnd
-            7: lambda f: self.send(55, 1, f[2]),  # execDetailsEnd
+            7: lambda f: orders.replay_executions(self, int(f[2])),  # ... execDetailsEnd
+            8: lambda f: self.send(9, 1, self.server.book.next_order_id),  # nextValidId
             9: self._req_contract_details,
+            58: lambda f: self.server.cancel_all(),  # reqGlobalCancel
             59: self._req_market_data_type,
-            61: lambda f: self.send(62, 1),  # positionEnd
+            61: lambda f: orders.send_positions(self),  # ... positionEnd
             62: lambda f: self.send(64, 1, f[2]),  # accountSummaryEnd
             76: lambda f: self.send(74, 1, f[2]),  # accountUpdateMultiEnd
             78: self._req_sec_def_opt_params,
+            92: self._req_pnl,
+            93: lambda f: self.pnl_subs.discard(int(f[1])),  # cancelPnL
             99: lambda f: self.send(102),  # completedOrdersEnd
         }
         handler = handlers.get(msg_id)
         if handler is not None:
             handler(f)
+
+    def _req_pnl(self, f: list[str]) -> None:
+        # 92, reqId, account, modelCode
+        req_id = int(f[1])
+        self.pnl_subs.add(req_id)
+        orders.send_pnl(self, req_id)
 
     def _req_market_data_type(self, f: list[str]) -> None:
         self.md_type = int(f[2])
@@ -254,16 +295,24 @@ class _Conn:
         else:
             # Unset fields are wildcards, as at the real gateway: an option with only
             # symbol + expiry returns every strike and right of that expiry.
-            matches = [
-                (e, k, r, cid)
-                for e in chain.expiries
-                for k in chain.strikes
-                for r in ("C", "P")
-                if (not expiry or e == expiry)
-                and (not strike or k == strike)
-                and (not right or r == right)
-                and (cid := chain.con_id(e, k, r)) is not None
-            ]
+            full = expiry and strike and right  # one contract: no scan of a big chain
+            exact = chain.con_id(expiry, strike, right) if full else None
+            matches = (
+                [(expiry, strike, right, exact)]
+                if exact is not None
+                else []
+                if full
+                else [
+                    (e, k, r, cid)
+                    for e in chain.expiries
+                    for k in chain.strikes
+                    for r in ("C", "P")
+                    if (not expiry or e == expiry)
+                    and (not strike or k == strike)
+                    and (not right or r == right)
+                    and (cid := chain.con_id(e, k, r)) is not None
+                ]
+            )
             if not matches:
                 self.error(req_id, 200, "No security definition has been found for the request")
                 return
@@ -369,6 +418,11 @@ class _Conn:
         req_id = int(f[2])
         con_id, _symbol, sec_type, expiry, strike, right = self._contract_fields(f, 3)
         generic = f[16] if len(f) > 16 else ""
+        snapshot = len(f) > 17 and f[17] == "1"
+        if snapshot:  # one round of ticks, then tickSnapshotEnd; holds no line
+            self._send_ticks(_Sub(req_id, con_id, sec_type, expiry, strike, right, generic), 0)
+            self.send(57, 1, req_id)
+            return
         if len(self.subs) >= self.server.max_lines:
             self.server.line_violations += 1
             self.error(req_id, 101, "Max number of tickers has been reached")
@@ -458,9 +512,13 @@ class FakeTWS:
         self.pacing_violations = 0
         self.refuse_connections = False
         self.ignore_once: set[int] = set()  # message ids to leave unanswered once
+        self.book = orders.OrderBook()
+        # called with each placed order (not what-ifs) as it arrives (tests, bench)
+        self.on_order: list[Callable[[orders.FakeOrder], None]] = []
 
-    async def start(self) -> int:
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+    async def start(self, port: int = 0) -> int:
+        """Listen on 127.0.0.1 only (never another interface); 0 picks a free port."""
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", port)
         self.port = self._server.sockets[0].getsockname()[1]
         return self.port
 
@@ -507,6 +565,12 @@ class FakeTWS:
             best = max(best, hi - lo + 1)
         return best
 
+    def position_subscribers(self) -> list[_Conn]:
+        return [c for c in self._conns if c.positions_subscribed]
+
+    def conn_of(self, client_id: int) -> _Conn | None:
+        return next((c for c in self._conns if c.client_id == client_id), None)
+
     def requests_of(self, msg_id: int) -> list[list[str]]:
         return [f for _, f in self.requests if f and f[0] == str(msg_id)]
 
@@ -521,7 +585,82 @@ class FakeTWS:
         for conn in list(self._conns):
             conn.error(-1, code, msg)
 
+    def fill(self, order_id: int, price: float | None = None) -> None:
+        """Fill a working order (``book.fill_mode = "manual"`` keeps orders working)."""
+        orders.fill(self, order_id, price)
+
+    def cancel(self, order_id: int) -> None:
+        """Cancel a working order (orderStatus Cancelled + error 202), as cancelOrder does."""
+        orders.cancel(self, order_id)
+
+    def cancel_all(self) -> None:
+        for order in self.book.open_orders():
+            orders.cancel(self, order.order_id)
+
+    def set_pnl(self, daily: float, unrealized: float = 0.0, realized: float = 0.0) -> None:
+        """New account P&L, pushed to every reqPnL subscriber (pnl, 94)."""
+        book = self.book
+        book.daily_pnl, book.unrealized_pnl, book.realized_pnl = daily, unrealized, realized
+        for conn in list(self._conns):
+            for req_id in list(conn.pnl_subs):
+                orders.send_pnl(conn, req_id)
+
     def push_ticks(self, bump: int = 1) -> None:
         for conn in list(self._conns):
             for sub in list(conn.subs.values()):
                 conn._send_ticks(sub, bump)
+
+
+def demo_chain() -> FakeChain:
+    """Every expiry for 70 days, $1 strikes 450..750, verticals with a price."""
+    return FakeChain(
+        expiry_days=tuple(range(70)),
+        strikes=tuple(float(k) for k in range(450, 751)),
+        missing=frozenset(),
+        time_value_decay=10.0,
+    )
+
+
+async def _serve(port: int, fill: str, account: str) -> None:
+    import signal
+
+    tws = FakeTWS(demo_chain(), accounts=(account,))
+    tws.book.fill_mode = fill
+    bound = await tws.start(port)
+    print(
+        f"[fake-tws] IB Gateway stand-in on 127.0.0.1:{bound} (paper account {account})", flush=True
+    )
+    tws.on_order.append(
+        lambda o: print(
+            f"[fake-tws] order {o.order_id} {o.action} {o.quantity:g} {o.sec_type} "
+            f"@ {o.lmt_price} ref {o.order_ref}",
+            flush=True,
+        )
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await tws.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m spy_dev.fake_tws",
+        description="A protocol-level IB Gateway stand-in on 127.0.0.1 (paper only).",
+    )
+    parser.add_argument("--port", type=int, default=4002, help="0 picks a free port")
+    parser.add_argument("--fill", choices=("auto", "manual"), default="auto")
+    parser.add_argument("--account", default="DU1234567", help="a paper account id (DU...)")
+    args = parser.parse_args(argv)
+    asyncio.run(_serve(args.port, args.fill, args.account))
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

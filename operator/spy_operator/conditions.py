@@ -19,7 +19,8 @@ TYPES = {
     "and has an auths entry for the image's registry (or none is referenced)",
     "VPNReady": "the VPN probe connected within its timeout (or no probe is configured)",
     "GatewayReady": "the referenced IBGateway exists, is Ready, and suits the consumer",
-    "Approved": "an approval with approvedBy and an expiresAt in the future is present",
+    "Approved": "an approval with approvedBy and an expiresAt in the future is present and "
+    "the approval webhook recorded and signed who approved and who armed (two people)",
     "Armed": "the safety gate allows the bot to run (1 replica) and it is Enforced",
     "Enforced": "the bot's Deployment carries the operator's manifest, no field of another "
     "manager in its pod template, and the replicas the gate allows",

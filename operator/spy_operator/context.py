@@ -34,6 +34,8 @@ class Context:
     prober: VpnProber
     clock: Callable[[], dt.datetime]  # wall clock: approvals expire in real time
     monotonic: Callable[[], float] = time.monotonic  # intervals (RTT report pacing)
+    # Key of the approval webhook's signatures (admission.py); None: nothing verifies.
+    approval_key: bytes | None = None
     operator_namespace: str = c.DEFAULT_OPERATOR_NAMESPACE
     vpn_recheck_seconds: float = 5.0
     # RTT-only status updates at most this often per object (an up/down flip is

@@ -23,7 +23,7 @@ from spy_operator.enforce import (
     halt_all,
     lower_to,
     replicas_of,
-    stop_stray,
+    stray_deployment,
     strays,
 )
 from spy_operator.facts import consumers, id_count
@@ -67,6 +67,7 @@ class Controller:
         self._armed: set[ReconcileKey] = set()
         self._deferred: set[ReconcileKey] = set()
         self._above_floor_since: dict[ReconcileKey, float] = {}
+        self._backoff_until: dict[ReconcileKey, float] = {}  # loop time
         self._tasks: list[asyncio.Task[None]] = []
         self._halting: asyncio.Task[int] | None = None
 
@@ -193,8 +194,6 @@ class Controller:
 
     async def reconcile(self, key: ReconcileKey) -> Outcome:
         kind, ns, name = key
-        if kind == STRAY:
-            return await stop_stray(self.ctx, ns, name)
         if kind == c.KIND_BOT:
             return await reconcile_tradingbot(self.ctx, ns, name, self.allocation())
         if kind == c.KIND_GATEWAY:
@@ -209,7 +208,7 @@ class Controller:
                     # Standby, or cache not synced yet: keep the key for when this
                     # replica can act (a lapse of leadership must not lose a halt),
                     # and meanwhile enforce what only lowers replicas.
-                    if self.synced.is_set():
+                    if self._may_enforce_floor():
                         await self._enforce_floor(key)
                     if key[0] != STRAY:
                         self._deferred.add(key)
@@ -218,9 +217,20 @@ class Controller:
                     for deferred in self._deferred:
                         self.queue.add(deferred)
                     self._deferred.clear()
+                if key[0] == STRAY:
+                    await self._enforce_floor(key)
+                    continue
                 if key[0] == c.KIND_BOT and self._halting and not self._halting.done():
                     # A halt lowers every bot first; statuses wait for it.
                     await asyncio.wait([self._halting])
+                backoff = self._backoff_until.get(key, 0.0) - asyncio.get_running_loop().time()
+                if backoff > 0:
+                    # A failed key waits out its backoff (or the server's Retry-After)
+                    # even when an event, such as its own fail-closed status, queues it
+                    # again; meanwhile a bot is still lowered at once if it must be.
+                    await self._enforce_floor(key, grace=0.0)
+                    self.queue.add_after(key, backoff)
+                    continue
                 await self._process(key)
             finally:
                 self.queue.done(key)
@@ -235,6 +245,8 @@ class Controller:
             failures = self._failures.get(key, 0) + 1
             self._failures[key] = failures
             delay = min(30.0, 0.25 * 2 ** min(failures, 7))
+            if err.retry_after:
+                delay = max(delay, min(err.retry_after, 60.0))  # the server's own pacing
             metrics.RECONCILE_ERRORS.labels(kind=kind).inc()
             metrics.RECONCILES.labels(kind=kind, result="error").inc()
             log.warning(
@@ -244,6 +256,7 @@ class Controller:
             if kind == c.KIND_BOT:
                 # Any refusal, any status: a 403 from a policy, a 409 loop, a timeout.
                 await self._fail_closed(key, str(err))
+            self._backoff_until[key] = asyncio.get_running_loop().time() + delay
             self.queue.add_after(key, delay)
             return
         except Exception:
@@ -254,9 +267,11 @@ class Controller:
             log.exception("reconcile crashed", extra={"key": "/".join(key)})
             if kind == c.KIND_BOT:
                 await self._fail_closed(key, "internal error (see operator log)")
+            self._backoff_until[key] = asyncio.get_running_loop().time() + 30.0
             self.queue.add_after(key, 30.0)
             return
         self._failures.pop(key, None)
+        self._backoff_until.pop(key, None)
         metrics.RECONCILE_SECONDS.labels(kind=kind).observe(time.perf_counter() - started)
         metrics.RECONCILES.labels(kind=kind, result="changed" if outcome.writes else "noop").inc()
         if outcome.requeue_after is not None:
@@ -277,33 +292,43 @@ class Controller:
             # The fail-closed path itself must never kill a worker; the retry comes.
             log.exception("fail-closed path crashed", extra={"key": "/".join(key)})
 
-    async def _enforce_floor(self, key: ReconcileKey) -> None:
-        """What a replica without the Lease may do: lower a bot (or a stray) that runs
-        above the gate's floor, after STANDBY_GRACE_SECONDS, and wake again at the
-        approval's expiry. Never raises replicas; never writes status."""
+    async def _enforce_floor(self, key: ReconcileKey, grace: float = STANDBY_GRACE_SECONDS) -> None:
+        """Lower a bot (or a stray bot Deployment) that runs above the gate's floor,
+        once it has been seen above for `grace` seconds (a cache a few ms behind an
+        arming must not fight the writer), and wake again at the approval's expiry.
+        Never raises replicas; never writes status. Any synced replica may do it."""
         kind, ns, name = key
         try:
             if kind == STRAY:
-                await stop_stray(self.ctx, ns, name)
+                deployment, allowed = stray_deployment(self.ctx, ns, name), 0
+            elif kind == c.KIND_BOT:
+                deployment = bot_deployment(self.ctx, ns, name)
+                allowed = floor_allowance(self.ctx, ns, name)
+            else:
                 return
-            if kind != c.KIND_BOT:
-                return
-            deployment = bot_deployment(self.ctx, ns, name)
-            allowed = floor_allowance(self.ctx, ns, name)
-            if replicas_of(deployment) <= allowed:
+            if deployment is None or replicas_of(deployment) <= allowed:
                 self._above_floor_since.pop(key, None)
-                self._schedule_expiry(key)
+                if kind == c.KIND_BOT:
+                    self._schedule_expiry(key)
                 return
             now = asyncio.get_running_loop().time()
             since = self._above_floor_since.setdefault(key, now)
-            if now - since < STANDBY_GRACE_SECONDS:
-                self.queue.add_after(key, STANDBY_GRACE_SECONDS - (now - since))
+            if now - since < grace:
+                self.queue.add_after(key, grace - (now - since))
                 return
+            if kind == STRAY:
+                metrics.STRAY_BOT_DEPLOYMENTS.inc()
+                log.warning("stray bot deployment running; stopping it", extra={"key": name})
             await lower_to(self.ctx, deployment, allowed, Outcome())
             self._above_floor_since.pop(key, None)
         except ApiError as err:
             log.warning("floor enforcement failed", extra={"key": "/".join(key), "error": str(err)})
             self.queue.add_after(key, 1.0)
+
+    def _may_enforce_floor(self) -> bool:
+        """A replica without the Lease lowers bots only while no live leader does: a
+        standby with a stale cache (a halt it has not seen lifted) never fights one."""
+        return self.synced.is_set() and (self.leader is None or not self.leader.leader_alive())
 
     def _schedule_expiry(self, key: ReconcileKey) -> None:
         body = self.ctx.world.get(World.BOTS, (key[1], key[2]))

@@ -8,8 +8,8 @@ itself cannot block a scale-down, and any synced replica may run it, leader or n
 * `floor_allowance`: what the gate allows from the cache alone; 0 on any error;
 * `halt_all`: a global halt scales every bot-labelled Deployment to 0 in parallel
   (bounded), before any status is written;
-* `stop_stray`: a Deployment with the bot label but no owning TradingBot (left by
-  `--cascade=orphan`, or a copy) is kept at 0.
+* `stray_deployment`: a Deployment with the bot label but no owning TradingBot (left
+  by `--cascade=orphan`, or a copy), which the controller keeps at 0.
 
 Called by reconcile.py and controller.py.
 """
@@ -22,7 +22,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from spy_operator import builders, metrics
+from spy_operator import builders
 from spy_operator import constants as c
 from spy_operator.api import TradingBot
 from spy_operator.context import Context, Outcome
@@ -115,15 +115,12 @@ def strays(ctx: Context) -> list[tuple[str, str]]:
     ]
 
 
-async def stop_stray(ctx: Context, namespace: str, name: str) -> Outcome:
-    outcome = Outcome()
+def stray_deployment(ctx: Context, namespace: str, name: str) -> Body | None:
+    """The bot-labelled Deployment `name` if no TradingBot owns it, else None."""
     dep = ctx.world.get(World.BOT_DEPLOYMENTS, (namespace, name))
-    if dep is None or _owned_by_a_bot(ctx, dep) or replicas_of(dep) == 0:
-        return outcome
-    metrics.STRAY_BOT_DEPLOYMENTS.inc()
-    log.warning("stray bot deployment running; stopping it", extra={"deployment": name})
-    await lower_to(ctx, dep, 0, outcome)
-    return outcome
+    if dep is None or _owned_by_a_bot(ctx, dep):
+        return None
+    return dep
 
 
 async def halt_all(ctx: Context) -> int:

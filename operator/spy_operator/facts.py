@@ -11,6 +11,7 @@ from typing import Any
 
 from spy_operator import clientids, metrics
 from spy_operator import constants as c
+from spy_operator.admission import verify
 from spy_operator.api import IBGateway, SpecError, TradingBot, gateway_ref
 from spy_operator.conditions import Check
 from spy_operator.context import Context, Outcome, ReconcileKey, sooner
@@ -121,6 +122,9 @@ def bot_decision(
             vpn=vpn.gate,
             halt=halt_state(ctx),
             now=now,
+            approval_record=verify(
+                ctx.approval_key, ns, bot.meta.name, bot.spec, bot.meta.annotations
+            ),
         )
     )
     return decision, vpn

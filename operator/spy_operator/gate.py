@@ -3,6 +3,8 @@
     replicas = 1  only if  no global halt
                        and spec.armed
                        and an approval with approvedBy whose expiresAt is in the future
+                       and the approval webhook recorded (and signed) who approved
+                           and who armed, two different people
                        and the gateway exists, is Ready, has the bot's mode,
                            and is not read-only when the bot is live
                        and every pull secret is valid
@@ -71,6 +73,9 @@ class GateInput:
     vpn: Check
     halt: Halt
     now: dt.datetime
+    # The approval webhook's signed record of who approved and who armed
+    # (admission.verify): ApprovalUnverified unless both are recorded and differ.
+    approval_record: Check
 
     @classmethod
     def for_bot(
@@ -81,6 +86,7 @@ class GateInput:
         vpn: Check,
         halt: Halt,
         now: dt.datetime,
+        approval_record: Check,
     ) -> GateInput:
         """The gate's input from a bot's view and the facts gathered for it: the one
         place that reads gate-relevant TradingBot fields."""
@@ -93,13 +99,22 @@ class GateInput:
             vpn=vpn,
             halt=halt,
             now=now,
+            approval_record=approval_record,
         )
 
 
 # The gate's checks, in order; each names what it checks (Halt passes when no halt
 # is set). The report keeps all of them, not only the first failure, so conditions,
 # `kubectl spyoptions status` and the admission webhook read one object.
-CHECKS = ("Halt", "Armed", "Approved", "GatewayReady", "PullSecretReady", "VPNReady")
+CHECKS = (
+    "Halt",
+    "Armed",
+    "Approved",
+    "ApprovalRecorded",
+    "GatewayReady",
+    "PullSecretReady",
+    "VPNReady",
+)
 
 
 @dataclass(frozen=True)
@@ -195,6 +210,7 @@ def evaluate_gate(inp: GateInput) -> GateDecision:
         ("Halt", check_halt(inp.halt)),
         ("Armed", check_armed(inp.armed)),
         ("Approved", check_approval(inp.approval, inp.now)),
+        ("ApprovalRecorded", inp.approval_record),
         ("GatewayReady", check_gateway(inp.gateway, inp.mode)),
         ("PullSecretReady", inp.pull_secrets),
         ("VPNReady", inp.vpn),

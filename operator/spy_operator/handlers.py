@@ -23,6 +23,8 @@ from spy_operator.leader import LeaderElector
 from spy_operator.pods import gateway_pod_facts
 from spy_operator.pullsecrets import secret_facts
 from spy_operator.vpn import VpnProber
+from spy_operator.webhook import key_from_env, policy_from_env
+from spy_operator.webhook import serve as serve_webhook
 from spy_operator.world import World
 
 log = logging.getLogger("spy_operator")
@@ -108,6 +110,18 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         workers=int(os.environ.get("SPY_WORKERS", "8")),
         resync_seconds=float(os.environ.get("SPY_RESYNC_SECONDS", "30")),
     )
+    ctx.approval_key = key_from_env()
+    webhook_port = int(os.environ.get("SPY_WEBHOOK_PORT", "0"))
+    memo.webhook = None
+    if webhook_port and ctx.approval_key is not None:
+        memo.webhook = await serve_webhook(
+            webhook_port,
+            os.environ["SPY_WEBHOOK_CERT"],
+            os.environ["SPY_WEBHOOK_KEY"],
+            policy_from_env(),
+            ctx.approval_key,
+            os.environ.get("SPY_WEBHOOK_HOST", "0.0.0.0"),
+        )
     if leader is not None:
         leader.on_elected = controller.enqueue_all
         kube.may_write = lambda: leader.is_leader
@@ -123,6 +137,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     controller: Controller = memo.controller
+    if memo.get("webhook") is not None:
+        await memo.webhook.cleanup()
     await controller.stop()
     await controller.ctx.kube.close()
 

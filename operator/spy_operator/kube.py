@@ -33,9 +33,11 @@ class ApiError(Exception):
     """The API server refused a request (`status` is the HTTP status) or could not be
     reached (`status` 0)."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, retry_after: float | None = None) -> None:
         super().__init__(f"HTTP {status}: {message}")
         self.status = status
+        # Seconds the server asked us to wait (a 429's Status.details.retryAfterSeconds).
+        self.retry_after = retry_after
 
 
 def _pem(data: str | bytes) -> bytes:
@@ -134,11 +136,14 @@ class Kube:
                 self._session = None
                 status, text = await self._send(verb, path, params, content, headers)
         if status >= 400:
+            retry_after = None
             try:
-                message = json.loads(text).get("message", text)
-            except ValueError:
+                reply = json.loads(text)
+                message = reply.get("message", text)
+                retry_after = float((reply.get("details") or {}).get("retryAfterSeconds") or 0)
+            except (ValueError, AttributeError, TypeError):
                 message = text
-            raise ApiError(status, str(message)[:500])
+            raise ApiError(status, str(message)[:500], retry_after or None)
         body: dict[str, Any] = json.loads(text)
         return body
 
@@ -230,14 +235,15 @@ class Kube:
             lowering=lowering,
         )
 
-    async def delete(self, path: str, resource: str) -> None:
-        """Delete (background propagation); a missing object is not an error."""
+    async def delete(self, path: str, resource: str, propagation: str = "Background") -> None:
+        """Delete; a missing object is not an error. With `Foreground` the object stays
+        (with a deletionTimestamp) until its dependents, down to the pods, are gone."""
         try:
             await self._request(
                 "DELETE",
                 path,
                 resource,
-                content=json.dumps({"propagationPolicy": "Background"}),
+                content=json.dumps({"propagationPolicy": propagation}),
                 headers=_JSON,
             )
         except ApiError as err:

@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Callable
 
 from spy_operator import metrics
+from spy_operator.api import parse_time
 from spy_operator.kube import ApiError, Kube, object_path
 
 log = logging.getLogger("spy_operator.leader")
@@ -45,12 +46,16 @@ class LeaderElector:
         self.renew_seconds = renew_seconds
         self.on_elected = on_elected
         self.clock = clock
-        self.identity = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self._host = socket.gethostname()
+        self.identity = f"{self._host}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self._renewed_at: float | None = None  # loop time just before the last renew
         # (holder, renewTime) of the other replica's Lease and the local loop time we
         # first saw it: expiry is judged on our own clock, never by comparing clocks.
         self._observed: tuple[str, str, float] | None = None
         self.elected = asyncio.Event()
+        # The Lease as last read: its holder and renewTime (for leader_alive).
+        self._holder: str = ""
+        self._holder_renewed: dt.datetime | None = None
 
     @property
     def is_leader(self) -> bool:
@@ -118,6 +123,8 @@ class LeaderElector:
             return True
         current = lease.get("spec", {})
         holder = str(current.get("holderIdentity") or "")
+        self._holder = holder
+        self._holder_renewed = parse_time(current.get("renewTime"))
         duration = float(current.get("leaseDurationSeconds") or self.lease_seconds)
         if holder not in (self.identity, ""):
             seen = (holder, str(current.get("renewTime")))
@@ -138,6 +145,18 @@ class LeaderElector:
                 return False  # lost a race; the resourceVersion moved
             raise
         return True
+
+    def leader_alive(self) -> bool:
+        """True when another live replica holds the Lease: not us, not a previous
+        incarnation of this pod (same host name: a restarted container's predecessor
+        is dead), and renewed within three renew periods by our clock."""
+        holder = self._holder
+        if holder in ("", self.identity) or self._holder_renewed is None:
+            return False
+        if holder.startswith(f"{self._host}-"):
+            return False
+        age = (self.clock() - self._holder_renewed).total_seconds()
+        return age < 3 * self.renew_seconds
 
     async def release(self) -> None:
         """Hand the Lease over at shutdown so a standby takes over at once."""

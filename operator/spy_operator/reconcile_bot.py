@@ -12,7 +12,7 @@ from spy_operator import constants as c
 from spy_operator.api import SpecError, TradingBot
 from spy_operator.conditions import Check, Condition, set_check, set_condition
 from spy_operator.context import Context, Outcome, sooner
-from spy_operator.drift import check_foreign_change
+from spy_operator.drift import FOREIGN_CHANGE, check_foreign_change
 from spy_operator.enforce import bot_deployment, floor_allowance, lower_to, replicas_of
 from spy_operator.facts import bot_decision, gateway_port_of
 from spy_operator.gate import GateDecision
@@ -55,9 +55,19 @@ async def reconcile_tradingbot(
     )
     observed = bot_deployment(ctx, namespace, name)
     foreign = check_foreign_change(desired, observed, c.FIELD_MANAGER)
+    if observed is not None and observed["metadata"].get("deletionTimestamp"):
+        # Being rebuilt: deleted in the foreground, it disappears only once its pods
+        # have terminated, so the new Deployment never runs beside an old bot pod.
+        foreign = Check(
+            False,
+            FOREIGN_CHANGE,
+            "the changed deployment is being deleted; it is recreated from the "
+            "operator's manifest once its pods have terminated",
+        )
     if not foreign.ok:
         decision = GateDecision(0, foreign.reason, foreign.message, decision.checks)
-        observed = await _rebuild(ctx, bot, observed, desired, foreign, outcome)
+        if observed is not None and not observed["metadata"].get("deletionTimestamp"):
+            observed = await _rebuild(ctx, bot, observed, desired, foreign, outcome)
         status = bot_status(bot, decision, vpn.check, observed or {}, foreign, client_id, now)
         await write_status(ctx, c.KIND_BOT, World.BOTS, body, status, outcome)
         outcome.requeue_after = 1.0
@@ -92,12 +102,15 @@ async def _rebuild(
     outcome: Outcome,
 ) -> Body | None:
     """Someone else's fields in what the bot runs: lower it to 0 and delete the
-    Deployment; the next pass recreates it from the operator's manifest alone."""
+    Deployment in the foreground; once it is gone (its pods terminated), a later pass
+    recreates it from the operator's manifest alone."""
     metrics.FOREIGN_CHANGES.inc()
     observed = await lower_to(ctx, observed, 0, outcome)
     name = desired["metadata"]["name"]
     await ctx.kube.delete(
-        object_path("apps/v1", "Deployment", bot.meta.namespace, name), "deployments"
+        object_path("apps/v1", "Deployment", bot.meta.namespace, name),
+        "deployments",
+        propagation="Foreground",
     )
     outcome.writes += 1
     ctx.world.forget(World.DEPLOYMENTS, (bot.meta.namespace, name))
@@ -166,7 +179,12 @@ def bot_status(
     conditions = set_condition(
         conditions, "Halted", not halt.ok, halt.reason, halt.message, generation, now
     )
-    for type_ in ("Approved", "GatewayReady", "PullSecretReady"):
+    # Approved: a valid, unexpired approval that the webhook recorded and signed.
+    approved = decision.check("Approved")
+    if approved.ok:
+        approved = decision.check("ApprovalRecorded")
+    conditions = set_check(conditions, "Approved", approved, generation, now)
+    for type_ in ("GatewayReady", "PullSecretReady"):
         conditions = set_check(conditions, type_, decision.check(type_), generation, now)
     conditions = set_check(conditions, "VPNReady", vpn_check, generation, now)
     conditions = set_check(conditions, "Enforced", enforced, generation, now)

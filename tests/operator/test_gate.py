@@ -33,6 +33,7 @@ GOOD = GateInput(
     vpn=OK,
     halt=Halt(False),
     now=NOW,
+    approval_record=OK,
 )
 
 
@@ -61,6 +62,10 @@ def test_all_conditions_hold_opens_the_gate() -> None:
         ({"mode": Mode.LIVE}, Reason.GATEWAY_MODE_MISMATCH),
         ({"pull_secrets": Check(False, "PullSecretNotFound", "x")}, "PullSecretNotFound"),
         ({"vpn": Check(False, "VPNUnreachable", "x")}, "VPNUnreachable"),
+        (
+            {"approval_record": Check(False, "ApprovalUnverified", "x")},
+            "ApprovalUnverified",
+        ),
     ],
 )
 def test_each_failing_condition_closes_the_gate_with_its_reason(
@@ -162,6 +167,7 @@ inputs = st.builds(
     checks,
     st.builds(Halt, st.booleans(), st.just("")),
     times,
+    checks,  # approval_record
 )
 
 
@@ -181,6 +187,7 @@ def test_gate_opens_exactly_when_every_condition_holds(inp: GateInput) -> None:
         and gw.ready
         and gw.trading_mode == inp.mode
         and not (inp.mode is Mode.LIVE and gw.read_only)
+        and inp.approval_record.ok
         and inp.pull_secrets.ok
         and inp.vpn.ok
     )

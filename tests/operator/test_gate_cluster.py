@@ -7,6 +7,7 @@ than the revert window.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from operator_support import (
     credentials,
     deployment_replicas,
     gateway,
+    in_seconds,
     paper_world,
     pull_secret,
     tcp_listener,
@@ -157,7 +159,14 @@ def test_hand_scale_up_is_reverted(kubectl: Kubectl, namespace: str, operator: A
         "tradingbot/sc",
         "--type=merge",
         "-p",
-        '{"spec":{"armed":true,"approval":{"approvedBy":"bob","expiresAt":"2099-01-01T00:00:00Z"}}}',
+        json.dumps(
+            {
+                "spec": {
+                    "armed": True,
+                    "approval": {"approvedBy": "bob", "expiresAt": in_seconds(3600)},
+                }
+            }
+        ),
     )
     wait_bot(kubectl, namespace, "sc", 1, "Armed")
     kubectl("scale", "-n", namespace, "deployment/sc-bot", "--replicas=2")

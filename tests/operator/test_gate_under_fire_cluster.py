@@ -265,8 +265,11 @@ def test_restarted_operator_enforces_within_seconds_of_a_sigkill(
     """Finding 4: after SIGKILL a restarted operator waited a full Lease (15 s by
     default) before enforcing anything. Now any synced replica lowers bots at once
     (after a 1 s grace): a hand scale-up made while it was down and an approval that
-    expired meanwhile are both at 0 well within 5 s of the restart (asserted with a
-    10 s margin for a loaded CI machine; the measured figure is in docs/safety-gate.md).
+    expired meanwhile are both at 0 within about 5 s of the restart on a quiet machine
+    (the measured figure is in docs/safety-gate.md). Asserted at 12 s, which the old
+    operator could never meet (it waited the dead holder's whole 15 s Lease after
+    starting) while a heavily loaded CI machine, where the process itself takes
+    seconds to start, still can.
     """
     paper_world(kubectl, namespace)
     kubectl.apply(bot("idle", armed=False), namespace)
@@ -293,7 +296,7 @@ def test_restarted_operator_enforces_within_seconds_of_a_sigkill(
                     deployment_replicas(kubectl, namespace, "idle") == 0
                     and deployment_replicas(kubectl, namespace, "expiring") == 0
                 ),
-                10,
+                12,
             )
             print(f"enforced {took:.2f} s after the restart")
         finally:

@@ -50,6 +50,7 @@ class TradingBot:
     vpn: VpnTarget | None
     resources: Mapping[str, Any]
     status: Mapping[str, Any]
+    spec: Mapping[str, Any]  # as read: what the approval webhook signed
 
     @classmethod
     def from_body(cls, body: Body) -> TradingBot:
@@ -68,6 +69,7 @@ class TradingBot:
             vpn=s.vpn(),
             resources=s.resources(),
             status=_status(body),
+            spec=s.spec,
         )
 
 
