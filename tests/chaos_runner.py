@@ -109,6 +109,40 @@ class Run(Steps):
             return False
         return True
 
+    def teardown(self) -> None:
+        """Disarm every bot and wait for nothing to run, then delete the namespace:
+        a namespace being deleted must not change under a later watcher (the VPN
+        listener closing would close a still-armed bot's gate)."""
+        try:
+            for name in BOTS:
+                self.api.merge(self.bot_path(name), {"spec": {"armed": False}})
+            wait_for(
+                f"{self.ns} idle",
+                lambda: not self._running_anything(),
+                self.s.settle_seconds,
+            )
+        # Not the harness's fault (pods lagging, say): the run's verdict is already in.
+        except (AssertionError, httpx.HTTPError, RefusedError) as err:
+            self.h.log(f"{self.ns}: teardown did not reach idle: {err}")
+        self.active.discard(self.ns)  # a namespace being deleted is not judged
+        self.listener.close()
+        try:
+            self.api.delete(path("namespace", None, self.ns))
+        except (AssertionError, httpx.HTTPError) as err:
+            self.result.errors.append(f"namespace deletion: {err}")
+
+    def _running_anything(self) -> bool:
+        view = self.watcher.world.view()
+        deps = [d for (ns, _), d in view.deployments.items() if ns == self.ns]
+        pods = [
+            p
+            for (ns, _), p in view.pods.items()
+            if ns == self.ns
+            and p["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "trading-bot"
+            and running(p)
+        ]
+        return bool(pods) or any(int(d["spec"].get("replicas", 1)) > 0 for d in deps)
+
     def execute(self) -> RunResult:
         started = time.monotonic()
         before = len(self.watcher.recorded)
@@ -148,12 +182,7 @@ class Run(Steps):
             self.label("settle")
             self.restore()
             self.result.settled = self.settle()
-            self.active.discard(self.ns)  # a namespace being deleted is not judged
-            self.listener.close()
-            try:
-                self.api.delete(path("namespace", None, self.ns))
-            except (AssertionError, httpx.HTTPError) as err:
-                self.result.errors.append(f"namespace deletion: {err}")
+            self.teardown()
         self.result.violations = self.watcher.recorded[before:]
         self.result.seconds = time.monotonic() - started
         for v in self.result.violations:
