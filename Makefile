@@ -81,8 +81,9 @@ demo: venv tools $(DEMO_DEPS) ## bring the platform up locally and show it worki
 demo-down: venv ## stop everything `make demo` started (and the control plane)
 	@$(PY) -m spy_dev.demo down --state-dir .local
 
-crds: venv ## regenerate crds/*.yaml from crds/generate.py
+crds: venv ## regenerate crds/*.yaml (and the chart's copies, docs/api.md, crd_defaults.py)
 	@$(PY) crds/generate.py
+	@cp crds/ibgateways.yaml crds/optionsdetectors.yaml crds/tradingbots.yaml helm/spy-options/crds/
 
 bench: venv tools ## run the benchmarks (see docs/benchmarks.md)
 	@$(PY) bench/operator_convergence.py

@@ -9,14 +9,21 @@ vol 5%-150%, rate 0-5%, dividend yield 0-2%, calls and puts), priced with
 
 * spy_analytics.implied_volatility on all n options at once (best of 7 runs);
 * py_vollib (Jäckel's Let's Be Rational, pure Python) on a subsample, one call per option;
-* QuantLib blackFormulaImpliedStdDev (accuracy 1e-12) on the same subsample.
+* QuantLib blackFormulaImpliedStdDev (accuracy 1e-12) on the same subsample;
+* iv_engine (Rust Let's Be Rational, pinned in the bench dependency group) on all n
+  options at once, ``parallel=False`` (single thread), best of 7 - the anchor the
+  headline ratio ``speedup_vs_iv_engine`` is measured against, in the same process;
+* spy_analytics with the pre-issue-11 solver settings (two full Householder steps) on
+  all n, best of 7: what the one-step solver gained, in the same process.
 
 "Well-conditioned" options are those whose price determines the vol to 1e-10: eight
 ulps of the price move the vol by at most 1e-10 (price * 8 eps / vega <= 1e-10).
 Max |error| is measured on those; the NaN count on a separate set of undefined inputs
 (below intrinsic, above the upper bound, NaN/inf/negative prices) must equal its size.
 Thread pools are pinned to one thread; throughput is reported per wall-clock second and
-per process-CPU second (the latter does not depend on other load on a shared box).
+per process-CPU second (the latter depends less on other load on a shared box, but a
+loaded 2-core machine still slows it through caches and clocks: compare the ratios).
+Machine state (load average, CPU, numpy/BLAS) is printed beside the figures.
 The last line printed is one JSON object with the headline figures.
 """
 
@@ -34,6 +41,8 @@ import time
 import warnings
 
 import numpy as np
+import spy_analytics.iv as iv_module
+from machine import describe, machine_state
 from spy_analytics import bsm_greeks, bsm_price, implied_volatility
 
 EPS = float(np.finfo(np.float64).eps)
@@ -82,6 +91,43 @@ def run_ours(price, o, repeats=7):
         best_cpu = min(best_cpu, time.process_time() - c0)
         best = min(best, time.perf_counter() - t0)
     return iv, best, best_cpu
+
+
+def run_iv_engine(price, o, repeats=7):
+    """iv_engine's Black inversion on undiscounted forward prices, calls and puts in
+    two batches (its ``is_call`` is one flag per call), single thread."""
+    import iv_engine
+
+    t = o["t"]
+    fwd = o["spot"] * np.exp((o["rate"] - o["div_yield"]) * t)
+    undisc = price * np.exp(o["rate"] * t)
+    calls = o["is_call"]
+    parts = [np.flatnonzero(calls), np.flatnonzero(~calls)]
+    args = [
+        (undisc[j], fwd[j], o["strike"][j], t[j], bool(flag))
+        for j, flag in zip(parts, (True, False), strict=True)
+    ]
+    out = np.full(price.shape, np.nan)
+    best = best_cpu = math.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        c0 = time.process_time()
+        res = [iv_engine.implied_volatilities(*a, parallel=False) for a in args]
+        best_cpu = min(best_cpu, time.process_time() - c0)
+        best = min(best, time.perf_counter() - t0)
+    for j, r in zip(parts, res, strict=True):
+        out[j] = np.asarray(r, dtype=np.float64)
+    return out, best, best_cpu
+
+
+def run_two_step(price, o, repeats=7):
+    """This solver with its pre-issue-11 settings: two full steps, tight acceptance."""
+    saved = iv_module._FULL_STEPS, iv_module._ACCEPT_STEP
+    iv_module._FULL_STEPS, iv_module._ACCEPT_STEP = 2, 1e-5
+    try:
+        return run_ours(price, o, repeats)
+    finally:
+        iv_module._FULL_STEPS, iv_module._ACCEPT_STEP = saved
 
 
 def run_vollib(price, o, idx):
@@ -168,6 +214,21 @@ def main() -> None:
     und = undefined_inputs(o, args.undefined)
     iv_und = implied_volatility(*und)
     ours["nan_on_undefined"] = int(np.isnan(iv_und).sum())
+    ie_iv, ie_secs, ie_cpu = run_iv_engine(price, o)
+    ie_err = np.abs(ie_iv - o["vol"])
+    iv_engine_res = {
+        "options_per_s": args.n / ie_secs,
+        "options_per_cpu_s": args.n / ie_cpu,
+        "max_abs_err_well_conditioned": float(np.nanmax(ie_err[well])),
+        "max_abs_err_price_ge_1e-6": float(np.nanmax(ie_err[practical])),
+        "nan_on_well_conditioned": int(np.isnan(ie_iv[well]).sum()),
+    }
+    two_iv, two_secs, two_cpu = run_two_step(price, o)
+    two_step = {
+        "options_per_s": args.n / two_secs,
+        "options_per_cpu_s": args.n / two_cpu,
+        "max_abs_err_well_conditioned": float(np.max(np.abs(two_iv - o["vol"])[well])),
+    }
 
     rng = np.random.default_rng(1)
     idx = np.sort(rng.choice(args.n, size=min(args.subsample, args.n), replace=False))
@@ -195,7 +256,15 @@ def main() -> None:
         "py_vollib_lbr": summary(vl, vl_secs),
         "quantlib_blackFormulaImpliedStdDev": summary(ql_iv, ql_secs),
         "subsample": int(idx.size),
+        "iv_engine": iv_engine_res,
+        "spy_analytics_two_step": two_step,
+        "machine": machine_state(),
     }
+    result["speedup_vs_iv_engine"] = ours["options_per_s"] / iv_engine_res["options_per_s"]
+    result["speedup_vs_iv_engine_cpu"] = (
+        ours["options_per_cpu_s"] / iv_engine_res["options_per_cpu_s"]
+    )
+    result["speedup_vs_two_step"] = ours["options_per_s"] / two_step["options_per_s"]
     result["speedup_vs_py_vollib"] = (
         ours["options_per_s"] / result["py_vollib_lbr"]["options_per_s"]
     )
@@ -203,10 +272,22 @@ def main() -> None:
         ours["options_per_s"] / result["quantlib_blackFormulaImpliedStdDev"]["options_per_s"]
     )
     print(
-        f"spy_analytics   {ours['options_per_s'] / 1e6:8.2f} M options/s  "
+        f"spy_analytics   {ours['options_per_s'] / 1e6:8.2f} M options/s "
+        f"({ours['options_per_cpu_s'] / 1e6:.2f} per CPU s)  "
         f"max err {ours['max_abs_err_well_conditioned']:.2e}  "
         f"NaN on undefined {ours['nan_on_undefined']}/{args.undefined}"
     )
+    print(
+        f"iv_engine       {iv_engine_res['options_per_s'] / 1e6:8.2f} M options/s "
+        f"({iv_engine_res['options_per_cpu_s'] / 1e6:.2f} per CPU s)  "
+        f"max err {iv_engine_res['max_abs_err_well_conditioned']:.2e}  "
+        f"ratio {result['speedup_vs_iv_engine']:.2f}x"
+    )
+    print(
+        f"two-step solver {two_step['options_per_s'] / 1e6:8.2f} M options/s  "
+        f"ratio one-step/two-step {result['speedup_vs_two_step']:.2f}x"
+    )
+    print(f"machine: {describe(result['machine'])}")
     for name in ("py_vollib_lbr", "quantlib_blackFormulaImpliedStdDev"):
         r = result[name]
         print(

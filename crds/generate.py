@@ -332,6 +332,16 @@ TRADING_BOT_SPEC = obj(
                 ]
             },
         ),
+        "backend": obj(
+            "Where the bot reads signals: the backend's /api/v1/negotiate (realtime) and "
+            "query API (backfill after a reconnect).",
+            {
+                "url": s(
+                    "Backend base URL, e.g. http://spy-backend.spy.svc:8000.", pattern="^https?://"
+                ),
+            },
+            ["url"],
+        ),
         "imagePullSecrets": IMAGE_PULL_SECRETS,
         "vpn": VPN,
         "resources": RESOURCES,
@@ -496,6 +506,32 @@ OPTIONS_DETECTOR_SPEC = obj(
                 ),
             },
             ["url"],
+        ),
+        "dividends": obj(
+            "The underlying's discrete cash dividends, for the forward, parity and the "
+            "American early-exercise bounds (docs/analytics.md).",
+            {
+                "schedule": {
+                    "type": "array",
+                    "maxItems": 64,
+                    "description": "Known ex-dividend dates and amounts; each replaces the "
+                    "projected dividend in its calendar month.",
+                    "items": obj(
+                        "One cash dividend.",
+                        {
+                            "exDate": s("Ex-dividend date, YYYY-MM-DD.", format="date"),
+                            "amount": n("Cash amount per share, USD.", minimum=0),
+                        },
+                        ["exDate", "amount"],
+                    ),
+                },
+                "projectedQuarterly": n(
+                    "Amount projected on SPY's quarterly ex-dates (third Friday of Mar, Jun, "
+                    "Sep, Dec) for a year; 0 projects none. Unset: the detector's default "
+                    "(1.85 for SPY, 0 otherwise).",
+                    minimum=0,
+                ),
+            },
         ),
         "imagePullSecrets": IMAGE_PULL_SECRETS,
         "vpn": VPN,

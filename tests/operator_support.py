@@ -21,7 +21,8 @@ from typing import Any
 
 from gate_invariant import GateInvariantWatcher, Violation
 from k8s_support import Cluster, Kubectl, wait_for
-from spy_dev.devcluster import free_port
+from spy_dev import admission
+from spy_dev.devcluster import DEFAULT_BIN, free_port
 from spy_dev.webhook import operator_env
 from spy_operator import constants as c
 
@@ -248,3 +249,19 @@ def tcp_listener() -> Iterator[tuple[socket.socket, int]]:
         stop.set()
         thread.join(2)
         srv.close()
+
+
+@contextlib.contextmanager
+def admission_suspended(kubectl: Kubectl) -> Iterator[None]:
+    """Lift the bot-guard admission bindings (deploy/admission/) for the block.
+
+    For tests of the operator's revert path only: with the bindings in place a hand
+    scale-up or a rogue bot Deployment is refused before the operator could see it
+    (tests/operator/test_admission_policy_cluster.py). Restored, and waited for, after.
+    """
+    argv = [str(DEFAULT_BIN / "kubectl"), f"--kubeconfig={kubectl.kubeconfig}"]
+    saved = admission.delete_bindings(argv, c.DEFAULT_OPERATOR_NAMESPACE)
+    try:
+        yield
+    finally:
+        admission.restore_bindings(argv, c.DEFAULT_OPERATOR_NAMESPACE, saved)

@@ -2,27 +2,25 @@
 
 etcd + kube-apiserver (RBAC, token users, audit log of writes) + kube-controller-manager
 + kube-scheduler + KWOK with simulated nodes, on free loopback ports, with certificates
-made here. Used by the pytest session fixture (tests/conftest.py), by `make cluster`
-(`python -m spy_dev.devcluster up`) and by the demo. Nothing here is imported by
-the operator itself.
+made here (spy_dev.pki), command lines from spy_dev.components, start-up objects
+from spy_dev.bootstrap, and the bot-guard admission policies of deploy/admission/
+(spy_dev.admission). Used by the pytest session fixture (tests/conftest.py), by `make
+cluster` (`python -m spy_dev.devcluster up`), by the demo and by the benches. A single
+component can be stopped, frozen, thawed and restarted on the same port and
+certificates (DevCluster.stop_component & co.) for chaos tests. Nothing here is imported
+by the operator itself.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import datetime as dt
-import ipaddress
 import json
-import os
 import secrets
 import signal
-import socket
 import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,45 +28,53 @@ from typing import Any
 import httpx
 import yaml
 
+from spy_dev import admission, bootstrap, components, pki
+from spy_dev.components import FAKE_NODE_ANNOTATION
+from spy_dev.processes import (
+    START_ORDER,
+    ClusterError,
+    alive,
+    free_port,
+    log,
+    signal_pid,
+    spawn,
+    stop_pids,
+    wait,
+)
+
+__all__ = [
+    "DEFAULT_BIN",
+    "FAKE_NODE_ANNOTATION",
+    "REPO_ROOT",
+    "ClusterError",
+    "ClusterState",
+    "DevCluster",
+    "admin_client",
+    "client_options",
+    "free_port",
+    "running",
+]
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_BIN = REPO_ROOT / ".bin"
-BINARIES = (
-    "etcd",
-    "kube-apiserver",
-    "kube-controller-manager",
-    "kube-scheduler",
-    "kwok",
-    "kubectl",
-)
+ADMISSION_DIR = REPO_ROOT / "deploy" / "admission"
+BINARIES = (*START_ORDER, "kubectl")
 OPERATOR_NAMESPACE = "spy-system"
 OPERATOR_USER = "spy-operator"
+# The identities the bot-guard admission policy exempts here (two operator replicas).
+OPERATOR_USERS = (OPERATOR_USER, "spy-operator-2")
 # name -> groups. admin and the operator are cluster admins here (least-privilege RBAC
 # for the operator ships with the Helm chart); alice and bob are plain users for RBAC
-# and two-person-rule tests.
+# and two-person-rule tests. Being a cluster admin does not exempt admin from the
+# bot-guard admission policy: only OPERATOR_USERS are.
 USERS: dict[str, tuple[str, ...]] = {
     "admin": ("system:masters",),
-    OPERATOR_USER: ("system:masters",),
-    "spy-operator-2": ("system:masters",),
+    OPERATOR_USERS[0]: ("system:masters",),
+    OPERATOR_USERS[1]: ("system:masters",),
     "alice": ("traders", "system:authenticated"),
     "bob": ("approvers", "system:authenticated"),
     "components": ("system:masters",),
 }
-FAKE_NODE_ANNOTATION = "kwok.x-k8s.io/node"
-
-
-class ClusterError(RuntimeError):
-    """The control plane could not be started; the message says which part and why."""
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def log(msg: str) -> None:
-    print(f"[cluster] {msg}", file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -109,538 +115,6 @@ class ClusterState:
         return cls(**json.loads(path.read_text()))
 
 
-# ---------------------------------------------------------------------------------
-# Certificates and config files
-
-
-def _write_pki(pki: Path) -> None:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec, rsa
-    from cryptography.x509.oid import NameOID
-
-    pki.mkdir(parents=True, exist_ok=True)
-    now = dt.datetime.now(dt.UTC)
-
-    def pem_key(key: Any) -> bytes:
-        data: bytes = key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        return data
-
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "spyoptions-dev-ca")])
-    ca_cert = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=365))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                key_cert_sign=True,
-                crl_sign=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    srv_key = ec.generate_private_key(ec.SECP256R1())
-    sans: list[x509.GeneralName] = [
-        x509.DNSName("localhost"),
-        x509.DNSName("kubernetes"),
-        x509.DNSName("kubernetes.default.svc"),
-        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-        x509.IPAddress(ipaddress.ip_address("10.96.0.1")),
-    ]
-    srv_cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")]))
-        .issuer_name(ca_name)
-        .public_key(srv_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=365))
-        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        .add_extension(
-            x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    (pki / "ca.crt").write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-    (pki / "ca.key").write_bytes(pem_key(ca_key))
-    (pki / "apiserver.crt").write_bytes(srv_cert.public_bytes(serialization.Encoding.PEM))
-    (pki / "apiserver.key").write_bytes(pem_key(srv_key))
-    (pki / "sa.key").write_bytes(pem_key(sa_key))
-    (pki / "sa.pub").write_bytes(
-        sa_key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
-    for key_file in ("ca.key", "apiserver.key", "sa.key"):
-        (pki / key_file).chmod(0o600)
-
-
-AUDIT_POLICY = {
-    "apiVersion": "audit.k8s.io/v1",
-    "kind": "Policy",
-    "omitStages": ["RequestReceived", "ResponseStarted"],
-    "rules": [
-        # The control plane's own components write constantly; tests count the
-        # operator's and users' writes only.
-        {"level": "None", "users": ["components"]},
-        {
-            "level": "Metadata",
-            "verbs": ["create", "update", "patch", "delete", "deletecollection"],
-        },
-        {"level": "None"},
-    ],
-}
-
-
-def _kubeconfig(server: str, ca_file: Path, users: dict[str, str], current: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [
-            {
-                "name": "spyoptions-dev",
-                "cluster": {"server": server, "certificate-authority": str(ca_file)},
-            }
-        ],
-        "users": [{"name": name, "user": {"token": token}} for name, token in users.items()],
-        "contexts": [
-            {"name": name, "context": {"cluster": "spyoptions-dev", "user": name}} for name in users
-        ],
-        "current-context": current,
-    }
-
-
-def _write_secret_file(path: Path, text: str) -> None:
-    path.write_text(text)
-    path.chmod(0o600)
-
-
-# ---------------------------------------------------------------------------------
-# Processes
-
-
-def _spawn(name: str, argv: list[str], logs: Path, detach: bool) -> subprocess.Popen[bytes]:
-    out = (logs / f"{name}.log").open("ab")
-    return subprocess.Popen(
-        argv,
-        stdin=subprocess.DEVNULL,
-        stdout=out,
-        stderr=subprocess.STDOUT,
-        start_new_session=detach,
-    )
-
-
-def _wait(
-    what: str,
-    check: Callable[[], bool],
-    timeout: float,
-    proc: subprocess.Popen[bytes] | None,
-    logs: Path | None = None,
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            tail = ""
-            if logs is not None and logs.exists():
-                tail = "\n".join(logs.read_text(errors="replace").splitlines()[-15:])
-            raise ClusterError(f"{what}: process exited with {proc.returncode}\n{tail}")
-        with contextlib.suppress(httpx.HTTPError, OSError):
-            if check():
-                return
-        time.sleep(0.1)
-    raise ClusterError(f"{what}: not ready after {timeout:.0f} s")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _stop_pids(pids: dict[str, int]) -> None:
-    # Reverse start order: kwok and controllers before the apiserver, etcd last.
-    order = ["kwok", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"]
-    for name in order:
-        pid = pids.get(name)
-        if pid and _alive(pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 10
-    for name in order:
-        pid = pids.get(name)
-        while pid and _alive(pid) and time.monotonic() < deadline:
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, os.WNOHANG)
-            time.sleep(0.05)
-        if pid and _alive(pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-
-
-class DevCluster:
-    """Starts and stops the local control plane. Use as a context manager or via up/down."""
-
-    def __init__(
-        self,
-        state_dir: Path,
-        bin_dir: Path = DEFAULT_BIN,
-        nodes: int = 2,
-        persistent_volumes: int = 40,
-        detach: bool = False,
-        crds: Path | None = REPO_ROOT / "crds",
-    ) -> None:
-        self.state_dir = state_dir.resolve()
-        self.bin_dir = bin_dir
-        self.nodes = nodes
-        self.persistent_volumes = persistent_volumes
-        self.detach = detach
-        self.crds = crds
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        self.state: ClusterState | None = None
-
-    def __enter__(self) -> ClusterState:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def _bin(self, name: str) -> str:
-        path = self.bin_dir / name
-        if not path.exists():
-            raise ClusterError(f"{path} is missing: run `make tools` first")
-        return str(path)
-
-    def start(self) -> ClusterState:
-        for name in BINARIES:
-            self._bin(name)
-        started = time.monotonic()
-        sd = self.state_dir
-        for sub in ("pki", "logs", "etcd-data"):
-            (sd / sub).mkdir(parents=True, exist_ok=True)
-        logs = sd / "logs"
-        for old in logs.glob("*.log"):
-            old.unlink()
-        pki = sd / "pki"
-        _write_pki(pki)
-        tokens = {user: secrets.token_hex(16) for user in USERS}
-        _write_secret_file(
-            sd / "tokens.csv",
-            "".join(
-                f'{tokens[u]},{u},uid-{u},"{",".join(groups)}"\n' for u, groups in USERS.items()
-            ),
-        )
-        (sd / "audit-policy.yaml").write_text(yaml.safe_dump(AUDIT_POLICY))
-
-        etcd_port, etcd_peer, api_port = free_port(), free_port(), free_port()
-        etcd_url = f"http://127.0.0.1:{etcd_port}"
-        server = f"https://127.0.0.1:{api_port}"
-        state = ClusterState(state_dir=str(sd), server=server, etcd_url=etcd_url, tokens=tokens)
-        self.state = state
-        for user in USERS:
-            _write_secret_file(
-                state.kubeconfig_for(user),
-                yaml.safe_dump(_kubeconfig(server, state.ca_file, {user: tokens[user]}, user)),
-            )
-        _write_secret_file(
-            state.kubeconfig,
-            yaml.safe_dump(_kubeconfig(server, state.ca_file, tokens, "admin")),
-        )
-        try:
-            self._start_processes(state, logs, pki, etcd_port, etcd_peer, api_port)
-            self._bootstrap(state)
-        except BaseException:
-            self.stop()
-            raise
-        state.save()
-        log(f"control plane ready in {time.monotonic() - started:.1f} s at {server}")
-        return state
-
-    def _start_processes(
-        self,
-        state: ClusterState,
-        logs: Path,
-        pki: Path,
-        etcd_port: int,
-        etcd_peer: int,
-        api_port: int,
-    ) -> None:
-        sd = self.state_dir
-        log("starting etcd")
-        self.procs["etcd"] = _spawn(
-            "etcd",
-            [
-                self._bin("etcd"),
-                "--name=dev",
-                f"--data-dir={sd / 'etcd-data'}",
-                f"--listen-client-urls={state.etcd_url}",
-                f"--advertise-client-urls={state.etcd_url}",
-                f"--listen-peer-urls=http://127.0.0.1:{etcd_peer}",
-                f"--initial-advertise-peer-urls=http://127.0.0.1:{etcd_peer}",
-                f"--initial-cluster=dev=http://127.0.0.1:{etcd_peer}",
-                "--unsafe-no-fsync",
-                "--quota-backend-bytes=4294967296",
-                "--log-level=warn",
-            ],
-            logs,
-            self.detach,
-        )
-        _wait(
-            "etcd",
-            lambda: httpx.get(f"{state.etcd_url}/health", timeout=1).json().get("health") == "true",
-            30,
-            self.procs["etcd"],
-            logs / "etcd.log",
-        )
-
-        log("starting kube-apiserver")
-        self.procs["kube-apiserver"] = _spawn(
-            "kube-apiserver",
-            [
-                self._bin("kube-apiserver"),
-                f"--etcd-servers={state.etcd_url}",
-                "--bind-address=127.0.0.1",
-                f"--secure-port={api_port}",
-                "--advertise-address=127.0.0.1",
-                "--endpoint-reconciler-type=none",
-                f"--tls-cert-file={pki / 'apiserver.crt'}",
-                f"--tls-private-key-file={pki / 'apiserver.key'}",
-                f"--client-ca-file={pki / 'ca.crt'}",
-                f"--token-auth-file={sd / 'tokens.csv'}",
-                "--authorization-mode=RBAC",
-                f"--service-account-key-file={pki / 'sa.pub'}",
-                f"--service-account-signing-key-file={pki / 'sa.key'}",
-                "--service-account-issuer=https://kubernetes.default.svc",
-                "--api-audiences=https://kubernetes.default.svc",
-                "--service-cluster-ip-range=10.96.0.0/16",
-                "--allow-privileged=true",
-                f"--audit-policy-file={sd / 'audit-policy.yaml'}",
-                f"--audit-log-path={state.audit_log}",
-                "--audit-log-format=json",
-                "--audit-log-mode=blocking",
-                "--audit-log-maxsize=500",
-                "--profiling=false",
-                "--v=0",
-            ],
-            logs,
-            self.detach,
-        )
-        ca = ssl.create_default_context(cafile=str(state.ca_file))
-        admin = {"Authorization": f"Bearer {state.tokens['admin']}"}
-        _wait(
-            "kube-apiserver",
-            lambda: (
-                httpx.get(f"{state.server}/readyz", headers=admin, verify=ca, timeout=2).status_code
-                == 200
-            ),
-            90,
-            self.procs["kube-apiserver"],
-            logs / "kube-apiserver.log",
-        )
-
-        if self.crds is not None:
-            # Before the controllers start: the garbage collector discovers resource
-            # types at start-up and then only every 30 s, and it cannot collect the
-            # children of an owner kind it does not know yet.
-            log(f"installing CRDs from {self.crds}")
-            kubectl = [self._bin("kubectl"), f"--kubeconfig={state.kubeconfig}"]
-            for step in (
-                ["apply", "-f", str(self.crds)],
-                ["wait", "--for=condition=Established", "crd", "--all", "--timeout=60s"],
-            ):
-                proc = subprocess.run(
-                    [*kubectl, *step], capture_output=True, text=True, check=False
-                )
-                if proc.returncode != 0:
-                    raise ClusterError(f"kubectl {' '.join(step)}: {proc.stderr.strip()}")
-
-        components = state.kubeconfig_for("components")
-        log("starting kube-controller-manager, kube-scheduler and kwok")
-        self.procs["kube-controller-manager"] = _spawn(
-            "kube-controller-manager",
-            [
-                self._bin("kube-controller-manager"),
-                f"--kubeconfig={components}",
-                "--secure-port=0",
-                "--leader-elect=false",
-                "--use-service-account-credentials=false",
-                f"--service-account-private-key-file={pki / 'sa.key'}",
-                f"--root-ca-file={pki / 'ca.crt'}",
-                "--controllers=*",
-                "--concurrent-deployment-syncs=10",
-                "--concurrent-statefulset-syncs=10",
-                "--concurrent-gc-syncs=20",
-                "--kube-api-qps=200",
-                "--kube-api-burst=400",
-                "--v=0",
-            ],
-            logs,
-            self.detach,
-        )
-        self.procs["kube-scheduler"] = _spawn(
-            "kube-scheduler",
-            [
-                self._bin("kube-scheduler"),
-                f"--kubeconfig={components}",
-                "--secure-port=0",
-                "--leader-elect=false",
-                "--kube-api-qps=200",
-                "--kube-api-burst=400",
-                "--v=0",
-            ],
-            logs,
-            self.detach,
-        )
-        self.procs["kwok"] = _spawn(
-            "kwok",
-            [
-                self._bin("kwok"),
-                f"--kubeconfig={components}",
-                "--manage-all-nodes=false",
-                f"--manage-nodes-with-annotation-selector={FAKE_NODE_ANNOTATION}=fake",
-                "--cidr=10.0.0.1/16",
-                "--node-ip=10.0.0.1",
-                "--node-lease-duration-seconds=40",
-                f"--server-address=127.0.0.1:{free_port()}",
-            ],
-            logs,
-            self.detach,
-        )
-        state.pids = {name: p.pid for name, p in self.procs.items()}
-        state.save()
-
-    def _bootstrap(self, state: ClusterState) -> None:
-        """Objects every test and the demo expect: fake nodes, storage, namespaces."""
-        client = admin_client(state)
-        with client:
-            for idx in range(self.nodes):
-                name = f"kwok-node-{idx}"
-                client.post(
-                    "/api/v1/nodes",
-                    json={
-                        "apiVersion": "v1",
-                        "kind": "Node",
-                        "metadata": {
-                            "name": name,
-                            "annotations": {
-                                FAKE_NODE_ANNOTATION: "fake",
-                                "node.alpha.kubernetes.io/ttl": "0",
-                            },
-                            "labels": {
-                                "kubernetes.io/hostname": name,
-                                "kubernetes.io/os": "linux",
-                                "kubernetes.io/arch": "amd64",
-                                "type": "kwok",
-                            },
-                        },
-                        "status": {
-                            "allocatable": {"cpu": "64", "memory": "256Gi", "pods": "1000"},
-                            "capacity": {"cpu": "64", "memory": "256Gi", "pods": "1000"},
-                        },
-                    },
-                ).raise_for_status()
-            client.post(
-                "/apis/storage.k8s.io/v1/storageclasses",
-                json={
-                    "apiVersion": "storage.k8s.io/v1",
-                    "kind": "StorageClass",
-                    "metadata": {
-                        "name": "standard",
-                        "annotations": {"storageclass.kubernetes.io/is-default-class": "true"},
-                    },
-                    "provisioner": "kubernetes.io/no-provisioner",
-                    "volumeBindingMode": "Immediate",
-                    "reclaimPolicy": "Retain",
-                },
-            ).raise_for_status()
-            # No volume provisioner runs here; pre-made volumes let the PV binder (a
-            # real controller) bind the gateways' settings PVCs.
-            for idx in range(self.persistent_volumes):
-                client.post(
-                    "/api/v1/persistentvolumes",
-                    json={
-                        "apiVersion": "v1",
-                        "kind": "PersistentVolume",
-                        "metadata": {"name": f"dev-pv-{idx:03d}"},
-                        "spec": {
-                            "capacity": {"storage": "10Gi"},
-                            "accessModes": ["ReadWriteOnce"],
-                            "storageClassName": "standard",
-                            "persistentVolumeReclaimPolicy": "Retain",
-                            "hostPath": {"path": f"/tmp/spyoptions-dev-pv/{idx}"},
-                        },
-                    },
-                ).raise_for_status()
-            client.post(
-                "/api/v1/namespaces",
-                json={
-                    "apiVersion": "v1",
-                    "kind": "Namespace",
-                    "metadata": {"name": OPERATOR_NAMESPACE},
-                },
-            ).raise_for_status()
-
-            def nodes_ready() -> bool:
-                items = client.get("/api/v1/nodes").json()["items"]
-                ready = [
-                    n
-                    for n in items
-                    for c in n.get("status", {}).get("conditions", [])
-                    if c["type"] == "Ready" and c["status"] == "True"
-                ]
-                return len(ready) == self.nodes
-
-            _wait(
-                "kwok nodes Ready",
-                nodes_ready,
-                60,
-                self.procs.get("kwok"),
-                Path(state.state_dir) / "logs" / "kwok.log",
-            )
-            _wait(
-                "default service account (controller-manager)",
-                lambda: (
-                    client.get("/api/v1/namespaces/default/serviceaccounts/default").status_code
-                    == 200
-                ),
-                60,
-                self.procs.get("kube-controller-manager"),
-                Path(state.state_dir) / "logs" / "kube-controller-manager.log",
-            )
-
-    def stop(self) -> None:
-        pids = {name: p.pid for name, p in self.procs.items()}
-        if not pids and self.state is not None:
-            pids = self.state.pids
-        _stop_pids(pids)
-        for proc in self.procs.values():
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=5)
-        self.procs.clear()
-
-
 def client_options(state: ClusterState, user: str = "admin") -> dict[str, Any]:
     """httpx client options for the apiserver as one of the token users (sync or async)."""
     return {
@@ -655,15 +129,280 @@ def admin_client(state: ClusterState, user: str = "admin") -> httpx.Client:
     return httpx.Client(**client_options(state, user), timeout=30)
 
 
+def apiserver_ready(state: ClusterState) -> bool:
+    with admin_client(state) as client:
+        return client.get("/readyz", timeout=2).status_code == 200
+
+
+class DevCluster:
+    """Starts and stops the local control plane. Use as a context manager or via up/down.
+
+    Start order: etcd, kube-apiserver, CRDs, kube-controller-manager and kwok, then the
+    bootstrap objects (nodes, storage, namespaces, admission policies), and the
+    scheduler last, once the nodes are Ready (see spy_dev.components.SCHEDULER_CONFIG).
+    """
+
+    def __init__(
+        self,
+        state_dir: Path,
+        bin_dir: Path = DEFAULT_BIN,
+        nodes: int = 2,
+        persistent_volumes: int = 40,
+        detach: bool = False,
+        crds: Path | None = REPO_ROOT / "crds",
+        admission_dir: Path | None = ADMISSION_DIR,
+    ) -> None:
+        self.state_dir = state_dir.resolve()
+        self.bin_dir = bin_dir
+        self.nodes = nodes
+        self.persistent_volumes = persistent_volumes
+        self.detach = detach
+        self.crds = crds
+        self.admission_dir = admission_dir
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        # Each component's command line, kept so it restarts on the same port and certs.
+        self.argv: dict[str, list[str]] = {}
+        self.state: ClusterState | None = None
+
+    def __enter__(self) -> ClusterState:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def logs(self) -> Path:
+        return self.state_dir / "logs"
+
+    def _bin(self, name: str) -> str:
+        path = self.bin_dir / name
+        if not path.exists():
+            raise ClusterError(f"{path} is missing: run `make tools` first")
+        return str(path)
+
+    def kubectl(self, user: str = "admin") -> list[str]:
+        """kubectl's argv prefix as one of the token users."""
+        assert self.state is not None, "the cluster is not started"
+        return [self._bin("kubectl"), f"--kubeconfig={self.state.kubeconfig_for(user)}"]
+
+    def start(self) -> ClusterState:
+        for name in BINARIES:
+            self._bin(name)
+        started = time.monotonic()
+        sd = self.state_dir
+        for sub in ("pki", "logs", "etcd-data"):
+            (sd / sub).mkdir(parents=True, exist_ok=True)
+        for old in self.logs.glob("*.log"):
+            old.unlink()
+        pki.write_pki(sd / "pki")
+        tokens = {user: secrets.token_hex(16) for user in USERS}
+        pki.write_secret_file(
+            sd / "tokens.csv",
+            "".join(
+                f'{tokens[u]},{u},uid-{u},"{",".join(groups)}"\n' for u, groups in USERS.items()
+            ),
+        )
+        (sd / "audit-policy.yaml").write_text(yaml.safe_dump(pki.AUDIT_POLICY))
+        etcd_port, etcd_peer, api_port = free_port(), free_port(), free_port()
+        etcd_url = f"http://127.0.0.1:{etcd_port}"
+        server = f"https://127.0.0.1:{api_port}"
+        state = ClusterState(state_dir=str(sd), server=server, etcd_url=etcd_url, tokens=tokens)
+        self.state = state
+        for user in USERS:
+            pki.write_secret_file(
+                state.kubeconfig_for(user),
+                yaml.safe_dump(pki.kubeconfig(server, state.ca_file, {user: tokens[user]}, user)),
+            )
+        pki.write_secret_file(
+            state.kubeconfig,
+            yaml.safe_dump(pki.kubeconfig(server, state.ca_file, tokens, "admin")),
+        )
+        self._command_lines(state, etcd_peer, api_port)
+        try:
+            for name in ("etcd", "kube-apiserver"):
+                self.start_component(name)
+            self._install_crds()
+            for name in ("kube-controller-manager", "kwok"):
+                self.start_component(name)
+            self._bootstrap(state)
+            self.start_component("kube-scheduler")
+        except BaseException:
+            self.stop()
+            raise
+        log(f"control plane ready in {time.monotonic() - started:.1f} s at {server}")
+        return state
+
+    def _command_lines(self, state: ClusterState, etcd_peer: int, api_port: int) -> None:
+        self.argv = components.command_lines(
+            self._bin,
+            self.state_dir,
+            etcd_url=state.etcd_url,
+            audit_log=state.audit_log,
+            kubeconfig=state.kubeconfig_for("components"),
+            etcd_peer=etcd_peer,
+            api_port=api_port,
+        )
+
+    # ------------------------------------------------------------ single components
+
+    def start_component(self, name: str, timeout: float = 90) -> None:
+        """Start one component with its recorded command line and wait until it serves."""
+        assert self.state is not None, "the cluster is not started"
+        state = self.state
+        current = self.procs.get(name)
+        if current is not None and current.poll() is None:
+            raise ClusterError(f"{name} is already running (pid {current.pid})")
+        log(f"starting {name}")
+        proc = spawn(name, self.argv[name], self.logs, self.detach)
+        self.procs[name] = proc
+        state.pids[name] = proc.pid
+        state.save()
+        logfile = self.logs / f"{name}.log"
+        if name == "etcd":
+            wait(
+                "etcd",
+                lambda: (
+                    httpx.get(f"{state.etcd_url}/health", timeout=1).json().get("health") == "true"
+                ),
+                timeout,
+                proc,
+                logfile,
+            )
+        elif name == "kube-apiserver":
+            wait("kube-apiserver", lambda: apiserver_ready(state), timeout, proc, logfile)
+        else:
+            # No health port (--secure-port=0): alive after a moment is all we can see.
+            wait(name, lambda: proc.poll() is None, timeout, proc, logfile)
+
+    def stop_component(
+        self, name: str, sig: signal.Signals = signal.SIGTERM, timeout: float = 20
+    ) -> int:
+        """Stop one component (SIGTERM, or SIGKILL for a crash) and reap it; its exit code.
+
+        Whatever has not exited `timeout` seconds after the signal is SIGKILLed (-9).
+        """
+        proc = self.procs.pop(name, None)
+        if proc is None:
+            raise ClusterError(f"{name} is not running under this DevCluster")
+        signal_pid(proc.pid, sig)
+        signal_pid(proc.pid, signal.SIGCONT)  # a frozen process cannot act on SIGTERM
+        try:
+            code = proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            code = proc.wait(10)
+        if self.state is not None:
+            self.state.pids.pop(name, None)
+            self.state.save()
+        return code
+
+    def freeze(self, name: str) -> None:
+        """SIGSTOP: the process keeps its sockets but answers nothing (a hung component)."""
+        signal_pid(self.procs[name].pid, signal.SIGSTOP)
+
+    def thaw(self, name: str) -> None:
+        signal_pid(self.procs[name].pid, signal.SIGCONT)
+
+    def restart_component(self, name: str, sig: signal.Signals = signal.SIGTERM) -> None:
+        """Stop and start one component on the same port, certificates and data."""
+        self.stop_component(name, sig)
+        self.start_component(name)
+
+    # ------------------------------------------------------------------- bootstrap
+
+    def _install_crds(self) -> None:
+        if self.crds is None:
+            return
+        # Before the controllers start: the garbage collector discovers resource
+        # types at start-up and then only every 30 s, and it cannot collect the
+        # children of an owner kind it does not know yet.
+        log(f"installing CRDs from {self.crds}")
+        for step in (
+            ["apply", "-f", str(self.crds)],
+            ["wait", "--for=condition=Established", "crd", "--all", "--timeout=60s"],
+        ):
+            proc = subprocess.run(
+                [*self.kubectl(), *step], capture_output=True, text=True, check=False
+            )
+            if proc.returncode != 0:
+                raise ClusterError(f"kubectl {' '.join(step)}: {proc.stderr.strip()}")
+
+    def _bootstrap(self, state: ClusterState) -> None:
+        """Objects every test and the demo expect: fake nodes, storage, namespaces,
+        the admission policies."""
+        with admin_client(state) as client:
+            for idx in range(self.nodes):
+                client.post(
+                    "/api/v1/nodes", json=bootstrap.node(f"kwok-node-{idx}")
+                ).raise_for_status()
+            client.post(
+                "/apis/storage.k8s.io/v1/storageclasses", json=bootstrap.STORAGE_CLASS
+            ).raise_for_status()
+            # No volume provisioner runs here; pre-made volumes let the PV binder (a
+            # real controller) bind the gateways' settings PVCs.
+            for idx in range(self.persistent_volumes):
+                client.post(
+                    "/api/v1/persistentvolumes", json=bootstrap.persistent_volume(idx)
+                ).raise_for_status()
+            client.post(
+                "/api/v1/namespaces",
+                json={
+                    "apiVersion": "v1",
+                    "kind": "Namespace",
+                    "metadata": {"name": OPERATOR_NAMESPACE},
+                },
+            ).raise_for_status()
+            if self.admission_dir is not None:
+                log(f"installing admission policies from {self.admission_dir}")
+                admission.install(
+                    self.kubectl(), self.admission_dir, OPERATOR_USERS, OPERATOR_NAMESPACE
+                )
+
+            def nodes_ready() -> bool:
+                items = client.get("/api/v1/nodes").json()["items"]
+                ready = [
+                    n
+                    for n in items
+                    for c in n.get("status", {}).get("conditions", [])
+                    if c["type"] == "Ready" and c["status"] == "True"
+                ]
+                return len(ready) == self.nodes
+
+            wait(
+                "kwok nodes Ready", nodes_ready, 60, self.procs.get("kwok"), self.logs / "kwok.log"
+            )
+            wait(
+                "default service account (controller-manager)",
+                lambda: (
+                    client.get("/api/v1/namespaces/default/serviceaccounts/default").status_code
+                    == 200
+                ),
+                60,
+                self.procs.get("kube-controller-manager"),
+                self.logs / "kube-controller-manager.log",
+            )
+
+    def stop(self) -> None:
+        pids = {name: p.pid for name, p in self.procs.items()}
+        if not pids and self.state is not None:
+            pids = self.state.pids
+        stop_pids(pids)
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                log(f"pid {proc.pid} did not exit")
+        self.procs.clear()
+
+
 def running(state_dir: Path) -> ClusterState | None:
     """The cluster recorded in state_dir if all its processes are alive and it answers."""
     state = ClusterState.load(state_dir)
-    if state is None or not state.pids or not all(_alive(p) for p in state.pids.values()):
+    if state is None or not state.pids or not all(alive(p) for p in state.pids.values()):
         return None
     try:
-        with admin_client(state) as client:
-            if client.get("/readyz", timeout=3).status_code == 200:
-                return state
+        if apiserver_ready(state):
+            return state
     except (httpx.HTTPError, OSError):
         return None
     return None
@@ -675,6 +414,7 @@ def _usage(state: ClusterState) -> str:
         f"  export KUBECONFIG={state.kubeconfig}\n"
         f"  {DEFAULT_BIN / 'kubectl'} get nodes\n"
         f"  kubeconfigs per user: {Path(state.state_dir)}/kubeconfig-{{admin,alice,bob}}\n"
+        f"  bot-guard admission policies: {ADMISSION_DIR} (exempt: {', '.join(OPERATOR_USERS)})\n"
         f"  stop it with: make cluster-down\n"
     )
 
@@ -704,7 +444,7 @@ def main(argv: list[str] | None = None) -> int:
         if state is None:
             log("no cluster recorded in " + str(state_dir))
             return 0
-        _stop_pids(state.pids)
+        stop_pids(state.pids)
         (state_dir / "cluster.json").unlink(missing_ok=True)
         log("stopped")
         return 0
@@ -714,7 +454,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     stale = ClusterState.load(state_dir)
     if stale is not None:
-        _stop_pids(stale.pids)
+        stop_pids(stale.pids)
     for sub in ("etcd-data",):
         target = state_dir / sub
         if target.exists():

@@ -228,6 +228,11 @@ def build_detector_statefulset(
             },
         }
     )
+    if det.dividends:
+        schedule = ",".join(f"{date}:{amount:g}" for date, amount in det.dividends)
+        env.append({"name": "SPY_DIVIDENDS", "value": schedule})
+    if det.projected_quarterly is not None:
+        env.append({"name": "SPY_DIVIDEND_QUARTERLY", "value": f"{det.projected_quarterly:g}"})
     if det.backend_url:
         env.append({"name": "SPY_BACKEND_URL", "value": det.backend_url})
     if det.token_secret:
@@ -292,7 +297,20 @@ def build_bot_deployment(
             "SPY_RISK": json.dumps(bot.risk, sort_keys=True),
         }
     )
-    container = _container(bot.resources, name="bot", image=bot.image, env=env)
+    # What spy_bot.settings reads beside the above (docs/bot.md).
+    env += _env({"SPY_HTTP_PORT": "8080", "SPY_AUDIT_FILE": "/var/log/spy-bot/audit.jsonl"})
+    if bot.backend_url:
+        env.append({"name": "SPY_BACKEND_URL", "value": bot.backend_url})
+    container = _container(
+        bot.resources,
+        name="bot",
+        image=bot.image,
+        env=env,
+        ports=[{"name": "http", "containerPort": 8080, "protocol": "TCP"}],
+        readinessProbe={"httpGet": {"path": "/readyz", "port": "http"}},
+        livenessProbe={"httpGet": {"path": "/healthz", "port": "http"}},
+        volumeMounts=[{"name": "audit", "mountPath": "/var/log/spy-bot"}],
+    )
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -305,7 +323,10 @@ def build_bot_deployment(
             "template": {
                 "metadata": {"labels": labels(c.KIND_BOT, name)},
                 "spec": _pod_spec(
-                    bot.pull_secrets, terminationGracePeriodSeconds=30, containers=[container]
+                    bot.pull_secrets,
+                    terminationGracePeriodSeconds=30,
+                    containers=[container],
+                    volumes=[{"name": "audit", "emptyDir": {}}],
                 ),
             },
         },

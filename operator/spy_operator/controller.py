@@ -208,8 +208,8 @@ class Controller:
                     # Standby, or cache not synced yet: keep the key for when this
                     # replica can act (a lapse of leadership must not lose a halt),
                     # and meanwhile enforce what only lowers replicas.
-                    if self._may_enforce_floor():
-                        await self._enforce_floor(key)
+                    if self.synced.is_set():
+                        await self._enforce_floor(key, act=self._may_enforce_floor())
                     if key[0] != STRAY:
                         self._deferred.add(key)
                     continue
@@ -292,9 +292,12 @@ class Controller:
             # The fail-closed path itself must never kill a worker; the retry comes.
             log.exception("fail-closed path crashed", extra={"key": "/".join(key)})
 
-    async def _enforce_floor(self, key: ReconcileKey, grace: float = STANDBY_GRACE_SECONDS) -> None:
+    async def _enforce_floor(
+        self, key: ReconcileKey, grace: float = STANDBY_GRACE_SECONDS, act: bool = True
+    ) -> None:
         """Lower a bot (or a stray bot Deployment) that runs above the gate's floor,
-        once it has been seen above for `grace` seconds (a cache a few ms behind an
+        once it has been seen above for `grace` seconds and `act` (no live leader
+        would do it; else it looks again every second) (a cache a few ms behind an
         arming must not fight the writer), and wake again at the approval's expiry.
         Never raises replicas; never writes status. Any synced replica may do it."""
         kind, ns, name = key
@@ -313,8 +316,9 @@ class Controller:
                 return
             now = asyncio.get_running_loop().time()
             since = self._above_floor_since.setdefault(key, now)
-            if now - since < grace:
-                self.queue.add_after(key, grace - (now - since))
+            if now - since < grace or not act:
+                # Look again after the grace, or (a live leader should act) in a second.
+                self.queue.add_after(key, max(grace - (now - since), 1.0 if not act else 0.0))
                 return
             if kind == STRAY:
                 metrics.STRAY_BOT_DEPLOYMENTS.inc()

@@ -38,6 +38,7 @@ class LeaderElector:
         renew_seconds: float = 2.0,
         on_elected: Callable[[], None] | None = None,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        host: str | None = None,
     ) -> None:
         self.kube = kube
         self.namespace = namespace
@@ -46,7 +47,7 @@ class LeaderElector:
         self.renew_seconds = renew_seconds
         self.on_elected = on_elected
         self.clock = clock
-        self._host = socket.gethostname()
+        self._host = host or socket.gethostname()  # a pod's name in a cluster
         self.identity = f"{self._host}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self._renewed_at: float | None = None  # loop time just before the last renew
         # (holder, renewTime) of the other replica's Lease and the local loop time we

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 from spy_analytics import ChainSnapshot, bsm_price
+from spy_analytics.american import early_exercise_premium
 
 TS = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
 SPOT = 100.0
@@ -35,6 +36,11 @@ def clean_chain(ts: datetime = TS, volume: float = 50.0) -> ChainSnapshot:
         365 * 86400
     )
     price = bsm_price(SPOT, k, t, RATE, DIV, smile_vol(k, t), c)
+    # American puts: plus their early-exercise premium (SPY options are American)
+    fwd = SPOT * np.exp((RATE - DIV) * t)
+    nan = np.full(n_all := k.size, np.nan)
+    eep = early_exercise_premium(fwd, k, t, RATE, smile_vol(k, t), c, nan, nan)
+    price = price + np.nan_to_num(eep[:n_all])
     price = np.maximum(price, np.maximum(np.where(c, SPOT - k, k - SPOT), 0.0))
     bid = np.floor((price - HALF) * 100) / 100
     ask = np.ceil((price + HALF) * 100) / 100
@@ -54,6 +60,9 @@ def clean_chain(ts: datetime = TS, volume: float = 50.0) -> ChainSnapshot:
         volume=np.full(n, volume),
         open_interest=np.full(n, 1000.0),
         quote_ts=np.full(n, ts.timestamp() - 1.0),
+        # the underlying's ticks cover the quotes' times: the spot each was priced off is
+        # known (without them the bounds widen by the possible spot move, test_synchrony)
+        spot_history=([ts.timestamp() - 30.0, ts.timestamp()], [SPOT, SPOT]),
     )
 
 

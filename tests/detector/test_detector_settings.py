@@ -95,3 +95,20 @@ def test_analytics_overrides_per_source() -> None:
 def test_synthetic_needs_no_gateway() -> None:
     s = Settings.from_env({"SPY_SOURCE": "synthetic"})
     assert s.source == "synthetic" and s.backend_url == ""
+
+
+def test_settings_do_not_import_ib_async() -> None:
+    """Reading the settings (and ``run --check-config``) must not load ib_async:
+    ``service.py`` imports the IBKR source lazily so the replay and synthetic sources
+    run without it, and settings must not undo that by importing ``sources/ibkr.py``."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, spy_detector.settings, spy_detector.service\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'ib_async'))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert out.stdout.strip() == "[]", out.stdout

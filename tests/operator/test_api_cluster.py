@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from k8s_support import Cluster, Kubectl, wait_for
 from operator_support import (
+    admission_suspended,
     bot,
     condition,
     credentials,
@@ -265,13 +266,14 @@ def test_a_child_without_our_labels_is_still_ours(kubectl: Kubectl, namespace: s
     kubectl.apply(bot("unlabelled", armed=False), namespace)
     wait_bot(kubectl, namespace, "unlabelled", 0, "NotArmed")
     kubectl("label", "-n", namespace, "deployment/unlabelled-bot", f"{c.LABEL_MANAGED_BY}-")
-    kubectl("scale", "-n", namespace, "deployment/unlabelled-bot", "--replicas=1")
-    wait_for(
-        "scale-up reverted",
-        lambda: deployment_replicas(kubectl, namespace, "unlabelled") == 0,
-        5,
-        0.05,
-    )
+    with admission_suspended(kubectl):  # else refused at admission
+        kubectl("scale", "-n", namespace, "deployment/unlabelled-bot", "--replicas=1")
+        wait_for(
+            "scale-up reverted",
+            lambda: deployment_replicas(kubectl, namespace, "unlabelled") == 0,
+            5,
+            0.05,
+        )
     wait_for(
         "label restored",
         lambda: (

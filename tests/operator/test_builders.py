@@ -188,3 +188,32 @@ def test_detector_env_is_what_spy_detector_reads() -> None:
         assert settings.analytics_overrides()["vol_oi.min_volume"] == 1000
         ids.append(settings.ib.client_id)
     assert ids == [33, 34, 35]
+
+
+def test_detector_dividends_reach_the_detector_settings() -> None:
+    """OptionsDetector.spec.dividends -> SPY_DIVIDENDS / SPY_DIVIDEND_QUARTERLY, which
+    spy_detector.settings parses (the same contract as the other env)."""
+    from spy_analytics.dividends import DividendSchedule
+    from spy_detector.settings import Settings
+
+    det = cr(
+        "OptionsDetector",
+        {
+            "image": "d:1",
+            "gatewayRef": {"name": "gw"},
+            "dividends": {
+                "schedule": [{"exDate": "2026-12-18", "amount": 1.97}],
+                "projectedQuarterly": 1.8,
+            },
+        },
+    )
+    sts = builders.build_detector_statefulset(view(det), [1], 4002)
+    env = {
+        e["name"]: e.get("value") for e in sts["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["SPY_DIVIDENDS"] == "2026-12-18:1.97"
+    assert env["SPY_DIVIDEND_QUARTERLY"] == "1.8"
+    plain = {k: v for k, v in env.items() if v is not None}
+    settings = Settings.from_env({**plain, "SPY_SHARD_INDEX": "0", "SPY_SOURCE": "synthetic"})
+    assert settings.dividend_quarterly == 1.8
+    assert settings.dividends == DividendSchedule.parse("2026-12-18:1.97")

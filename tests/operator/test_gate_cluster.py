@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from k8s_support import Kubectl, wait_for
 from operator_support import (
+    admission_suspended,
     bot,
     condition,
     credentials,
@@ -147,35 +148,37 @@ def test_hand_scale_up_is_reverted(kubectl: Kubectl, namespace: str, operator: A
     paper_world(kubectl, namespace)
     kubectl.apply(bot("sc", armed=False), namespace)
     wait_bot(kubectl, namespace, "sc", 0, "NotArmed")
-    kubectl("scale", "-n", namespace, "deployment/sc-bot", "--replicas=3")
-    wait_for(
-        "scale-up reverted", lambda: deployment_replicas(kubectl, namespace, "sc") == 0, 5, 0.05
-    )
-    # And for an armed bot, anything above 1 goes back to 1.
-    kubectl(
-        "patch",
-        "-n",
-        namespace,
-        "tradingbot/sc",
-        "--type=merge",
-        "-p",
-        json.dumps(
-            {
-                "spec": {
-                    "armed": True,
-                    "approval": {"approvedBy": "bob", "expiresAt": in_seconds(3600)},
+    # The admission policy refuses hand scale-ups first; this is the revert behind it.
+    with admission_suspended(kubectl):
+        kubectl("scale", "-n", namespace, "deployment/sc-bot", "--replicas=3")
+        wait_for(
+            "scale-up reverted", lambda: deployment_replicas(kubectl, namespace, "sc") == 0, 5, 0.05
+        )
+        # And for an armed bot, anything above 1 goes back to 1.
+        kubectl(
+            "patch",
+            "-n",
+            namespace,
+            "tradingbot/sc",
+            "--type=merge",
+            "-p",
+            json.dumps(
+                {
+                    "spec": {
+                        "armed": True,
+                        "approval": {"approvedBy": "bob", "expiresAt": in_seconds(3600)},
+                    }
                 }
-            }
-        ),
-    )
-    wait_bot(kubectl, namespace, "sc", 1, "Armed")
-    kubectl("scale", "-n", namespace, "deployment/sc-bot", "--replicas=2")
-    wait_for(
-        "scale-up reverted to 1",
-        lambda: deployment_replicas(kubectl, namespace, "sc") == 1,
-        5,
-        0.05,
-    )
+            ),
+        )
+        wait_bot(kubectl, namespace, "sc", 1, "Armed")
+        kubectl("scale", "-n", namespace, "deployment/sc-bot", "--replicas=2")
+        wait_for(
+            "scale-up reverted to 1",
+            lambda: deployment_replicas(kubectl, namespace, "sc") == 1,
+            5,
+            0.05,
+        )
 
 
 def test_global_halt_disarms_every_bot_and_shows_in_status(
@@ -286,7 +289,8 @@ def test_operator_killed_and_restarted_converges(
             "-p",
             '{"spec":{"armed":false}}',
         )
-        kubectl("scale", "-n", namespace, "deployment/k2-bot", "--replicas=1")
+        with admission_suspended(kubectl):  # else refused at admission
+            kubectl("scale", "-n", namespace, "deployment/k2-bot", "--replicas=1")
         leaders_before = operator.log_text().count("became leader")
         operator.start()
         # SIGKILL left the old Lease behind; the new process takes it when it lapses.

@@ -21,6 +21,7 @@ from k8s_support import Cluster, Kubectl, wait_for
 from operator_support import (
     GateInvariantWatcher,
     OperatorProcess,
+    admission_suspended,
     bot,
     condition,
     credentials,
@@ -217,7 +218,8 @@ def test_foreign_pod_template_changes_do_not_persist(
     paper_world(kubectl, namespace)
     kubectl.apply(bot("f"), namespace)
     wait_bot(kubectl, namespace, "f", 1, "Armed")
-    kubectl("-n", namespace, "patch", "deployment", "f-bot", "--type=strategic", "-p", patch)
+    with admission_suspended(kubectl):  # else refused at admission (deploy/admission)
+        kubectl("-n", namespace, "patch", "deployment", "f-bot", "--type=strategic", "-p", patch)
 
     def foreign(dep: dict[str, Any]) -> bool:
         spec = dep["spec"]
@@ -288,7 +290,8 @@ def test_restarted_operator_enforces_within_seconds_of_a_sigkill(
             first.start()
             wait_for("the new operator leads", lambda: "became leader" in first.log_text(), 30)
             first.kill()
-            kubectl("-n", namespace, "scale", "deployment/idle-bot", "--replicas=2")
+            with admission_suspended(kubectl):  # else refused at admission
+                kubectl("-n", namespace, "scale", "deployment/idle-bot", "--replicas=2")
             wait_for("approval expired while down", lambda: _expired(kubectl, namespace), 20, 0.2)
             second.start()
             took = _enforced_within(
@@ -398,23 +401,25 @@ def test_orphaned_and_look_alike_bot_deployments_are_kept_at_zero(
         ),
         30,
     )
-    kubectl("-n", namespace, "scale", "deployment/o-bot", "--replicas=1")
-    wait_for("orphan lowered", lambda: deployment_replicas(kubectl, namespace, "o") == 0, 10)
-    kubectl.apply(_rogue("copy", "someone"), namespace)
-    wait_for(
-        "look-alike lowered",
-        lambda: (
-            (kubectl.get("deployment", "copy", namespace) or {}).get("spec", {}).get("replicas")
-            == 0
-        ),
-        10,
-    )
-    with halted(kubectl, "orphans"):
+    # The admission policy refuses these hand edits first; this is the revert behind it.
+    with admission_suspended(kubectl):
         kubectl("-n", namespace, "scale", "deployment/o-bot", "--replicas=1")
+        wait_for("orphan lowered", lambda: deployment_replicas(kubectl, namespace, "o") == 0, 10)
+        kubectl.apply(_rogue("copy", "someone"), namespace)
         wait_for(
-            "orphan lowered during the halt",
-            lambda: deployment_replicas(kubectl, namespace, "o") == 0,
+            "look-alike lowered",
+            lambda: (
+                (kubectl.get("deployment", "copy", namespace) or {}).get("spec", {}).get("replicas")
+                == 0
+            ),
             10,
         )
+        with halted(kubectl, "orphans"):
+            kubectl("-n", namespace, "scale", "deployment/o-bot", "--replicas=1")
+            wait_for(
+                "orphan lowered during the halt",
+                lambda: deployment_replicas(kubectl, namespace, "o") == 0,
+                10,
+            )
     for name in ("o-bot", "copy"):
         kubectl("-n", namespace, "delete", "deployment", name)

@@ -11,6 +11,7 @@ from k8s_support import Cluster, Kubectl, wait_for
 from operator_support import (
     GateInvariantWatcher,
     OperatorProcess,
+    admission_suspended,
     bot,
     deployment_replicas,
     paper_world,
@@ -49,13 +50,14 @@ def test_two_replicas_one_leader_and_failover(
 
         operator.kill()  # the leader dies without releasing its Lease
         wait_for("standby takes over", lambda: leader_metric(standby) == 1.0, 30)
-        kubectl("scale", "-n", namespace, "deployment/ha-bot", "--replicas=1")
-        wait_for(
-            "new leader reverts the scale-up",
-            lambda: deployment_replicas(kubectl, namespace, "ha") == 0,
-            10,
-            0.05,
-        )
+        with admission_suspended(kubectl):  # else refused at admission
+            kubectl("scale", "-n", namespace, "deployment/ha-bot", "--replicas=1")
+            wait_for(
+                "new leader reverts the scale-up",
+                lambda: deployment_replicas(kubectl, namespace, "ha") == 0,
+                10,
+                0.05,
+            )
         lease = json.loads(
             kubectl("get", "lease", "-n", c.DEFAULT_OPERATOR_NAMESPACE, c.LEASE_NAME, "-o", "json")
         )
@@ -83,30 +85,32 @@ def test_invariant_watcher_catches_a_deployment_above_the_gate(
     watcher = GateInvariantWatcher(kubectl, revert_window=0.5)
     watcher.start()
     operator.stop()
-    try:
-        kubectl.apply(
-            {
-                "apiVersion": "apps/v1",
-                "kind": "Deployment",
-                "metadata": {
-                    "name": "rogue",
-                    "labels": {c.LABEL_COMPONENT: "trading-bot", c.LABEL_INSTANCE: "w"},
-                },
-                "spec": {
-                    "replicas": 1,
-                    "selector": {"matchLabels": {"app": "rogue"}},
-                    "template": {
-                        "metadata": {"labels": {"app": "rogue"}},
-                        "spec": {"containers": [{"name": "c", "image": "x"}]},
+    # The admission policy refuses a rogue bot-labelled Deployment; lift it to plant one.
+    with admission_suspended(kubectl):
+        try:
+            kubectl.apply(
+                {
+                    "apiVersion": "apps/v1",
+                    "kind": "Deployment",
+                    "metadata": {
+                        "name": "rogue",
+                        "labels": {c.LABEL_COMPONENT: "trading-bot", c.LABEL_INSTANCE: "w"},
+                    },
+                    "spec": {
+                        "replicas": 1,
+                        "selector": {"matchLabels": {"app": "rogue"}},
+                        "template": {
+                            "metadata": {"labels": {"app": "rogue"}},
+                            "spec": {"containers": [{"name": "c", "image": "x"}]},
+                        },
                     },
                 },
-            },
-            namespace,
-        )
-        wait_for("violation recorded", lambda: watcher.violations, 15)
-    finally:
-        watcher.stop()
-        kubectl("delete", "-n", namespace, "deployment/rogue")
-        operator.start()
+                namespace,
+            )
+            wait_for("violation recorded", lambda: watcher.violations, 15)
+        finally:
+            watcher.stop()
+            kubectl("delete", "-n", namespace, "deployment/rogue")
+            operator.start()
     assert watcher.violations[0].deployment == f"{namespace}/rogue"
     assert watcher.violations[0].allowed == 0

@@ -51,6 +51,7 @@ class TradingBot:
     resources: Mapping[str, Any]
     status: Mapping[str, Any]
     spec: Mapping[str, Any]  # as read: what the approval webhook signed
+    backend_url: str = ""
 
     @classmethod
     def from_body(cls, body: Body) -> TradingBot:
@@ -70,6 +71,7 @@ class TradingBot:
             resources=s.resources(),
             status=_status(body),
             spec=s.spec,
+            backend_url=s.text("backend.url"),
         )
 
 
@@ -130,6 +132,8 @@ class OptionsDetector:
     vpn: VpnTarget | None
     resources: Mapping[str, Any]
     status: Mapping[str, Any]
+    dividends: tuple[tuple[str, float], ...] = ()  # (exDate, amount)
+    projected_quarterly: float | None = None
 
     @classmethod
     def from_body(cls, body: Body) -> OptionsDetector:
@@ -153,7 +157,26 @@ class OptionsDetector:
             vpn=s.vpn(),
             resources=s.resources(),
             status=_status(body),
+            dividends=_dividends(s),
+            projected_quarterly=(
+                s.number("dividends.projectedQuarterly")
+                if s.raw("dividends.projectedQuarterly") is not None
+                else None
+            ),
         )
+
+
+def _dividends(s: _Spec) -> tuple[tuple[str, float], ...]:
+    raw = s.raw("dividends.schedule") or []
+    if not isinstance(raw, list):
+        raise SpecError("spec.dividends.schedule", "must be a list")
+    out = []
+    for i, item in enumerate(raw):
+        try:
+            out.append((str(item["exDate"]), float(item["amount"])))
+        except (KeyError, TypeError, ValueError) as err:
+            raise SpecError(f"spec.dividends.schedule[{i}]", "needs exDate and amount") from err
+    return tuple(out)
 
 
 def gateway_ref(body: Body) -> str:

@@ -187,6 +187,7 @@ class Harness:
                 lease_seconds=lease_seconds,
                 renew_seconds=renew_seconds,
                 clock=self.ctx.clock,
+                host=user,  # each replica its own pod
             )
         self.controller = Controller(
             self.ctx, self.leader, workers=workers, resync_seconds=resync_seconds

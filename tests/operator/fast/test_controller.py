@@ -360,17 +360,14 @@ async def test_a_standby_lowers_a_hand_scale_up_only_after_its_grace_and_never_r
         task.cancel()  # the leader is gone; the Lease is still valid for ~15 s
     mark = len(standby.api.requests)
     standby.api.patch("Deployment", NS, "b-bot", {"spec": {"replicas": 3}}, manager="kubectl")
-    took = await standby.wait_until("lowered", lambda: standby.replicas("b") == 0, within=10)
-    assert 1.0 <= took <= 1.5, f"lowered after {took:.2f} s"
+    took = await standby.wait_until("lowered", lambda: standby.replicas("b") == 0, within=15)
+    # Another pod's standby acts once the holder has not renewed for 3 renew periods
+    # (6 s) plus its 1 s grace; a restarted pod's own predecessor counts as dead at once.
+    assert 1.0 <= took <= 8.5, f"lowered after {took:.2f} s"
     assert scale_writes(standby, "standby", mark) == [0]
     await standby.stop()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="new finding: a standby whose TradingBot watch lags takes a new bot's "
-    "Deployment for a stray and stops it while the leader runs it",
-)
 @virtual_time
 async def test_a_standby_with_a_lagging_bot_watch_never_stops_a_bot_the_leader_armed() -> None:
     """kopf runs one watch per resource: the standby's TradingBot stream lags while
@@ -398,11 +395,6 @@ async def test_a_standby_with_a_lagging_bot_watch_never_stops_a_bot_the_leader_a
     await standby.stop()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="new finding: a standby whose halt ConfigMap watch lags fights the leader "
-    "after the halt is lifted (the bot flaps between 0 and 1)",
-)
 @virtual_time
 async def test_a_standby_with_a_stale_halt_does_not_fight_the_leader() -> None:
     leader, standby = await leader_and_standby()

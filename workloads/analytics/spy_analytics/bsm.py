@@ -37,6 +37,35 @@ _SQRT2 = float(np.sqrt(2.0))
 _INV_SQRT2PI = float(1.0 / np.sqrt(2.0 * np.pi))
 
 
+def d1_sd(
+    spot: ArrayLike,
+    strike: ArrayLike,
+    t: ArrayLike,
+    rate: ArrayLike,
+    div_yield: ArrayLike,
+    vol: ArrayLike,
+) -> tuple[FloatArray, FloatArray]:
+    """``d1`` and ``sd = sigma sqrt(T)`` (Hull eq. 15.20 with a yield; Haug §1.1.6)::
+
+        d1 = (ln(S/K) + (r - q) T) / (sigma sqrt(T)) + sigma sqrt(T) / 2,   d2 = d1 - sd
+
+    The package's one ``d1``: the greeks here, the pipeline's vega and gamma
+    (`spy_analytics.frame`), the gamma-flip search (`spy_analytics.structure`) and the
+    synthetic markets all call it. Plain numpy broadcasting (a spot grid against a
+    column of strikes works); inf/NaN where ``t`` or ``vol`` is 0, for callers to mask.
+
+    >>> d1, sd = d1_sd(42.0, 40.0, 0.5, 0.1, 0.0, 0.2)  # Hull ex. 15.6
+    >>> round(float(d1), 4), round(float(d1 - sd), 4)
+    (0.7693, 0.6278)
+    """
+    tau = np.asarray(t, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sd: FloatArray = np.asarray(vol, dtype=np.float64) * np.sqrt(tau)
+        carry = (np.asarray(rate, dtype=np.float64) - np.asarray(div_yield, dtype=np.float64)) * tau
+        d1: FloatArray = (np.log(np.divide(spot, strike)) + carry) / sd + 0.5 * sd
+    return d1, sd
+
+
 def normalised_otm(x: FloatArray, s: FloatArray) -> FloatArray:
     """Normalised out-of-the-money Black value ``b_otm(x, s)`` for ``x <= 0``, ``s >= 0``.
 
@@ -133,8 +162,7 @@ def bsm_greeks(
     with np.errstate(divide="ignore", invalid="ignore"):
         ok = (tau > 0.0) & (v > 0.0)
         sqrt_t = np.sqrt(np.where(ok, tau, np.nan))
-        sd = v * sqrt_t
-        d1 = (np.log(spot_ / strike_) + (r - q) * tau) / sd + 0.5 * sd
+        d1, sd = d1_sd(spot_, strike_, np.where(ok, tau, np.nan), r, q, v)
         d2 = d1 - sd
         dq = np.exp(-q * tau)
         dr = np.exp(-r * tau)

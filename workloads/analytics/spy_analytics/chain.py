@@ -10,6 +10,7 @@ unparseable value) are dropped and counted in `rejected` by reason; rows with ba
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Iterable, Mapping
@@ -20,6 +21,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 from numpy.typing import NDArray
+
+from .dividends import DividendSchedule
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
@@ -50,6 +53,11 @@ class ChainSnapshot:
     * ``quote_ts`` – epoch seconds of the contract's last quote update (NaN: unknown,
       never treated as stale).
     * ``rejected`` – rows dropped while building, by reason (counted as data quality).
+    * ``dividends`` – discrete cash dividends of the underlying (`DividendSchedule`;
+      empty: none known, only ``div_yield`` applies).
+    * ``spot_ts``, ``spot_px`` – recent history of the underlying's price (epoch
+      seconds ascending, USD; empty when the source keeps none), so rules can compare
+      each quote with the spot at the quote's own time (`spot_at`).
     """
 
     ts: datetime
@@ -67,6 +75,9 @@ class ChainSnapshot:
     open_interest: FloatArray
     quote_ts: FloatArray
     rejected: Mapping[str, int] = field(default_factory=dict)
+    dividends: DividendSchedule = field(default_factory=DividendSchedule)
+    spot_ts: FloatArray = field(default_factory=lambda: np.empty(0))
+    spot_px: FloatArray = field(default_factory=lambda: np.empty(0))
 
     def __len__(self) -> int:
         return int(self.strike.shape[0])
@@ -81,6 +92,19 @@ class ChainSnapshot:
         every contract."""
         years: FloatArray = (expiry_close_epoch(self.expiry) - self.ts_epoch) / SECONDS_PER_YEAR
         return years
+
+    def spot_at(self, when: FloatArray) -> FloatArray:
+        """The underlying's price as of each epoch time in ``when``: the last history
+        point at or before it; the snapshot's ``spot`` when there is no history, the
+        time is unknown (NaN) or later than the last point."""
+        when = np.asarray(when, dtype=np.float64)
+        if self.spot_ts.size == 0:
+            return np.full(when.shape, self.spot)
+        j = np.searchsorted(self.spot_ts, np.nan_to_num(when, nan=np.inf), side="right") - 1
+        px = self.spot_px[np.clip(j, 0, self.spot_px.size - 1)]
+        late = ~np.isfinite(when) | (when >= self.ts_epoch)
+        out: FloatArray = np.where(late, self.spot, px)
+        return out
 
     def contract_keys(self) -> NDArray[np.int64]:
         """Integer key per contract: ``days(expiry)*1e10 + strike_millis*2 + is_call``."""
@@ -105,8 +129,11 @@ class ChainSnapshot:
         open_interest: Any = None,
         quote_ts: Any = None,
         rejected: Mapping[str, int] | None = None,
+        dividends: DividendSchedule | None = None,
+        spot_history: tuple[Any, Any] | None = None,
     ) -> ChainSnapshot:
-        """Build from array-likes; optional columns default to NaN (last, quote_ts) or 0."""
+        """Build from array-likes; optional columns default to NaN (last, quote_ts) or 0.
+        ``spot_history`` is ``(epoch seconds, prices)`` of the underlying, any order."""
         strike_a = np.asarray(strike, dtype=np.float64)
         n = strike_a.shape[0]
 
@@ -131,6 +158,8 @@ class ChainSnapshot:
             open_interest=col(open_interest, 0.0),
             quote_ts=col(quote_ts, math.nan),
             rejected=dict(rejected or {}),
+            dividends=dividends or DividendSchedule(),
+            **_history(spot_history),
         )
 
     @classmethod
@@ -143,6 +172,8 @@ class ChainSnapshot:
         spot: float,
         rate: float = 0.0,
         div_yield: float = 0.0,
+        dividends: DividendSchedule | None = None,
+        spot_history: tuple[Any, Any] | None = None,
     ) -> ChainSnapshot:
         """Build from per-contract mappings in the snapshot-file quote schema.
 
@@ -184,6 +215,8 @@ class ChainSnapshot:
             strike=np.array(k, dtype=np.float64),
             is_call=np.array(calls, dtype=np.bool_),
             rejected=rejected,
+            dividends=dividends,
+            spot_history=spot_history,
             **{name: np.array(v, dtype=np.float64) for name, v in cols.items()},
         )
 
@@ -225,7 +258,15 @@ class ChainSnapshot:
             open_interest=self.open_interest[index],
             quote_ts=self.quote_ts[index],
             rejected=dict(self.rejected),
+            dividends=self.dividends,
+            spot_ts=self.spot_ts,
+            spot_px=self.spot_px,
         )
+
+    def with_dividends(self, dividends: DividendSchedule) -> ChainSnapshot:
+        """The same snapshot with another dividend schedule (the detector's settings
+        fill in a schedule the source did not provide)."""
+        return dataclasses.replace(self, dividends=dividends)
 
 
 def expiry_close_epoch(expiry: NDArray[np.datetime64]) -> FloatArray:
@@ -280,6 +321,18 @@ def contract_keys(
     days = expiry.astype("datetime64[D]").astype(np.int64)
     milli = np.rint(np.nan_to_num(strike, nan=0.0, posinf=0.0, neginf=0.0) * _STRIKE_SCALE)
     return days * 10**10 + milli.astype(np.int64) * 2 + is_call.astype(np.int64)
+
+
+def _history(spot_history: tuple[Any, Any] | None) -> dict[str, FloatArray]:
+    if spot_history is None:
+        return {"spot_ts": np.empty(0), "spot_px": np.empty(0)}
+    ts = np.asarray(spot_history[0], dtype=np.float64).ravel()
+    px = np.asarray(spot_history[1], dtype=np.float64).ravel()
+    if ts.shape != px.shape:
+        raise ValueError("spot_history: times and prices differ in length")
+    keep = np.isfinite(ts) & np.isfinite(px) & (px > 0.0)
+    order = np.argsort(ts[keep], kind="stable")
+    return {"spot_ts": ts[keep][order], "spot_px": px[keep][order]}
 
 
 def _aware(ts: datetime) -> datetime:

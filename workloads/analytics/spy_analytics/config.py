@@ -43,11 +43,14 @@ class QualityConfig:
 class ForwardConfig:
     """Where the forward of each expiry comes from."""
 
-    #: Median put-call-parity forward of the 5 pairs nearest the money, instead of
-    #: S e^{(r-q)T} from the snapshot's rate and dividend yield.
+    #: Median put-call-parity forward of the ``pairs`` pairs nearest the money, instead
+    #: of the model forward from the snapshot's rate, dividends and dividend yield.
     implied_from_parity: bool = True
-    #: Fall back to S e^{(r-q)T} when the implied forward is further than this from it.
+    #: Fall back to the model forward (S - PV(D)) e^{(r-q)T} when the implied forward is
+    #: further than this (fraction) from it.
     max_deviation: float = 0.02
+    #: Put/call pairs nearest the money whose median gives the implied forward.
+    pairs: int = 7
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,11 @@ class IVResidualConfig:
     min_abs_residual: float = 0.01
     #: Contracts with |k| / (atm_iv * sqrt(t)) beyond this are not tested (no vega).
     max_abs_z_moneyness: float = 4.0
+    #: Test in-the-money quotes too: their IV is taken from the mid less the estimated
+    #: early-exercise premium (`spy_analytics.american`).
+    test_itm: bool = True
+    #: Model uncertainty of that premium, as a fraction of it (added to sigma in IV).
+    eep_uncertainty: float = 0.3
 
 
 @dataclass(frozen=True)
@@ -111,6 +119,11 @@ class BoundsConfig:
     #: snapshot carries no quote times at all (synthetic/replay files without them)
     #: every contract is tested.
     max_quote_age_s: float = 5.0
+    #: Without a spot history, the tolerance of a quote widens by |delta| times this
+    #: many standard deviations of the spot move over the quote's age, at
+    #: ``spot_vol`` (annualised) - the spot the quote was priced off is unknown.
+    spot_move_sigmas: float = 3.0
+    spot_vol: float = 0.20
 
 
 @dataclass(frozen=True)
@@ -127,14 +140,27 @@ class StaticArbConfig:
 
 @dataclass(frozen=True)
 class SpreadBlowoutConfig:
-    """Bid-ask spread vs the contract's own EWMA spread."""
+    """Bid-ask spread against what is normal for the contract, in a tick-aware way.
+
+    Two references, both divided by the chain-wide median of the same ratio (so a
+    wide market - the open, news - is not a blow-out of every contract):
+
+    * its neighbours: the median spread of the ``neighbours`` strikes on either side
+      (same expiry and right) - works from a single snapshot;
+    * its own EWMA spread, once it has ``min_samples`` samples.
+
+    score = the smaller of the available ratios (both must agree once warm).
+    """
 
     enabled: bool = True
-    #: score = spread / baseline spread.
     bands: SeverityBands = SeverityBands(low=3.0, medium=5.0, high=8.0)
     min_samples: int = 5
-    #: Spread must also widen by at least this many USD.
-    min_widening: float = 0.10
+    #: Spread must also exceed its reference by at least this many USD (5 ticks).
+    min_widening: float = 0.05
+    #: Minimum price increment (SPY trades in pennies); references are floored at 2.
+    tick: float = 0.01
+    #: Strikes on each side used for the neighbour reference.
+    neighbours: int = 3
     alpha: float = 0.1
 
 

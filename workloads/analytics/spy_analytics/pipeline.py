@@ -100,7 +100,7 @@ def _analyze(
     config: AnalyzerConfig,
 ) -> AnalysisResult:
     state = baseline if baseline is not None else BaselineState.empty()
-    f = build_frame(snapshot, config)
+    f = build_frame(snapshot, config, previous.spot if previous is not None else None)
     keys = snapshot.contract_keys()
     pos, known = state.lookup(keys)
     increment = _increments(snapshot, keys, state, pos, known, previous)

@@ -89,14 +89,17 @@ def _finding(
 
 
 def iv_residual(f: Frame, cfg: IVResidualConfig) -> list[Finding]:
-    """z = (iv_mid - iv_fit) / sigma, sigma = sqrt((half_spread/vega)^2 + floor^2)."""
+    """z = (iv_mid - iv_fit) / sigma (sigma: `frame._implied_vols`). Out-of-the-money
+    quotes always; in-the-money ones through the IV of their mid less the estimated
+    early-exercise premium (``test_itm``), whose uncertainty is part of sigma."""
     if not cfg.enabled:
         return []
     with np.errstate(all="ignore"):
         resid = f.iv - f.fit_iv
         zscore = resid / f.iv_sigma
+        tested = f.otm | (f.usable & cfg.test_itm)
         hit = (
-            f.otm
+            tested
             & (np.abs(zscore) >= cfg.bands.low)
             & (np.abs(resid) >= cfg.min_abs_residual)
             & (np.abs(f.z * 0.2 / np.maximum(f.fit_iv, 1e-9)) <= cfg.max_abs_z_moneyness)
@@ -180,24 +183,39 @@ def volume_z(
 def spread_blowout(
     f: Frame, cfg: SpreadBlowoutConfig, mean: FloatArray, samples: NDArray[np.int64]
 ) -> list[Finding]:
-    """ratio = (ask - bid) / EWMA spread; also needs a widening of ``min_widening`` USD."""
+    """Spread against its strike neighbours and (once warm) its own EWMA, each ratio
+    divided by its chain-wide median; score = the smaller (config docstring)."""
     if not cfg.enabled:
         return []
     spread = 2.0 * f.half
+    floor = 2.0 * cfg.tick
     with np.errstate(all="ignore"):
-        ratio = spread / mean
+        ref_nb = np.full(spread.shape, np.nan)
+        use = np.flatnonzero(f.usable)
+        ref_nb[use] = _neighbour_median(f, spread, use, cfg.neighbours)
+        ref_nb = np.maximum(ref_nb, floor)
+        ratio_nb = spread / ref_nb
+        ratio_nb /= _chain_median(ratio_nb, f.usable & np.isfinite(ratio_nb))
+        warm = f.usable & (samples >= cfg.min_samples) & np.isfinite(mean)
+        ref_own = np.maximum(mean, floor)
+        ratio_own = spread / ref_own
+        ratio_own /= _chain_median(ratio_own, warm)
+        score_all = np.where(warm, np.fmin(ratio_nb, ratio_own), ratio_nb)
+        ref = np.where(warm, np.fmax(ref_nb, ref_own), ref_nb)
         hit = (
             f.usable
-            & (samples >= cfg.min_samples)
-            & (spread - mean >= cfg.min_widening)
-            & (ratio >= cfg.bands.low)
+            & np.isfinite(score_all)
+            & (spread - ref >= cfg.min_widening)
+            & (score_all >= cfg.bands.low)
         )
     out: list[Finding] = []
     for i in np.flatnonzero(hit):
-        score = float(ratio[i])
+        score = float(score_all[i])
         reason = (
-            f"bid-ask spread ${spread[i]:.2f} is {score:.1f}x its baseline "
-            f"${mean[i]:.2f} on {_describe(f, int(i))}"
+            f"bid-ask spread ${spread[i]:.2f} is {score:.1f}x normal (neighbouring strikes "
+            f"${ref_nb[i]:.2f}"
+            + (f", its own average ${mean[i]:.2f}" if warm[i] else "")
+            + f") on {_describe(f, int(i))}"
         )
         kind = AnomalyKind.SPREAD_BLOWOUT
         if found := _finding(f, int(i), kind, score, cfg.bands, reason, with_iv=False):
@@ -205,13 +223,51 @@ def spread_blowout(
     return out
 
 
+def _chain_median(values: FloatArray, mask: NDArray[np.bool_]) -> float:
+    """Median of ``values[mask]`` floored at 1 (1 when empty): the market-wide regime."""
+    sel = values[mask]
+    return max(float(np.median(sel)), 1.0) if sel.size else 1.0
+
+
 # --- price bounds ----------------------------------------------------------------
 
 
 def _deviation(f: Frame, rows: IntArray) -> FloatArray:
-    """How far a quote's mid is from the fitted-smile model price, in half spreads."""
-    dev: FloatArray = np.abs(f.mid[rows] - f.model[rows]) / np.maximum(f.half[rows], 0.005)
+    """How far a quote's mid is off the model, in half spreads, after removing the
+    model error its strike neighbours share (the median of their mid - model over
+    two strikes each side, same expiry and right): a smooth model error (an early-
+    exercise premium under- or overestimated, a smile slightly off) moves every leg of
+    a spread alike, a mispriced leg stands out from its neighbours."""
+    resid = f.mid - f.model
+    local = _neighbour_median(f, resid, rows, 2)
+    dev: FloatArray = np.abs(resid[rows] - np.nan_to_num(local)) / np.maximum(f.half[rows], 0.005)
     return np.nan_to_num(dev, nan=0.0)
+
+
+def _neighbour_median(f: Frame, values: FloatArray, rows: IntArray, m: int) -> FloatArray:
+    """Median of ``values`` over the ``m`` usable strikes on each side of each row
+    (same expiry and right; NaN when there is none), for the given rows only."""
+    order = f.by_strike
+    pos = np.full(values.shape[0], -1, dtype=np.intp)
+    pos[order] = np.arange(order.size)
+    key = f.group[order] * 2 + f.snap.is_call[order]
+    p = pos[rows]
+    cols = []
+    for off in range(1, m + 1):
+        for sign in (-1, 1):
+            src = p + sign * off
+            ok = (p >= 0) & (src >= 0) & (src < order.size)
+            src_c = np.clip(src, 0, max(order.size - 1, 0))
+            same = ok & (key[src_c] == key[np.clip(p, 0, max(order.size - 1, 0))])
+            cols.append(
+                np.where(same, values[order[src_c]], np.nan) if order.size else src * np.nan
+            )
+    stack = np.sort(np.stack(cols), axis=0)
+    count = np.sum(np.isfinite(stack), axis=0)
+    lo = np.take_along_axis(stack, np.maximum((count - 1) // 2, 0)[None, :], axis=0)[0]
+    hi = np.take_along_axis(stack, np.maximum(count // 2, 0)[None, :], axis=0)[0]
+    out: FloatArray = np.where(count > 0, 0.5 * (lo + hi), np.nan)
+    return out
 
 
 def _blame(f: Frame, *candidates: IntArray) -> IntArray:
@@ -257,12 +313,15 @@ def fresh_quotes(f: Frame, cfg: BoundsConfig) -> NDArray[np.bool_]:
 
 
 def parity(f: Frame, cfg: BoundsConfig) -> list[Finding]:
-    """American put-call bounds (Hull §11.4 with a continuous yield)::
+    """American put-call bounds with discrete dividends (Hull §11.4; S - PV(D) = F e^{-rT}
+    with F the expiry's forward, docs/analytics.md)::
 
-    S e^{-qT} - K <= C - P <= S - K e^{-rT}
+        F e^{-rT} - K <= C - P <= S - K e^{-rT}
 
-    break_hi = (C_bid - P_ask) - (S - K e^{-rT}),
-    break_lo = (S e^{-qT} - K) - (C_ask - P_bid), fired when break / tol >= bands.low.
+    at the snapshot's spot, each leg brought from the spot it was quoted off to it
+    (`Frame.sync`: the two legs may be a second apart on a moving SPY).
+    break_hi = (C_bid - P_ask) - upper - w,  break_lo = lower - (C_ask - P_bid) - w,
+    ``w`` the legs' spot uncertainty (`_sync_unc`); fired at break/tol >= low.
     """
     if not cfg.parity_enabled:
         return []
@@ -270,15 +329,17 @@ def parity(f: Frame, cfg: BoundsConfig) -> list[Finding]:
     order = f.by_pair
     a, b = order[:-1], order[1:]
     pair = (f.group[a] == f.group[b]) & (s.strike[a] == s.strike[b]) & ~s.is_call[a] & s.is_call[b]
-    # both legs quoted against (about) the snapshot's spot
     fresh = fresh_quotes(f, cfg)
     pair &= fresh[a] & fresh[b]
     put, call = a[pair], b[pair]
     strike, t = s.strike[call], f.t[call]
-    upper = s.spot - strike * np.exp(-s.rate * t)
-    lower = s.spot * np.exp(-s.div_yield * t) - strike
-    brk_hi = (s.bid[call] - s.ask[put]) - upper
-    brk_lo = lower - (s.ask[call] - s.bid[put])
+    disc = np.exp(-s.rate * t)
+    widen = _sync_unc(f, call, put)
+    upper = s.spot - strike * disc
+    lower = f.fwd_now[call] * disc - strike
+    bid, ask = _synced(f)
+    brk_hi = (bid[call] - ask[put]) - upper - widen
+    brk_lo = lower - (ask[call] - bid[put]) - widen
     brk = np.maximum(brk_hi, brk_lo)
     hit = brk >= cfg.tolerance * cfg.bands.low
     if not hit.any():
@@ -289,35 +350,41 @@ def parity(f: Frame, cfg: BoundsConfig) -> list[Finding]:
         if brk_hi[j] >= brk_lo[j]:
             texts.append(
                 f"put-call bound broken by ${brk_hi[j]:.2f}: C_bid - P_ask = "
-                f"{s.bid[call[j]] - s.ask[put[j]]:.2f} > S - K e^(-rT) = {upper[j]:.2f}"
+                f"{bid[call[j]] - ask[put[j]]:.2f} > S - K e^(-rT) = {upper[j]:.2f}"
             )
         else:
             texts.append(
                 f"put-call bound broken by ${brk_lo[j]:.2f}: C_ask - P_bid = "
-                f"{s.ask[call[j]] - s.bid[put[j]]:.2f} < S e^(-qT) - K = {lower[j]:.2f}"
+                f"{ask[call[j]] - bid[put[j]]:.2f} < S - PV(div) - K = {lower[j]:.2f}"
             )
     return _bound_findings(f, AnomalyKind.PARITY, rows, brk[hit], cfg.tolerance, cfg.bands, texts)
 
 
 def early_exercise(f: Frame, cfg: BoundsConfig) -> list[Finding]:
-    """American bounds: ask >= max(intrinsic, European lower bound); bid <= S (call) or K
-    (put). break = lower - ask, or bid - upper."""
+    """American bounds at the quote's spot ``S`` and forward ``F``::
+
+        ask >= max(intrinsic, e^{-rT} (F - K) call | e^{-rT} (K - F) put, 0)
+        bid <= S (call) | K (put)
+
+    break = lower - ask - w, or bid - upper - w, with ``w = |delta| x spot uncertainty``.
+    The forward carries the discrete dividends, so a call just before an ex-date (worth
+    about S - K, exercised tonight) and a put (worth at least K e^{-rT} - (S - PV(D)))
+    are both inside their bounds.
+    """
     if not cfg.early_exercise_enabled:
         return []
     s = f.snap
     rows = np.flatnonzero(f.usable & fresh_quotes(f, cfg))
     call = s.is_call[rows]
-    spot, strike, t = s.spot, s.strike[rows], f.t[rows]
-    fwd_lower = np.where(
-        call,
-        spot * np.exp(-s.div_yield * t) - strike * np.exp(-s.rate * t),
-        strike * np.exp(-s.rate * t) - spot * np.exp(-s.div_yield * t),
-    )
+    spot, strike, t = f.spot_q[rows], s.strike[rows], f.t[rows]
+    disc = np.exp(-s.rate * t)
+    fwd_lower = np.where(call, 1.0, -1.0) * disc * (f.fwd[rows] - strike)
     intrinsic = np.where(call, spot - strike, strike - spot)
     lower = np.maximum(np.maximum(intrinsic, fwd_lower), 0.0)
     upper = np.where(call, spot, strike)
-    brk_lo = lower - s.ask[rows]
-    brk_hi = s.bid[rows] - upper
+    widen = f.abs_delta[rows] * f.spot_unc[rows]
+    brk_lo = lower - s.ask[rows] - widen
+    brk_hi = s.bid[rows] - upper - widen
     brk = np.maximum(brk_lo, brk_hi)
     hit = brk >= cfg.tolerance * cfg.bands.low
     texts = [
@@ -335,6 +402,20 @@ def early_exercise(f: Frame, cfg: BoundsConfig) -> list[Finding]:
     )
 
 
+def _synced(f: Frame) -> tuple[FloatArray, FloatArray]:
+    """Bid and ask moved from each quote's own spot to the snapshot's (`Frame.sync`):
+    legs quoted a second apart on a moving SPY are compared as of one spot."""
+    return f.snap.bid + f.sync, f.snap.ask + f.sync
+
+
+def _sync_unc(f: Frame, *legs: IntArray) -> FloatArray:
+    """What the legs' spots are not known to within, in USD (|delta| x spot_unc)."""
+    total: FloatArray = np.zeros(legs[0].shape[0])
+    for x in legs:
+        total += f.abs_delta[x] * f.spot_unc[x]
+    return total
+
+
 def call_spread(f: Frame, cfg: StaticArbConfig) -> list[Finding]:
     """Vertical spreads between adjacent strikes K1 < K2 (same expiry and right)::
 
@@ -350,9 +431,10 @@ def call_spread(f: Frame, cfg: StaticArbConfig) -> list[Finding]:
     lo, hi = lo[same], hi[same]
     call = s.is_call[lo]
     width = s.strike[hi] - s.strike[lo]
-    mono = np.where(call, s.bid[hi] - s.ask[lo], s.bid[lo] - s.ask[hi])
-    slope = np.where(call, s.bid[lo] - s.ask[hi], s.bid[hi] - s.ask[lo]) - width
-    brk = np.maximum(mono, slope)
+    bid, ask = _synced(f)
+    mono = np.where(call, bid[hi] - ask[lo], bid[lo] - ask[hi])
+    slope = np.where(call, bid[lo] - ask[hi], bid[hi] - ask[lo]) - width
+    brk = np.maximum(mono, slope) - _sync_unc(f, lo, hi)
     hit = brk >= cfg.tolerance * cfg.bands.low
     if not hit.any():
         return []
@@ -393,7 +475,8 @@ def butterfly(f: Frame, cfg: StaticArbConfig) -> list[Finding]:
     k1, k2, k3 = s.strike[a], s.strike[b], s.strike[c]
     w1 = (k3 - k2) / (k3 - k1)
     w3 = (k2 - k1) / (k3 - k1)
-    brk = s.bid[b] - (w1 * s.ask[a] + w3 * s.ask[c])
+    bid, ask = _synced(f)
+    brk = bid[b] - (w1 * ask[a] + w3 * ask[c]) - _sync_unc(f, a, b, c)
     hit = brk >= cfg.tolerance * cfg.bands.low
     if not hit.any():
         return []
@@ -419,7 +502,8 @@ def calendar(f: Frame, cfg: StaticArbConfig) -> list[Finding]:
     near, far = order[:-1], order[1:]
     same = (s.strike[near] == s.strike[far]) & (s.is_call[near] == s.is_call[far])
     near, far = near[same], far[same]
-    brk = s.bid[near] - s.ask[far]
+    bid, ask = _synced(f)
+    brk = bid[near] - ask[far] - _sync_unc(f, near, far)
     hit = brk >= cfg.tolerance * cfg.bands.low
     if not hit.any():
         return []

@@ -5,7 +5,9 @@ synthetic market's ``--record`` helper, tests. This is the only module of
 `spy_analytics` that touches files. Schema (docs/analytics.md, "Snapshot files")::
 
     {"type": "snapshot", "ts": "2026-11-25T15:30:00Z", "symbol": "SPY", "spot": 600.12,
-     "rate": 0.043, "div_yield": 0.012, "count": 2}
+     "rate": 0.043, "div_yield": 0.012, "count": 2,
+     "dividends": [{"ex_date": "2026-12-18", "amount": 1.85}],      (optional)
+     "spot_history": [[1795620598.2, 600.10], [1795620599.9, 600.12]]}  (optional)
     {"type": "quote", "expiry": "2026-12-19", "strike": 600.0, "right": "C", "bid": 9.1,
      "ask": 9.2, "last": 9.15, "volume": 1520, "open_interest": 20311,
      "quote_ts": 1795620599.5}
@@ -28,6 +30,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .chain import ChainSnapshot
+from .dividends import DividendSchedule
 from .types import format_ts
 
 
@@ -46,6 +49,12 @@ def write_snapshot(
         "div_yield": snapshot.div_yield,
         "count": len(snapshot),
     }
+    if snapshot.dividends:
+        header["dividends"] = snapshot.dividends.to_json()
+    if snapshot.spot_ts.size:
+        header["spot_history"] = [
+            [float(t), float(p)] for t, p in zip(snapshot.spot_ts, snapshot.spot_px, strict=True)
+        ]
     out.write(json.dumps(header, separators=(",", ":")) + "\n")
     for rec in snapshot.to_records():
         out.write(json.dumps({"type": "quote", **rec}, separators=(",", ":")) + "\n")
@@ -100,6 +109,17 @@ def _build(
     header: Mapping[str, Any], quotes: list[dict[str, Any]], malformed: int
 ) -> ChainSnapshot:
     ts_text = str(header.get("ts", "1970-01-01T00:00:00Z"))
+    try:
+        dividends = DividendSchedule.from_json(header.get("dividends", []))
+    except (KeyError, TypeError, ValueError):
+        dividends = DividendSchedule()  # a bad header field is not worth losing the chain
+        malformed += 1
+    history = header.get("spot_history")
+    try:
+        pairs = [(float(t), float(p)) for t, p in history] if isinstance(history, list) else []
+    except (TypeError, ValueError):
+        pairs = []
+        malformed += 1
     snap = ChainSnapshot.from_records(
         quotes,
         ts=datetime.fromisoformat(ts_text.replace("Z", "+00:00")),
@@ -107,6 +127,8 @@ def _build(
         spot=_num(header.get("spot")),
         rate=_num(header.get("rate"), 0.0),
         div_yield=_num(header.get("div_yield"), 0.0),
+        dividends=dividends,
+        spot_history=([p[0] for p in pairs], [p[1] for p in pairs]) if pairs else None,
     )
     if malformed:
         rejected = dict(snap.rejected)

@@ -26,6 +26,7 @@ import math
 import numpy as np
 from numpy.typing import NDArray
 
+from .bsm import d1_sd
 from .config import StructureConfig
 from .frame import Frame
 
@@ -87,11 +88,9 @@ def _flip(
     levels = s.spot * (1.0 + np.linspace(-cfg.flip_range, cfg.flip_range, cfg.flip_grid_points))
     t = f.t[rows][:, None]
     vol = f.fit_iv[rows][:, None]
-    sd = vol * np.sqrt(t)
-    log_ks = np.log(s.strike[rows])[:, None]
     with np.errstate(all="ignore"):
         q = f.carry[rows][:, None]
-        d1 = (np.log(levels)[None, :] - log_ks + (s.rate - q) * t) / sd + 0.5 * sd
+        d1, sd = d1_sd(levels[None, :], s.strike[rows][:, None], t, s.rate, q, vol)
         gam = np.exp(-q * t - 0.5 * d1 * d1) * _INV_SQRT2PI / (levels[None, :] * sd)
     net = (np.nan_to_num(gam) * weight[:, None]).sum(axis=0) * levels * levels * 0.01
     sign = np.sign(net)

@@ -14,6 +14,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from datetime import date
 
 RUN_EPILOG = """\
 environment (see docs/detector.md for defaults and details):
@@ -27,6 +28,8 @@ environment (see docs/detector.md for defaults and details):
   SPY_BACKEND_URL          backend base URL; ingest goes to {url}/api/v1/ingest
   SPY_BACKEND_TOKEN        bearer token for ingest (or SPY_BACKEND_TOKEN_FILE)
   SPY_HTTP_PORT            /healthz /readyz /metrics port (default 8080)
+  SPY_DIVIDENDS            declared cash dividends YYYY-MM-DD:AMOUNT,... (default none)
+  SPY_DIVIDEND_QUARTERLY   USD projected on SPY's quarterly ex-dates (default 1.85 for SPY)
   SPY_DTE_MIN/MAX, SPY_STRIKE_RANGE, SPY_THRESHOLDS (JSON), SPY_REPLAY_FILE, ...
 """
 
@@ -69,24 +72,61 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="JSON object of analytics overrides, e.g. '{\"vol_oi.min_volume\": 1000}'",
     )
     scan.add_argument(
+        "--dividends",
+        default="",
+        help="declared cash dividends YYYY-MM-DD:AMOUNT,... for snapshots whose header"
+        " has none (as SPY_DIVIDENDS)",
+    )
+    scan.add_argument(
+        "--dividend-quarterly",
+        type=float,
+        default=1.85,
+        help="USD projected on SPY's quarterly ex-dates for such snapshots (default"
+        " 1.85, as SPY_DIVIDEND_QUARTERLY; 0: none)",
+    )
+    scan.add_argument(
         "--last-only",
         action="store_true",
         help="print anomalies of the last snapshot only (earlier ones still build baselines)",
     )
     args = parser.parse_args(argv)
     if args.command == "scan":
-        return _scan(args.file, args.min_severity, args.thresholds, args.last_only)
+        return _scan(
+            args.file,
+            args.min_severity,
+            args.thresholds,
+            args.last_only,
+            (args.dividends, args.dividend_quarterly),
+        )
     return _run(check_only=args.check_config)
 
 
-def _scan(path: str, min_severity: str, thresholds: str, last_only: bool) -> int:
+def _scan(
+    path: str,
+    min_severity: str,
+    thresholds: str,
+    last_only: bool,
+    dividends: tuple[str, float] = ("", 1.85),
+) -> int:
     from spy_analytics import read_snapshots
+    from spy_analytics.dividends import DividendSchedule
 
     from spy_detector.analysis import ChainAnalyzer, load_config, scan_line
 
     try:
+        declared = DividendSchedule.parse(dividends[0])
+        if not dividends[1] >= 0.0:
+            raise ValueError(f"--dividend-quarterly must be >= 0, got {dividends[1]}")
+    except ValueError as exc:
+        print(f"scan: bad dividends: {exc}", file=sys.stderr)
+        return 2
+
+    def schedule(today: date) -> DividendSchedule:
+        return DividendSchedule.spy_projected(today, dividends[1], 1.0).merged(declared)
+
+    try:
         overrides = json.loads(thresholds) if thresholds else {}
-        analyzer = ChainAnalyzer(load_config(overrides))
+        analyzer = ChainAnalyzer(load_config(overrides), schedule)
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         print(f"scan: bad --thresholds: {exc}", file=sys.stderr)
         return 2

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from datetime import date
 from typing import Any
 
 from spy_analytics import (
@@ -20,6 +21,7 @@ from spy_analytics import (
     ChainSnapshot,
     analyze,
 )
+from spy_analytics.dividends import DividendSchedule
 
 from spy_detector.metrics import DetectorMetrics
 
@@ -30,14 +32,29 @@ def load_config(overrides: Mapping[str, Any] | None) -> AnalyzerConfig:
 
 
 class ChainAnalyzer:
-    """Runs ``analyze`` on successive snapshots of one chain, keeping its state."""
+    """Runs ``analyze`` on successive snapshots of one chain, keeping its state.
 
-    def __init__(self, config: AnalyzerConfig = DEFAULT_CONFIG) -> None:
+    ``dividends`` gives the schedule for a snapshot's date (the settings'
+    ``dividend_schedule``); it fills in snapshots that state no dividend model at all:
+    no schedule and no continuous yield (the live gateway sends neither). A recorded
+    file's own schedule wins, and so does a stated ``div_yield`` (the demo feed and
+    older recordings model SPY's dividend as a 1.3% yield; adding the discrete
+    schedule on top would count it twice).
+    """
+
+    def __init__(
+        self,
+        config: AnalyzerConfig = DEFAULT_CONFIG,
+        dividends: Callable[[date], DividendSchedule] | None = None,
+    ) -> None:
         self._config = config
+        self._dividends = dividends
         self._previous: ChainSnapshot | None = None
         self._baseline: BaselineState | None = None
 
     def __call__(self, snapshot: ChainSnapshot) -> AnalysisResult:
+        if self._dividends is not None and not snapshot.dividends and snapshot.div_yield == 0.0:
+            snapshot = snapshot.with_dividends(self._dividends(snapshot.ts.date()))
         result = analyze(snapshot, self._previous, self._baseline, self._config)
         self._previous = snapshot
         self._baseline = result.baseline

@@ -138,7 +138,7 @@ async def run_service(settings: Settings, stop: asyncio.Event | None = None) -> 
     recorder = SnapshotRecorder(settings.record_file) if settings.record_file else None
     detector = Detector(
         source,
-        ChainAnalyzer(load_config(settings.analytics_overrides())),
+        ChainAnalyzer(load_config(settings.analytics_overrides()), settings.dividend_schedule),
         metrics,
         publisher=publisher,
         recorder=recorder,

@@ -9,16 +9,23 @@ naming the variable, so a bad CR shows up as a crash-looping pod with a clear lo
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
+from spy_analytics.dividends import DividendSchedule
+
 from spy_detector.backoff import Backoff
 from spy_detector.sharding import ShardSpec
-from spy_detector.sources.ibkr import MARKET_DATA_TYPES, IBSettings
+from spy_detector.sources.ibkr_settings import MARKET_DATA_TYPES, IBSettings
 
 SOURCES = ("ibkr", "replay", "synthetic")
+#: SPY_DIVIDEND_QUARTERLY default per symbol: SPY's recent quarterly cash dividend
+#: (USD 1.70-1.97 a share in 2024-2025), projected on its ex-date calendar.
+DEFAULT_QUARTERLY = {"SPY": 1.85}
 
 
 class SettingsError(ValueError):
@@ -46,6 +53,16 @@ class Settings:
     thresholds: dict[str, Any] = field(default_factory=dict)
     stale_after: float = 120.0  # /readyz fails when no snapshot was analysed for this long
     log_level: str = "INFO"
+    #: declared cash dividends (SPY_DIVIDENDS), overriding the projection of their quarter
+    dividends: DividendSchedule = field(default_factory=DividendSchedule)
+    #: USD per share projected on SPY's quarterly ex-dates (SPY_DIVIDEND_QUARTERLY); 0: none
+    dividend_quarterly: float = 0.0
+
+    def dividend_schedule(self, today: date) -> DividendSchedule:
+        """The schedule the analytics use on ``today``: the quarterly projection for a
+        year ahead with the declared dividends in place of their quarter's."""
+        projected = DividendSchedule.spy_projected(today, self.dividend_quarterly, 1.0)
+        return projected.merged(self.dividends)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -90,7 +107,7 @@ class Settings:
                 dwell=r.number("SPY_IB_DWELL", 3.0),
                 snapshot_interval=r.number("SPY_SNAPSHOT_INTERVAL", 5.0),
                 rate=r.number("SPY_RATE", 0.04),
-                div_yield=r.number("SPY_DIV_YIELD", 0.013),
+                div_yield=r.number("SPY_DIV_YIELD", 0.0),
                 backoff=Backoff(
                     initial=r.number("SPY_IB_BACKOFF_INITIAL", 1.0),
                     maximum=r.number("SPY_IB_BACKOFF_MAX", 60.0),
@@ -120,7 +137,16 @@ class Settings:
             raise SettingsError(f"SPY_THRESHOLDS is not JSON: {exc}") from exc
         if not isinstance(thresholds, dict):
             raise SettingsError("SPY_THRESHOLDS must be a JSON object of dotted paths")
+        try:
+            dividends = DividendSchedule.parse(r.text("SPY_DIVIDENDS", ""))
+        except ValueError as exc:
+            raise SettingsError(f"SPY_DIVIDENDS: {exc}") from exc
+        quarterly = r.number("SPY_DIVIDEND_QUARTERLY", DEFAULT_QUARTERLY.get(symbol, 0.0))
+        if not (math.isfinite(quarterly) and quarterly >= 0.0):
+            raise SettingsError(f"SPY_DIVIDEND_QUARTERLY must be a number >= 0, got {quarterly}")
         return cls(
+            dividends=dividends,
+            dividend_quarterly=quarterly,
             source=source,
             symbol=symbol,
             shard=shard,
@@ -165,6 +191,8 @@ class Settings:
             "backend_url": self.backend_url or None,
             "backend_token": "***" if self.backend_token else None,
             "http": f"{self.http_host}:{self.http_port}",
+            "dividends": ",".join(f"{d.ex_date}:{d.amount:g}" for d in self.dividends.dividends),
+            "dividend_quarterly": self.dividend_quarterly,
         }
 
 

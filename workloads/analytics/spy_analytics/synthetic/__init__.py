@@ -12,8 +12,11 @@ The market (defaults in `SyntheticConfig`):
   contracts at the defaults;
 * smiles from SSVI (Gatheral & Jacquier, "Arbitrage-free SVI volatility surfaces",
   2014) - raw-SVI-shaped per expiry, free of butterfly and calendar arbitrage - with an
-  upward-sloping ATM term structure; European BSM prices floored at the American
-  intrinsic value and made non-decreasing in maturity per strike (American options);
+  upward-sloping ATM term structure; European BSM prices plus the puts' early-exercise
+  premium (Barone-Adesi-Whaley, `spy_analytics.american`), floored at the intrinsic
+  value and made non-decreasing in maturity per strike (American options). This is the
+  fast demo feed; `spy_analytics.synthetic.tape` is the independent yardstick (tree
+  prices, discrete dividends, asynchronous quotes) that bench/detection_quality.py uses;
 * quotes on a $0.01 tick around the model price with a spread model
   ``0.01 + 0.004 * price * (1 + 0.5 T)`` (x a small random factor), mid noise within a
   quarter of the half-spread; far wings get a zero bid (counted as data quality);

@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import NDArray
 
-from ..bsm import bsm_price
+from ..bsm import bsm_price, d1_sd
 from ..types import AnomalyKind
 from .pricing import quote_on_tick
 
 if TYPE_CHECKING:
     from .market import SyntheticMarket
+    from .tape import TapeMarket
 
 FloatArray = NDArray[np.float64]
 
@@ -73,7 +74,7 @@ class InjectContext:
 
     def __init__(
         self,
-        market: SyntheticMarket,
+        market: SyntheticMarket | TapeMarket,
         rng: np.random.Generator,
         t: FloatArray,
         spot: float,
@@ -111,9 +112,7 @@ class InjectContext:
         self.rank = np.empty(n, dtype=np.intp)
         self.rank[order] = np.arange(n)
         # quote IV half-width (for iv_residual eligibility)
-        sd = vol * np.sqrt(t)
-        d1 = (np.log(spot / market.strike) + (market.cfg.rate - market.cfg.div_yield) * t) / sd
-        d1 = d1 + 0.5 * sd
+        d1, _sd = d1_sd(spot, market.strike, t, market.cfg.rate, market.cfg.div_yield, vol)
         vega = spot * np.exp(-market.cfg.div_yield * t - 0.5 * d1 * d1) * np.sqrt(t / (2 * np.pi))
         self.iv_halfwidth = half / np.maximum(vega, 1e-12)
         self.otm = np.where(market.is_call, market.strike >= fwd, market.strike < fwd)

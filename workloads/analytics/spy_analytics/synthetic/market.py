@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 from numpy.typing import NDArray
 
+from ..american import early_exercise_premium
 from ..bsm import bsm_price
 from ..chain import SECONDS_PER_YEAR, ChainSnapshot, contract_keys, expiry_close_epoch
 from ..types import AnomalyKind
@@ -140,8 +141,13 @@ class SyntheticMarket:
         k = np.log(self.strike / fwd)
         vol = self.ssvi_iv(k, t_live)
         euro = bsm_price(spot, self.strike, t_live, r, q, vol, self.is_call)
+        # American puts carry an early-exercise premium (the fast closed form here;
+        # `synthetic.tape` prices on a tree for the detection-quality yardstick)
+        nan = np.full(fwd.shape, np.nan)
+        eep = early_exercise_premium(fwd, self.strike, t_live, r, vol, self.is_call, nan, nan)
         intrinsic = np.maximum(np.where(self.is_call, spot - self.strike, self.strike - spot), 0)
-        model = cummax_in_maturity(np.maximum(euro, intrinsic), self.strike, self.is_call)
+        american = np.maximum(euro + np.nan_to_num(eep), intrinsic)
+        model = cummax_in_maturity(american, self.strike, self.is_call)
         spread = np.maximum(
             0.01, (0.01 + 0.004 * model * (1.0 + 0.5 * t_live)) * self.spread_factor
         )
@@ -196,6 +202,12 @@ class SyntheticMarket:
             volume=volume[live],
             open_interest=self.oi[live],
             quote_ts=quote_ts[live],
+            # every quote here is priced off the snapshot's spot: a flat history over
+            # the quotes' ages says so (the live source records the real ticks)
+            spot_history=(
+                [ts.timestamp() - cfg.max_quote_age_s - 3600.0, ts.timestamp()],
+                [round(spot, 4), round(spot, 4)],
+            ),
         )
         self.last_labels = tuple(labels)
         return SyntheticSnapshot(snap, tuple(labels))

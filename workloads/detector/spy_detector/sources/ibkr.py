@@ -33,7 +33,6 @@ import contextlib
 import logging
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
@@ -41,14 +40,15 @@ from ib_async import IB, Contract, Option, Stock, Ticker
 from ib_async.ib import StartupFetchNONE
 from spy_analytics import ChainSnapshot
 
-from spy_detector.backoff import Backoff
 from spy_detector.metrics import DetectorMetrics
 from spy_detector.sharding import ShardSpec, select_expiries
+from spy_detector.sources.ibkr_settings import MARKET_DATA_TYPES as MARKET_DATA_TYPES
+from spy_detector.sources.ibkr_settings import IBSettings as IBSettings
+from spy_detector.spot_history import SpotHistory
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
-MARKET_DATA_TYPES = {"live": 1, "frozen": 2, "delayed": 3, "delayed-frozen": 4}
 # TWS codes we act on (https://ibkrcampus.com/campus/ibkr-api-page/twsapi-doc/#api-error-codes)
 CLIENT_ID_IN_USE = 326
 LINK_LOST = 1100
@@ -63,48 +63,6 @@ class ClientIdInUseError(ConnectionError):
 
 class _ReconnectError(Exception):
     """Internal: the data stream must be rebuilt (socket lost or 1101)."""
-
-
-@dataclass(frozen=True, slots=True)
-class IBSettings:
-    host: str = "127.0.0.1"
-    port: int = 4002
-    client_id: int = 1
-    symbol: str = "SPY"
-    exchange: str = "SMART"
-    currency: str = "USD"
-    market_data_type: str = "live"
-    max_lines: int = 100  # IB's default allowance; one goes to the underlying
-    max_msgs_per_sec: int = 40  # IB disconnects above 50/s
-    pacing_burst: int = 4  # messages sent back to back at most
-    dte_min: int = 0
-    dte_max: int = 60
-    strike_range: float = 0.10  # +/- fraction of spot
-    dwell: float = 3.0  # max seconds a rotated batch stays subscribed
-    snapshot_interval: float = 5.0
-    connect_timeout: float = 10.0
-    request_timeout: float = 30.0
-    generic_ticks: str = "101"  # 101: open interest
-    rate: float = 0.04  # continuously compounded; IB does not send one
-    div_yield: float = 0.013
-    backoff: Backoff = field(default_factory=lambda: Backoff(initial=1.0, maximum=60.0))
-
-    def __post_init__(self) -> None:
-        if self.market_data_type not in MARKET_DATA_TYPES:
-            raise ValueError(
-                f"market data type must be one of {sorted(MARKET_DATA_TYPES)},"
-                f" got {self.market_data_type!r}"
-            )
-        if self.max_lines < 2:
-            raise ValueError("max_lines must leave at least one line for options")
-        if not 1 <= self.max_msgs_per_sec <= 50:
-            raise ValueError("max_msgs_per_sec must be in [1, 50] (IB's limit)")
-        if not 1 <= self.pacing_burst <= self.max_msgs_per_sec:
-            raise ValueError("pacing_burst must be in [1, max_msgs_per_sec]")
-
-    @property
-    def option_lines(self) -> int:
-        return self.max_lines - 1
 
 
 # -- pure helpers ------------------------------------------------------------------------
@@ -185,6 +143,8 @@ class IBKRSource:
         self._state = "disconnected"
         self._underlying: Contract | None = None
         self._und_ticker: Ticker | None = None
+        # the underlying's recent ticks: each quote is checked against the spot of its time
+        self._spot_history = SpotHistory()
         self._contracts: list[Contract] = []
         self._discovered_on: date | None = None
         self._quotes: dict[tuple[str, float, str], dict[str, Any]] = {}
@@ -326,7 +286,13 @@ class IBKRSource:
         self._lost.set()
         self._ticked.set()
 
-    def _on_ticks(self, _tickers: object) -> None:
+    def _on_ticks(self, tickers: object) -> None:
+        und = self._und_ticker
+        ours = isinstance(tickers, set | list | tuple) and any(t is und for t in tickers)
+        if und is not None and ours:
+            price = _num(und.marketPrice())
+            if price:
+                self._spot_history.add(self._clock().timestamp(), price)
         self._ticked.set()
 
     def _on_error(self, req_id: int, code: int, msg: str) -> None:
@@ -528,13 +494,15 @@ class IBKRSource:
         for c, t in tickers.items():
             self._quotes[_key(c)] = quote_record(c, t)
         spot = self._spot()
+        now = self._clock()
         return ChainSnapshot.from_records(
             [self._quotes[k] for k in sorted(self._quotes)],
-            ts=self._clock(),
+            ts=now,
             symbol=self.settings.symbol,
             spot=spot if spot is not None else math.nan,
             rate=self.settings.rate,
             div_yield=self.settings.div_yield,
+            spot_history=self._spot_history.arrays(now.timestamp()),
         )
 
 
