@@ -33,7 +33,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from chaos_plane import ProcessControl  # noqa: E402
+from chaos_plane import DevClusterControl, ProcessControl  # noqa: E402
 from chaos_runner import Harness, Settings, run_chaos  # noqa: E402
 from k8s_support import Cluster, Kubectl  # noqa: E402
 from operator_support import OperatorProcess  # noqa: E402
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         operator=operator,
         operator_user=c.MANAGED_BY,
         operator_kubeconfig=state.kubeconfig_for(c.MANAGED_BY),
-        plane=ProcessControl(state),
+        plane=DevClusterControl(dev),
         log=log,
     )
     started = time.monotonic()

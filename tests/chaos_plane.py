@@ -1,12 +1,12 @@
 """Stop, freeze, thaw and restart one control-plane component (kube-apiserver) alone.
 
 Used by the chaos suite (chaos_runner.py). `ComponentControl` is the small interface
-the suite needs; `ProcessControl` implements it here on the processes the dev
-control plane started (spy_dev.devcluster records their pids): it reads the running
+the suite needs. `DevClusterControl` forwards it to spy_dev.devcluster's own
+single-component API (bench/chaos.py, which holds its DevCluster). `ProcessControl`
+implements it on the recorded pids alone, for the pytest session, whose fixture
+hands out the cluster's state but not its DevCluster: it reads the running
 component's command line from /proc, signals it, and starts it again with the same
-command line, logging to the same file. When the dev cluster offers a
-single-component restart itself, an adapter to it replaces this class and nothing
-else changes.
+command line, logging to the same file.
 
 A component started here is not known to DevCluster.stop(), so every process started
 here is stopped at interpreter exit (and a frozen one is thawed first).
@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Protocol
 
 import httpx
-from spy_dev.devcluster import ClusterState
+from spy_dev.devcluster import ClusterState, DevCluster
 
 
 class ComponentControl(Protocol):
@@ -67,6 +67,29 @@ def _gone(pid: int) -> bool:
     except OSError:
         return True
     return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
+
+
+class DevClusterControl:
+    """ComponentControl through spy_dev.devcluster's own single-component API, for a
+    harness that holds the DevCluster (bench/chaos.py)."""
+
+    def __init__(self, dev: DevCluster) -> None:
+        self.dev = dev
+
+    def stop(self, name: str) -> None:
+        self.dev.stop_component(name)
+
+    def start(self, name: str) -> None:
+        self.dev.start_component(name)
+
+    def freeze(self, name: str) -> None:
+        self.dev.freeze(name)
+
+    def thaw(self, name: str) -> None:
+        self.dev.thaw(name)
+
+    def restart(self, name: str) -> None:
+        self.dev.restart_component(name)
 
 
 class ProcessControl:

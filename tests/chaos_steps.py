@@ -175,9 +175,11 @@ class Steps:
         try:
             with self.watcher.outage():
                 op.kill() if sigkill else op.stop()
-                self.while_down(step, undo=False)
-                time.sleep(step.pause)
-                op.start()
+                try:
+                    self.while_down(step, undo=False)  # may be refused by a policy
+                    time.sleep(step.pause)
+                finally:
+                    op.start()
             # Whatever happened while it was down must be undone within the window.
             self.observe(self.s.restart_window + 1.0)
         finally:
@@ -252,10 +254,12 @@ class Steps:
         self.refusal.install()
         trigger = Step(Kind.OPERATOR_KILL, 0, step.target, step.variant, step.replicas)
         try:
-            self.while_down(trigger, undo=False)
-            time.sleep(step.pause)
-            self.refusal.remove()
-            self.refusal = None
+            try:
+                self.while_down(trigger, undo=False)  # may be refused by a policy
+                time.sleep(step.pause)
+            finally:
+                self.refusal.remove()
+                self.refusal = None
         finally:
             self.while_down(trigger, undo=True)
 
