@@ -146,10 +146,12 @@ def paper_world(kubectl: Kubectl, namespace: str, gw: str = "gw", **gw_spec: Any
     kubectl.apply(pull_secret(), namespace)
     kubectl.apply(credentials(), namespace)
     kubectl.apply(gateway(gw, **gw_spec), namespace)
+    # 60 s: a gateway's first scheduling attempt always fails (its PVC is not bound
+    # yet) and waits for a retry, which on a loaded CI machine took up to 31.5 s.
     wait_for(
         f"gateway {gw} Ready",
         lambda: condition(kubectl.get("ibgateway", gw, namespace), "Ready").get("status") == "True",
-        30,
+        60,
     )
 
 

@@ -38,7 +38,7 @@ def test_armed_approved_with_ready_gateway_runs_one_replica(
     tb = wait_bot(kubectl, namespace, "b1", 1, "Armed")
     assert tb["status"]["armed"] is True
     assert condition(tb, "Armed")["status"] == "True"
-    assert condition(tb, "Approved")["reason"] == "ApprovalValid"
+    assert condition(tb, "Approved")["reason"] == "ApprovalRecorded"
     dep = kubectl.get("deployment", "b1-bot", namespace)
     assert dep["spec"]["strategy"]["type"] == "Recreate"
     owner = dep["metadata"]["ownerReferences"][0]
