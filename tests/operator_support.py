@@ -1,6 +1,6 @@
 """Helpers for the operator's integration tests: manifest factories, waiting on the gate,
-the operator as a real process, and the gate invariant watcher (fixtures in
-tests/operator/conftest.py)."""
+the operator as a real process, and (re-exported from gate_invariant.py) the gate
+invariant watcher (fixtures in tests/operator/conftest.py)."""
 
 from __future__ import annotations
 
@@ -14,18 +14,17 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gate_invariant import GateInvariantWatcher, Violation
 from k8s_support import Cluster, Kubectl, wait_for
 from spy_dev import admission
 from spy_dev.devcluster import DEFAULT_BIN, free_port
 from spy_dev.webhook import operator_env
 from spy_operator import constants as c
-from spy_operator.gate import GatewayView, Mode, check_approval, check_gateway, parse_approval
 
 REGISTRY = "spyoptions.azurecr.io"
 
@@ -223,111 +222,9 @@ class OperatorProcess:
 
 
 # ------------------------------------------------------------- invariant watcher
-
-
-@dataclass
-class Violation:
-    deployment: str
-    replicas: int
-    allowed: int
-    seconds: float
-
-
-class GateInvariantWatcher(threading.Thread):
-    """Polls the cluster and fails the module if a bot Deployment stays above the gate.
-
-    The oracle is independent of the operator's status: a bot may run only while its
-    spec is armed with an unexpired approval, no halt ConfigMap exists, and its gateway
-    exists, is Ready and suits the bot (gate.check_approval / gate.check_gateway). Above
-    that for longer than `revert_window` seconds is a violation.
-    """
-
-    def __init__(self, kubectl: Kubectl, revert_window: float = 2.0) -> None:
-        super().__init__(daemon=True, name="gate-invariant-watcher")
-        self.kubectl = kubectl
-        self.revert_window = revert_window
-        self.violations: list[Violation] = []
-        self.samples = 0
-        self.max_excess_seconds = 0.0
-        self._since: dict[str, float] = {}
-        self._stopping = threading.Event()
-        self._outage = False
-
-    def _allowed(
-        self, tb: dict[str, Any], gateways: dict[tuple[str, str], Any], halted: bool
-    ) -> int:
-        spec = tb.get("spec", {})
-        if halted or spec.get("armed") is not True:
-            return 0
-        if not check_approval(parse_approval(spec), dt.datetime.now(dt.UTC)).ok:
-            return 0
-        gw = gateways.get((tb["metadata"]["namespace"], spec["gatewayRef"]["name"]))
-        ready = gw is not None and condition(gw, "Ready").get("status") == "True"
-        view = GatewayView(
-            name=spec["gatewayRef"]["name"],
-            exists=gw is not None,
-            ready=ready,
-            trading_mode=Mode((gw or {}).get("spec", {}).get("tradingMode", "paper")),
-            read_only=bool((gw or {}).get("spec", {}).get("readOnlyApi", True)),
-        )
-        return 1 if check_gateway(view, Mode(spec.get("mode", "paper"))).ok else 0
-
-    def sample(self) -> None:
-        deps = json.loads(
-            self.kubectl(
-                "get", "deployments", "-A", "-l", f"{c.LABEL_COMPONENT}=trading-bot", "-o", "json"
-            )
-        )
-        tbs = json.loads(self.kubectl("get", "tradingbots", "-A", "-o", "json"))
-        gws = json.loads(self.kubectl("get", "ibgateways", "-A", "-o", "json"))
-        halted = (
-            self.kubectl.get("configmap", c.HALT_CONFIGMAP, c.DEFAULT_OPERATOR_NAMESPACE)
-            is not None
-        )
-        bots = {(t["metadata"]["namespace"], t["metadata"]["name"]): t for t in tbs["items"]}
-        gateways = {(g["metadata"]["namespace"], g["metadata"]["name"]): g for g in gws["items"]}
-        now = time.monotonic()
-        self.samples += 1
-        for dep in deps["items"]:
-            ns = dep["metadata"]["namespace"]
-            key = f"{ns}/{dep['metadata']['name']}"
-            owner = dep["metadata"]["labels"].get(c.LABEL_INSTANCE, "")
-            tb = bots.get((ns, owner))
-            replicas = int(dep["spec"].get("replicas", 0))
-            allowed = 0 if tb is None else self._allowed(tb, gateways, halted)
-            if replicas <= allowed or self._outage:
-                self._since.pop(key, None)
-                continue
-            since = self._since.setdefault(key, now)
-            excess = now - since
-            self.max_excess_seconds = max(self.max_excess_seconds, excess)
-            if excess > self.revert_window and not any(
-                v.deployment == key for v in self.violations
-            ):
-                self.violations.append(Violation(key, replicas, allowed, excess))
-
-    @contextlib.contextmanager
-    def outage(self) -> Iterator[None]:
-        """While the operator is down nothing can act; the revert clock restarts after."""
-        self._outage = True
-        try:
-            yield
-        finally:
-            self._since.clear()
-            self._outage = False
-
-    def run(self) -> None:
-        while not self._stopping.is_set():
-            # A failed poll (API briefly busy) is not evidence either way.
-            with contextlib.suppress(
-                AssertionError, json.JSONDecodeError, subprocess.TimeoutExpired
-            ):
-                self.sample()
-            self._stopping.wait(0.1)
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self.join(10)
+# The watcher and its oracle live in gate_invariant.py and gate_allowance.py, shared
+# with the chaos suite; the fixtures here and in conftest.py import them from here.
+__all__ = ["GateInvariantWatcher", "Violation"]
 
 
 @contextlib.contextmanager

@@ -1,0 +1,318 @@
+"""The chaos suite's hands on the cluster: the harness's own API calls, one run's
+world (namespace, Secrets, gateway, bots), the VPN stand-in it toggles, and the
+admission policy it uses to refuse the operator's writes.
+
+Used by chaos_runner.py. Every write is made as the `admin` user with its own field
+manager (`chaos-hand`), so a foreign change shows as one in managedFields, and a
+write refused by a prevention policy (HTTP 403/422) is counted, not raised.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import select
+import socket
+import threading
+import time
+from typing import Any
+
+import httpx
+from k8s_support import wait_for
+from operator_support import bot, credentials, gateway, in_seconds, pull_secret
+from spy_operator import constants as c
+
+HAND = "chaos-hand"  # field manager of every change the harness makes by hand
+NAMESPACE_PREFIX = "chaos-"
+CHAOS_LABEL = "spyoptions.io/chaos"
+_MERGE = {"Content-Type": "application/merge-patch+json"}
+_STRATEGIC = {"Content-Type": "application/strategic-merge-patch+json"}
+_APPLY = {"Content-Type": "application/apply-patch+yaml"}
+_CUSTOM = f"/apis/{c.GROUP}/{c.VERSION}"
+
+
+class RefusedError(Exception):
+    """The apiserver refused a hand write (a prevention policy did its job)."""
+
+
+def path(kind: str, namespace: str | None = None, name: str | None = None) -> str:
+    base = {
+        "deployment": "/apis/apps/v1/{ns}deployments",
+        "statefulset": "/apis/apps/v1/{ns}statefulsets",
+        "pod": "/api/v1/{ns}pods",
+        "secret": "/api/v1/{ns}secrets",
+        "configmap": "/api/v1/{ns}configmaps",
+        "namespace": "/api/v1/namespaces",
+        "persistentvolume": "/api/v1/persistentvolumes",
+        "tradingbot": _CUSTOM + "/{ns}tradingbots",
+        "ibgateway": _CUSTOM + "/{ns}ibgateways",
+        "vap": "/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicies",
+        "vapb": "/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicybindings",
+    }[kind].format(ns=f"namespaces/{namespace}/" if namespace else "")
+    return f"{base}/{name}" if name else base
+
+
+class Api:
+    """The harness's writes (as admin) and reads, with short timeouts."""
+
+    def __init__(self, client: httpx.Client) -> None:
+        self.client = client
+        self.refused = 0
+
+    def _check(self, resp: httpx.Response, ok: tuple[int, ...] = ()) -> httpx.Response:
+        if resp.status_code in (403, 422) and "denied" in resp.text.lower():
+            self.refused += 1
+            raise RefusedError(resp.json().get("message", resp.text)[:300])
+        if resp.status_code >= 400 and resp.status_code not in ok:
+            where = f"{resp.request.method} {resp.request.url.path}"
+            raise AssertionError(f"{where}: {resp.text[:300]}")
+        return resp
+
+    def get(self, p: str) -> Any:
+        resp = self.client.get(p)
+        if resp.status_code == 404:
+            return None
+        return self._check(resp).json()
+
+    def apply(self, body: dict[str, Any], namespace: str | None = None) -> None:
+        meta = body["metadata"]
+        ns = namespace or meta.get("namespace")
+        kind = body["kind"].lower()
+        target = path(kind, ns, meta["name"])
+        self._check(
+            self.client.patch(
+                target,
+                params={"fieldManager": HAND, "force": "true"},
+                json={**body, "metadata": {**meta, **({"namespace": ns} if ns else {})}},
+                headers=_APPLY,
+            )
+        )
+
+    def merge(self, p: str, patch: dict[str, Any], strategic: bool = False) -> None:
+        headers = _STRATEGIC if strategic else _MERGE
+        params = {"fieldManager": HAND}
+        self._check(self.client.patch(p, params=params, json=patch, headers=headers))
+
+    def delete(self, p: str, propagation: str = "Background") -> None:
+        self._check(
+            self.client.request("DELETE", p, json={"propagationPolicy": propagation}), ok=(404,)
+        )
+
+    def scale(self, namespace: str, deployment: str, replicas: int) -> None:
+        target = path("deployment", namespace, deployment) + "/scale"
+        self.merge(target, {"spec": {"replicas": replicas}})
+
+    def halt(self, reason: str) -> None:
+        body = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": c.HALT_CONFIGMAP, "namespace": c.DEFAULT_OPERATOR_NAMESPACE},
+            "data": {"reason": reason},
+        }
+        self.apply(body)
+
+    def lift_halt(self) -> None:
+        self.delete(path("configmap", c.DEFAULT_OPERATOR_NAMESPACE, c.HALT_CONFIGMAP))
+
+
+# ------------------------------------------------------------------- the world
+
+
+def approval_in(seconds: float) -> dict[str, Any]:
+    return {"approvedBy": "bob", "reason": "chaos run", "expiresAt": in_seconds(seconds)}
+
+
+def bot_body(name: str, gateway_mode: str, vpn_port: int, expiry_seconds: float) -> dict[str, Any]:
+    """The run's five bots (chaos_plan.py's module docstring says what each is for)."""
+    mode = {"paper": "paper", "live": "live"}.get(name, gateway_mode)
+    body = bot(name, gw="gw", mode=mode, armed=name != "off")
+    if name == "vpn":
+        body["spec"]["vpn"] = {"host": "127.0.0.1", "port": vpn_port, "timeoutSeconds": 0.5}
+    if name == "exp":
+        body["spec"]["approval"] = approval_in(expiry_seconds)
+    return body
+
+
+def gateway_body(mode: str) -> dict[str, Any]:
+    return gateway("gw", mode=mode, read_only=False)
+
+
+def create_world(api: Api, namespace: str, gateway_mode: str, vpn_port: int, expiry: float) -> None:
+    api.client.post(
+        path("namespace"),
+        json={
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": namespace, "labels": {CHAOS_LABEL: "true"}},
+        },
+    ).raise_for_status()
+    wait_for(
+        f"default service account in {namespace}",
+        lambda: api.get(f"/api/v1/namespaces/{namespace}/serviceaccounts/default"),
+        90,
+    )
+    for body in (pull_secret(), credentials(), gateway_body(gateway_mode)):
+        api.apply(body, namespace)
+    for name in ("paper", "live", "vpn", "exp", "off"):
+        api.apply(bot_body(name, gateway_mode, vpn_port, expiry), namespace)
+
+
+def recycle_volumes(api: Api) -> int:
+    """Make volumes released by deleted chaos namespaces available again (the dev
+    cluster pre-makes a fixed number with reclaimPolicy Retain)."""
+    count = 0
+    for pv in (api.get(path("persistentvolume")) or {}).get("items", []):
+        ref = pv.get("spec", {}).get("claimRef") or {}
+        if pv.get("status", {}).get("phase") == "Released" and str(
+            ref.get("namespace", "")
+        ).startswith(NAMESPACE_PREFIX):
+            target = path("persistentvolume", None, pv["metadata"]["name"])
+            api.merge(target, {"spec": {"claimRef": None}})
+            count += 1
+    return count
+
+
+# --------------------------------------------------------------- VPN stand-in
+
+
+class ToggleListener:
+    """A loopback TCP listener standing in for a host across the VPN tunnel; `down()`
+    closes it (connections are refused, as when the tunnel drops), `up()` listens on
+    the same port again."""
+
+    def __init__(self) -> None:
+        self._sock: socket.socket | None = None
+        self.port = 0
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self.up()
+        self._thread = threading.Thread(target=self._accept, daemon=True, name="vpn-listener")
+        self._thread.start()
+
+    def up(self) -> None:
+        with self._lock:
+            if self._sock is not None:
+                return
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(("127.0.0.1", self.port))
+            sock.listen(64)
+            self.port = sock.getsockname()[1]
+            self._sock = sock
+
+    def down(self) -> None:
+        with self._lock:
+            if self._sock is not None:
+                self._sock.close()
+                self._sock = None
+
+    @property
+    def is_up(self) -> bool:
+        return self._sock is not None
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            sock = self._sock
+            if sock is None:
+                time.sleep(0.05)
+                continue
+            with contextlib.suppress(OSError, ValueError):
+                ready, _, _ = select.select([sock], [], [], 0.1)
+                if ready:
+                    conn, _ = sock.accept()
+                    conn.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        self.down()
+
+
+# ------------------------------------------------------------ refusing writes
+
+
+class Refusal:
+    """A ValidatingAdmissionPolicy that refuses the operator's writes to the bot
+    Deployments of one namespace, the way a policy engine refuses a pod template it
+    does not like (HTTP 403; issue 8, finding 1). It matches the `deployments`
+    resource, not `deployments/scale`, as pod-template policies do."""
+
+    def __init__(self, api: Api, operator_api: httpx.Client, operator_user: str, namespace: str):
+        self.api = api
+        self.operator_api = operator_api
+        self.operator_user = operator_user
+        self.namespace = namespace
+        self.name = f"chaos-refuse-{namespace}"
+
+    def _probe(self) -> int:
+        """A dry-run apply as the operator's user: 403 while the policy is in force."""
+        target = path("deployment", self.namespace, "off-bot")
+        body = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "off-bot"}}
+        resp = self.operator_api.patch(
+            target,
+            params={"fieldManager": "chaos-probe", "dryRun": "All"},
+            json=body,
+            headers=_APPLY,
+        )
+        return resp.status_code
+
+    def install(self) -> None:
+        policy = {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicy",
+            "metadata": {"name": self.name},
+            "spec": {
+                "failurePolicy": "Fail",
+                "matchConstraints": {
+                    "resourceRules": [
+                        {
+                            "apiGroups": ["apps"],
+                            "apiVersions": ["v1"],
+                            "operations": ["CREATE", "UPDATE"],
+                            "resources": ["deployments"],
+                        }
+                    ]
+                },
+                "matchConditions": [
+                    {
+                        "name": "the-operator",
+                        "expression": f"request.userInfo.username == '{self.operator_user}'",
+                    }
+                ],
+                "validations": [
+                    {
+                        "expression": "!object.spec.template.spec.containers.exists("
+                        "ctr, ctr.name == 'bot')",
+                        "message": "chaos: this policy refuses the bot's pod template",
+                        "reason": "Forbidden",
+                    }
+                ],
+            },
+        }
+        binding = {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicyBinding",
+            "metadata": {"name": self.name},
+            "spec": {
+                "policyName": self.name,
+                "validationActions": ["Deny"],
+                "matchResources": {
+                    "namespaceSelector": {
+                        "matchLabels": {"kubernetes.io/metadata.name": self.namespace}
+                    },
+                    "objectSelector": {"matchLabels": {c.LABEL_COMPONENT: c.COMPONENT[c.KIND_BOT]}},
+                },
+            },
+        }
+        for body, kind in ((policy, "vap"), (binding, "vapb")):
+            self.api.client.patch(
+                path(kind, None, self.name),
+                params={"fieldManager": HAND, "force": "true"},
+                json=body,
+                headers=_APPLY,
+            ).raise_for_status()
+        wait_for("refusal policy in force", lambda: self._probe() == 403, 15, 0.1)
+
+    def remove(self) -> None:
+        for kind in ("vapb", "vap"):
+            self.api.delete(path(kind, None, self.name))
+        wait_for("refusal policy lifted", lambda: self._probe() != 403, 15, 0.1)
