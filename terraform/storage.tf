@@ -1,0 +1,54 @@
+# Table Storage for the backend's records (docs/backend.md). Tables are created with
+# storage_account_id (the 4.x argument; storage_account_name is deprecated). The
+# backend authenticates with the connection string from Key Vault, because
+# spy_backend.settings takes a connection string today.
+
+resource "azurerm_storage_account" "main" {
+  name                            = "st${local.compact}"
+  location                        = azurerm_resource_group.main.location
+  resource_group_name             = azurerm_resource_group.main.name
+  account_kind                    = "StorageV2"
+  account_tier                    = "Standard"
+  account_replication_type        = "ZRS"
+  min_tls_version                 = "TLS1_2"
+  https_traffic_only_enabled      = true
+  allow_nested_items_to_be_public = false
+  cross_tenant_replication_enabled = false
+  shared_access_key_enabled       = true
+  default_to_oauth_authentication = true
+  local_user_enabled              = false
+  public_network_access_enabled   = true # for admin_cidrs only (network_rules); the backend uses the private endpoint
+  tags                            = local.tags
+
+  network_rules {
+    default_action = "Deny"
+    bypass         = ["AzureServices", "Logging", "Metrics"]
+    ip_rules       = [for c in var.admin_cidrs : trimsuffix(c, "/32")]
+  }
+
+  sas_policy {
+    expiration_period = "01.00:00:00"
+    expiration_action = "Block"
+  }
+
+  blob_properties {
+    delete_retention_policy {
+      days = 7
+    }
+    container_delete_retention_policy {
+      days = 7
+    }
+  }
+
+  # checkov:skip=CKV2_AZURE_40:The backend authenticates with a connection string (spy_backend.settings.storage_connection_string); shared keys stay until it moves to managed identity
+  # checkov:skip=CKV2_AZURE_1:Microsoft-managed keys; customer-managed keys add a key lifecycle this platform does not need
+  # checkov:skip=CKV_AZURE_206:ZRS survives a zone outage; geo-replication (GRS) is not needed for 30 days of market records
+  # checkov:skip=CKV_AZURE_59:The public endpoint serves admin_cidrs only (tofu creates tables over it); network_rules deny everything else
+  # checkov:skip=CKV_AZURE_33:No queues are used (queue logging would be azurerm_storage_account_queue_properties, absent from early 4.x)
+}
+
+resource "azurerm_storage_table" "records" {
+  for_each           = toset(local.tables)
+  name               = "${var.table_prefix}${each.value}"
+  storage_account_id = azurerm_storage_account.main.id
+}
