@@ -15,7 +15,8 @@ locals {
     Pod           = "string"
     Container     = "string"
     Stream        = "string"
-    Record        = "dynamic"
+    Record        = "dynamic" # the JSON log line, parsed (Fluent Bit merge_log_key)
+    Log           = "string"  # a line that was not JSON, as written
   }
 }
 
@@ -73,7 +74,7 @@ resource "azurerm_monitor_data_collection_rule" "logs" {
     streams       = [local.log_stream]
     destinations  = ["workspace"]
     output_stream = local.log_stream
-    transform_kql = "source | extend Level = coalesce(tostring(Record.level), tostring(Record.severity)), Logger = tostring(Record.logger), Message = coalesce(tostring(Record.msg), tostring(Record.message))"
+    transform_kql = "source | extend Level = coalesce(tostring(Record.level), tostring(Record.severity)), Logger = tostring(Record.logger), Message = coalesce(tostring(Record.msg), tostring(Record.message), Log)"
   }
 
   depends_on = [azurerm_log_analytics_workspace_table_custom_log.containers]

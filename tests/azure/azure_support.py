@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from functools import cache
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+import hcl2
 
 REPO = Path(__file__).resolve().parents[2]
 TERRAFORM = REPO / "terraform"
@@ -56,3 +59,39 @@ def outputs_for(
         k: {"sensitive": k == "vpn_shared_key", "type": "string", "value": v}
         for k, v in values.items()
     }
+
+
+def _clean(node: Any) -> Any:
+    """python-hcl2 8 keeps quotes on strings and labels and adds __markers__: drop them."""
+    if isinstance(node, dict):
+        return {_unquote(k): _clean(v) for k, v in node.items() if not k.startswith("__")}
+    if isinstance(node, list):
+        return [_clean(v) for v in node]
+    if isinstance(node, str):
+        return _unquote(node)
+    return node
+
+
+def _unquote(s: str) -> str:
+    return s[1:-1] if len(s) >= 2 and s[0] == s[-1] == '"' else s
+
+
+@cache
+def tf() -> dict[str, Any]:
+    """All .tf files merged: {"resource": {type: {name: body}}, "variable": {...}, ...}."""
+    merged: dict[str, Any] = {"resource": {}, "data": {}, "variable": {}, "output": {}}
+    merged["locals"] = {}
+    merged["terraform"] = []
+    for path in sorted(TERRAFORM.glob("*.tf")):
+        doc = _clean(hcl2.loads(path.read_text()))
+        for kind in ("resource", "data"):
+            for block in doc.get(kind, []):
+                for rtype, named in block.items():
+                    merged[kind].setdefault(rtype, {}).update(named)
+        for kind in ("variable", "output"):
+            for block in doc.get(kind, []):
+                merged[kind].update(block)
+        for block in doc.get("locals", []):
+            merged["locals"].update(block)
+        merged["terraform"].extend(doc.get("terraform", []))
+    return merged
