@@ -191,12 +191,12 @@ variable "backend_image" {
 }
 
 variable "app_service_sku" {
-  description = "App Service plan SKU of the backend (P0v3 and up support zone redundancy and VNet integration)."
+  description = "App Service plan SKU of the backend; only Premium v3 plans, the ones that can balance across zones."
   type        = string
   default     = "P0v3"
   validation {
-    condition     = contains(["B1", "B2", "S1", "P0v3", "P1v3", "P2v3", "P1mv3"], var.app_service_sku)
-    error_message = "app_service_sku must be one of B1, B2, S1, P0v3, P1v3, P2v3, P1mv3."
+    condition     = contains(["P0v3", "P1v3", "P2v3", "P3v3", "P1mv3", "P2mv3"], var.app_service_sku)
+    error_message = "app_service_sku must be a zone-redundant Premium v3 SKU: P0v3, P1v3, P2v3, P3v3, P1mv3 or P2mv3."
   }
 }
 

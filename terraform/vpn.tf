@@ -67,7 +67,7 @@ resource "azurerm_virtual_network_gateway_connection" "onprem" {
   local_network_gateway_id   = azurerm_local_network_gateway.onprem.id
   # The PSK's single source of truth is Key Vault: rotate it there (and in
   # TF_VAR_vpn_shared_key), then apply; the connection follows the secret.
-  shared_key = azurerm_key_vault_secret.vpn_psk.value
+  shared_key          = azurerm_key_vault_secret.vpn_psk.value
   dpd_timeout_seconds = 45
   tags                = local.tags
 
