@@ -37,6 +37,7 @@ import psutil
 from spy_dev.devcluster import ClusterState, DevCluster, client_options, free_port, running
 from spy_operator import builders
 from spy_operator import constants as c
+from spy_operator.api import view
 
 REPO = Path(__file__).resolve().parents[1]
 CONCURRENCY = 8
@@ -211,13 +212,13 @@ async def floor_run(state: ClusterState, n: int) -> float:
 
         async def child_work(obj: dict[str, Any]) -> None:
             if obj["kind"] == "IBGateway":
-                await apply(builders.build_gateway_statefulset(obj))
-                for svc in builders.build_gateway_services(obj):
+                await apply(builders.build_gateway_statefulset(view(obj)))
+                for svc in builders.build_gateway_services(view(obj)):
                     await apply(svc)
                 await status(obj, {"conditions": []})
             else:
                 want = 1 if obj["spec"].get("armed") else 0
-                await apply(builders.build_bot_deployment(obj, want, 1, 4002))
+                await apply(builders.build_bot_deployment(view(obj), want, 1, 4002))
                 await status(obj, {"replicas": want, "armed": bool(want), "reason": "Floor"})
 
         await bounded([child_work(o) for o in created])

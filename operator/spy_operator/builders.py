@@ -1,6 +1,6 @@
 """Desired children of each custom resource, as plain manifests. Pure functions.
 
-`build_<child>(obj, ...)` takes the CR (a dict as read from the API) and the facts the
+`build_<child>(view, ...)` takes the CR's typed view (api.py) and the facts the
 reconciler gathered and returns the manifest the operator server-side applies. Names
 are deterministic; every child has an ownerReference to its CR (so garbage
 collection removes it) and the standard labels.
@@ -13,6 +13,7 @@ import json
 from typing import Any
 
 from spy_operator import constants as c
+from spy_operator.api import IBGateway, Meta, OptionsDetector, TradingBot
 
 Manifest = dict[str, Any]
 
@@ -31,25 +32,23 @@ def selector(kind: str, name: str) -> dict[str, str]:
     return {c.LABEL_COMPONENT: c.COMPONENT[kind], c.LABEL_INSTANCE: name}
 
 
-def owner_reference(obj: Manifest) -> dict[str, Any]:
-    meta = obj["metadata"]
+def owner_reference(meta: Meta) -> dict[str, Any]:
     return {
         "apiVersion": c.API_VERSION,
-        "kind": obj["kind"],
-        "name": meta["name"],
-        "uid": meta["uid"],
+        "kind": meta.kind,
+        "name": meta.name,
+        "uid": meta.uid,
         "controller": True,
         "blockOwnerDeletion": True,
     }
 
 
-def child_metadata(obj: Manifest, name: str) -> dict[str, Any]:
-    meta = obj["metadata"]
+def child_metadata(meta: Meta, name: str) -> dict[str, Any]:
     return {
         "name": name,
-        "namespace": meta["namespace"],
-        "labels": labels(obj["kind"], meta["name"]),
-        "ownerReferences": [owner_reference(obj)],
+        "namespace": meta.namespace,
+        "labels": labels(meta.kind, meta.name),
+        "ownerReferences": [owner_reference(meta)],
     }
 
 
@@ -59,18 +58,12 @@ def desired_hash(manifest: Manifest) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def _pod_spec(spec: Manifest, **fields: Any) -> dict[str, Any]:
+def _pod_spec(pull_secrets: tuple[str, ...], **fields: Any) -> dict[str, Any]:
     pod: dict[str, Any] = {"securityContext": _pod_security()}
-    secrets = [{"name": r["name"]} for r in spec.get("imagePullSecrets") or [] if "name" in r]
-    if secrets:
-        pod["imagePullSecrets"] = secrets
+    if pull_secrets:
+        pod["imagePullSecrets"] = [{"name": name} for name in pull_secrets]
     pod.update(fields)
     return pod
-
-
-def _resources(spec: Manifest) -> dict[str, Any]:
-    res = spec.get("resources") or {}
-    return {k: dict(v) for k, v in res.items() if k in ("requests", "limits") and v}
 
 
 def _pod_security() -> dict[str, Any]:
@@ -87,11 +80,11 @@ def _container_security() -> dict[str, Any]:
     return {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
 
 
-def _container(spec: Manifest, **fields: Any) -> dict[str, Any]:
+def _container(resources: Any, **fields: Any) -> dict[str, Any]:
     """A container with the hardened security context and the CR's resources, if any."""
     container: dict[str, Any] = {**fields, "securityContext": _container_security()}
-    if res := _resources(spec):
-        container["resources"] = res
+    if resources:
+        container["resources"] = {k: dict(v) for k, v in resources.items()}
     return container
 
 
@@ -106,41 +99,35 @@ def gateway_endpoint(namespace: str, gateway: str, port: int) -> str:
 # --------------------------------------------------------------------------- IBGateway
 
 
-def gateway_port(gw: Manifest) -> int:
-    return int(gw.get("spec", {}).get("apiPort", 4002))
-
-
-def build_gateway_statefulset(gw: Manifest) -> Manifest:
-    spec = gw.get("spec", {})
-    name = gw["metadata"]["name"]
-    port = gateway_port(gw)
-    creds = spec["credentialsSecretRef"]["name"]
-    storage = spec.get("storage") or {}
+def build_gateway_statefulset(gw: IBGateway) -> Manifest:
+    name = gw.meta.name
+    port = gw.api_port
+    creds = gw.credentials_secret
     pvc_spec: dict[str, Any] = {
         "accessModes": ["ReadWriteOnce"],
-        "resources": {"requests": {"storage": str(storage.get("size", "1Gi"))}},
+        "resources": {"requests": {"storage": gw.storage_size}},
     }
-    if storage.get("storageClassName"):
-        pvc_spec["storageClassName"] = storage["storageClassName"]
+    if gw.storage_class:
+        pvc_spec["storageClassName"] = gw.storage_class
     env = _env(
         {
-            "TRADING_MODE": spec.get("tradingMode", "paper"),
-            "READ_ONLY_API": "yes" if spec.get("readOnlyApi", True) else "no",
+            "TRADING_MODE": gw.trading_mode.value,
+            "READ_ONLY_API": "yes" if gw.read_only_api else "no",
             "TWS_API_PORT": str(port),
-            "TIME_ZONE": spec.get("timezone", "America/New_York"),
+            "TIME_ZONE": gw.timezone,
         }
     )
-    if spec.get("dailyRestartTime"):
-        env.append({"name": "AUTO_RESTART_TIME", "value": spec["dailyRestartTime"]})
+    if gw.daily_restart_time:
+        env.append({"name": "AUTO_RESTART_TIME", "value": gw.daily_restart_time})
     # Credentials are referenced, never copied: the operator does not read them.
     env += [
         {"name": "TWS_USERID", "valueFrom": {"secretKeyRef": {"name": creds, "key": "username"}}},
         {"name": "TWS_PASSWORD", "valueFrom": {"secretKeyRef": {"name": creds, "key": "password"}}},
     ]
     container = _container(
-        spec,
+        gw.resources,
         name="ib-gateway",
-        image=spec.get("image", "ghcr.io/gnzsnz/ib-gateway:stable"),
+        image=gw.image,
         env=env,
         ports=[{"name": "tws-api", "containerPort": port, "protocol": "TCP"}],
         readinessProbe={"tcpSocket": {"port": port}, "periodSeconds": 10},
@@ -149,14 +136,17 @@ def build_gateway_statefulset(gw: Manifest) -> Manifest:
     return {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
-        "metadata": child_metadata(gw, name),
+        "metadata": child_metadata(gw.meta, name),
         "spec": {
             "replicas": 1,
+            # Owned by the operator: an OnDelete or a partition set by hand would leave
+            # a pod in the old trading mode running while the spec says otherwise.
+            "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}},
             "serviceName": f"{name}-headless",
             "selector": {"matchLabels": selector(c.KIND_GATEWAY, name)},
             "template": {
                 "metadata": {"labels": labels(c.KIND_GATEWAY, name)},
-                "spec": _pod_spec(spec, containers=[container]),
+                "spec": _pod_spec(gw.pull_secrets, containers=[container]),
             },
             "volumeClaimTemplates": [
                 {"metadata": {"name": "settings"}, "spec": pvc_spec},
@@ -165,21 +155,21 @@ def build_gateway_statefulset(gw: Manifest) -> Manifest:
     }
 
 
-def build_gateway_services(gw: Manifest) -> list[Manifest]:
-    name = gw["metadata"]["name"]
-    port = gateway_port(gw)
+def build_gateway_services(gw: IBGateway) -> list[Manifest]:
+    name = gw.meta.name
+    port = gw.api_port
     ports = [{"name": "tws-api", "port": port, "targetPort": port, "protocol": "TCP"}]
     sel = selector(c.KIND_GATEWAY, name)
     headless = {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": child_metadata(gw, f"{name}-headless"),
+        "metadata": child_metadata(gw.meta, f"{name}-headless"),
         "spec": {"clusterIP": "None", "selector": sel, "ports": ports},
     }
     service = {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": child_metadata(gw, name),
+        "metadata": child_metadata(gw.meta, name),
         "spec": {"type": "ClusterIP", "selector": sel, "ports": ports},
     }
     return [headless, service]
@@ -200,35 +190,33 @@ THRESHOLD_PATHS = {
 }
 
 
-def analytics_overrides(thresholds: Manifest) -> dict[str, Any]:
+def analytics_overrides(thresholds: Any) -> dict[str, Any]:
     return {THRESHOLD_PATHS[k]: v for k, v in sorted(thresholds.items()) if k in THRESHOLD_PATHS}
 
 
 def build_detector_statefulset(
-    det: Manifest, client_ids: list[int], gateway_port_: int
+    det: OptionsDetector, client_ids: list[int], gateway_port_: int
 ) -> Manifest:
-    spec = det.get("spec", {})
-    name = det["metadata"]["name"]
-    ns = det["metadata"]["namespace"]
-    shards = int(spec.get("shards", 1))
-    window = spec.get("expiryWindow") or {}
-    gw = spec["gatewayRef"]["name"]
+    name = det.meta.name
+    ns = det.meta.namespace
+    shards = det.shards
+    gw = det.gateway
     # Names and meanings as spy_detector.settings reads them (docs/detector.md).
     env = _env(
         {
             "SPY_SOURCE": "ibkr",
-            "SPY_SYMBOL": spec.get("symbol", "SPY"),
+            "SPY_SYMBOL": det.symbol,
             "SPY_SHARD_COUNT": str(shards),
             "SPY_IB_HOST": f"{gw}.{ns}.svc",
             "SPY_IB_PORT": str(gateway_port_),
             # Shard i connects as SPY_IB_CLIENT_ID_BASE + i; the operator reserves the
             # block on the gateway (clientids.py).
             "SPY_IB_CLIENT_ID_BASE": str(client_ids[0] if client_ids else 0),
-            "SPY_IB_MARKET_DATA_TYPE": spec.get("marketDataType", "delayed"),
-            "SPY_DTE_MIN": str(window.get("minDte", 0)),
-            "SPY_DTE_MAX": str(window.get("maxDte", 60)),
-            "SPY_STRIKE_RANGE": str((spec.get("strikeWindow") or {}).get("percent", 0.1)),
-            "SPY_THRESHOLDS": json.dumps(analytics_overrides(spec.get("thresholds") or {})),
+            "SPY_IB_MARKET_DATA_TYPE": det.market_data_type,
+            "SPY_DTE_MIN": str(det.min_dte),
+            "SPY_DTE_MAX": str(det.max_dte),
+            "SPY_STRIKE_RANGE": str(det.strike_percent),
+            "SPY_THRESHOLDS": json.dumps(analytics_overrides(det.thresholds)),
             "SPY_HTTP_PORT": "8080",
         }
     )
@@ -240,17 +228,15 @@ def build_detector_statefulset(
             },
         }
     )
-    backend = spec.get("backend") or {}
-    if backend.get("url"):
-        env.append({"name": "SPY_BACKEND_URL", "value": backend["url"]})
-    token = backend.get("tokenSecretRef")
-    if token:
-        ref = {"name": token["name"], "key": token.get("key", "token")}
+    if det.backend_url:
+        env.append({"name": "SPY_BACKEND_URL", "value": det.backend_url})
+    if det.token_secret:
+        ref = {"name": det.token_secret, "key": det.token_key}
         env.append({"name": "SPY_BACKEND_TOKEN", "valueFrom": {"secretKeyRef": ref}})
     container = _container(
-        spec,
+        det.resources,
         name="detector",
-        image=spec["image"],
+        image=det.image,
         args=["run"],
         env=env,
         ports=[{"name": "http", "containerPort": 8080, "protocol": "TCP"}],
@@ -260,7 +246,7 @@ def build_detector_statefulset(
     return {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
-        "metadata": child_metadata(det, f"{name}-detector"),
+        "metadata": child_metadata(det.meta, f"{name}-detector"),
         "spec": {
             "replicas": shards,
             "serviceName": f"{name}-detector",
@@ -268,7 +254,7 @@ def build_detector_statefulset(
             "selector": {"matchLabels": selector(c.KIND_DETECTOR, name)},
             "template": {
                 "metadata": {"labels": labels(c.KIND_DETECTOR, name)},
-                "spec": _pod_spec(spec, containers=[container]),
+                "spec": _pod_spec(det.pull_secrets, containers=[container]),
             },
         },
     }
@@ -277,12 +263,12 @@ def build_detector_statefulset(
 # -------------------------------------------------------------------------- TradingBot
 
 
-def bot_deployment_name(bot: Manifest) -> str:
-    return f"{bot['metadata']['name']}-bot"
+def bot_deployment_name(bot_name: str) -> str:
+    return f"{bot_name}-bot"
 
 
 def build_bot_deployment(
-    bot: Manifest, replicas: int, client_id: int, gateway_port_: int
+    bot: TradingBot, replicas: int, client_id: int, gateway_port_: int
 ) -> Manifest:
     """The bot's Deployment. `replicas` is the gate's decision and nothing else.
 
@@ -291,27 +277,26 @@ def build_bot_deployment(
     """
     if replicas not in (0, 1):
         raise ValueError(f"a bot runs 0 or 1 replicas, not {replicas}")
-    spec = bot.get("spec", {})
-    name = bot["metadata"]["name"]
-    ns = bot["metadata"]["namespace"]
-    gw = (spec.get("gatewayRef") or {}).get("name", "")
+    name = bot.meta.name
+    ns = bot.meta.namespace
+    gw = bot.gateway
     env = _env(
         {
             "SPY_TRADINGBOT_NAME": name,
             "SPY_TRADINGBOT_NAMESPACE": ns,
-            "SPY_BOT_MODE": spec.get("mode", "paper"),
+            "SPY_BOT_MODE": bot.mode.value,
             "SPY_IB_HOST": f"{gw}.{ns}.svc",
             "SPY_IB_PORT": str(gateway_port_),
             "SPY_IB_CLIENT_ID": str(client_id),
-            "SPY_STRATEGY": json.dumps(spec.get("strategy") or {}, sort_keys=True),
-            "SPY_RISK": json.dumps(spec.get("risk") or {}, sort_keys=True),
+            "SPY_STRATEGY": json.dumps(bot.strategy, sort_keys=True),
+            "SPY_RISK": json.dumps(bot.risk, sort_keys=True),
         }
     )
-    container = _container(spec, name="bot", image=spec.get("image", ""), env=env)
+    container = _container(bot.resources, name="bot", image=bot.image, env=env)
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": child_metadata(bot, bot_deployment_name(bot)),
+        "metadata": child_metadata(bot.meta, bot_deployment_name(name)),
         "spec": {
             "replicas": replicas,
             "strategy": {"type": "Recreate"},
@@ -319,7 +304,9 @@ def build_bot_deployment(
             "selector": {"matchLabels": selector(c.KIND_BOT, name)},
             "template": {
                 "metadata": {"labels": labels(c.KIND_BOT, name)},
-                "spec": _pod_spec(spec, terminationGracePeriodSeconds=30, containers=[container]),
+                "spec": _pod_spec(
+                    bot.pull_secrets, terminationGracePeriodSeconds=30, containers=[container]
+                ),
             },
         },
     }

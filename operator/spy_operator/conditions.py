@@ -20,7 +20,9 @@ TYPES = {
     "VPNReady": "the VPN probe connected within its timeout (or no probe is configured)",
     "GatewayReady": "the referenced IBGateway exists, is Ready, and suits the consumer",
     "Approved": "an approval with approvedBy and an expiresAt in the future is present",
-    "Armed": "the safety gate allows the bot to run (1 replica)",
+    "Armed": "the safety gate allows the bot to run (1 replica) and it is Enforced",
+    "Enforced": "the bot's Deployment carries the operator's manifest, no field of another "
+    "manager in its pod template, and the replicas the gate allows",
     "Halted": "the global halt ConfigMap exists",
     "Ready": "the children exist and have converged to what the operator wants",
 }

@@ -6,6 +6,7 @@ Shared by reconcile.py, facts.py, writes.py and the controller.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -31,7 +32,8 @@ class Context:
     kube: Kube
     world: World
     prober: VpnProber
-    clock: Callable[[], dt.datetime]
+    clock: Callable[[], dt.datetime]  # wall clock: approvals expire in real time
+    monotonic: Callable[[], float] = time.monotonic  # intervals (RTT report pacing)
     operator_namespace: str = c.DEFAULT_OPERATOR_NAMESPACE
     vpn_recheck_seconds: float = 5.0
     # RTT-only status updates at most this often per object (an up/down flip is

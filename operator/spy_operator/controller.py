@@ -15,27 +15,40 @@ from typing import Any
 
 from spy_operator import clientids, metrics
 from spy_operator import constants as c
+from spy_operator.api import SpecError, TradingBot, gateway_ref
 from spy_operator.context import Context, Outcome, ReconcileKey
-from spy_operator.facts import consumers
+from spy_operator.enforce import (
+    bot_deployment,
+    floor_allowance,
+    halt_all,
+    lower_to,
+    replicas_of,
+    stop_stray,
+    strays,
+)
+from spy_operator.facts import consumers, id_count
+from spy_operator.gate import next_deadline
 from spy_operator.kube import ApiError
 from spy_operator.leader import LeaderElector
 from spy_operator.pullsecrets import pull_secret_names
 from spy_operator.reconcile import (
+    fail_closed,
     reconcile_ibgateway,
     reconcile_optionsdetector,
     reconcile_tradingbot,
 )
 from spy_operator.workqueue import WorkQueue
 from spy_operator.world import Body, World
-from spy_operator.writes import close_bot_deployment
 
 log = logging.getLogger("spy_operator.controller")
 
 _INDEX = {c.KIND_BOT: World.BOTS, c.KIND_GATEWAY: World.GATEWAYS, c.KIND_DETECTOR: World.DETECTORS}
-
-
-def _gateway_of(spec: Body) -> str:
-    return str((spec.get("gatewayRef") or {}).get("name") or "")
+# Key kind of a bot-labelled Deployment that no TradingBot owns (enforce.stop_stray).
+STRAY = "StrayBotDeployment"
+# A replica that does not hold the Lease lowers a bot only after it has seen it above
+# the floor this long: the leader, if alive, is faster, and a cache that is a few ms
+# behind an arming must not fight it. A restarted operator alone enforces after this.
+STANDBY_GRACE_SECONDS = 1.0
 
 
 class Controller:
@@ -57,7 +70,9 @@ class Controller:
         self._signatures: dict[ReconcileKey, tuple[str, int]] = {}
         self._armed: set[ReconcileKey] = set()
         self._deferred: set[ReconcileKey] = set()
+        self._above_floor_since: dict[ReconcileKey, float] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._halting: asyncio.Task[int] | None = None
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -89,6 +104,8 @@ class Controller:
         for kind, index in _INDEX.items():
             for ns, name in self.ctx.world.keys(index):
                 self.queue.add((kind, ns, name), urgent=urgent)
+        for ns, name in strays(self.ctx):
+            self.queue.add((STRAY, ns, name), urgent=urgent)
 
     def consumers_changed(self) -> None:
         self._allocation = None
@@ -108,15 +125,14 @@ class Controller:
                 for sig in (old, signature):
                     if sig is not None:
                         self._queue_referrers(
-                            namespace, lambda spec, gw=sig[0]: _gateway_of(spec) == gw
+                            namespace, lambda obj, gw=sig[0]: gateway_ref(obj) == gw
                         )
         if kind == c.KIND_GATEWAY:
-            self._queue_referrers(
-                namespace, lambda spec: spec.get("gatewayRef", {}).get("name") == name
-            )
+            self._queue_referrers(namespace, lambda obj: gateway_ref(obj) == name)
 
     def on_secret(self, namespace: str, name: str) -> None:
-        def refers(spec: Body) -> bool:
+        def refers(obj: Body) -> bool:
+            spec = obj.get("spec") or {}
             creds = (spec.get("credentialsSecretRef") or {}).get("name")
             return name in pull_secret_names(spec) or creds == name
 
@@ -134,8 +150,28 @@ class Controller:
                 self.queue.add((ref["kind"], meta.get("namespace", ""), ref["name"]))
 
     def on_halt(self) -> None:
+        """The halt ConfigMap changed: when set, every bot Deployment goes to 0 first,
+        in parallel (enforce.halt_all, lowering only, leader or not); statuses after."""
+        if self.ctx.world.halt() is not None and self.synced.is_set():
+            self._halting = asyncio.create_task(self._halt_then_requeue(), name="halt")
+        else:
+            self._requeue_bots()
+
+    async def _halt_then_requeue(self) -> int:
+        try:
+            return await halt_all(self.ctx)
+        finally:
+            self._requeue_bots()
+
+    def _requeue_bots(self) -> None:
         for ns, name in self.ctx.world.keys(World.BOTS):
             self.queue.add((c.KIND_BOT, ns, name))
+
+    def on_bot_deployment(self, body: Body, deleted: bool = False) -> None:
+        """Any Deployment with the bot label: strays are kept at 0 by whoever sees them."""
+        meta = body.get("metadata", {})
+        if not deleted:
+            self.queue.add((STRAY, meta.get("namespace", ""), meta.get("name", "")))
 
     def _queue_referrers(
         self, namespace: str, refers: Any, kinds: tuple[str, ...] = (c.KIND_BOT, c.KIND_DETECTOR)
@@ -143,7 +179,7 @@ class Controller:
         for kind in kinds:
             for obj in self.ctx.world.values(_INDEX[kind]):
                 meta = obj.get("metadata", {})
-                if meta.get("namespace") == namespace and refers(obj.get("spec", {})):
+                if meta.get("namespace") == namespace and refers(obj):
                     self.queue.add((kind, namespace, meta["name"]))
 
     def _consumer_signature(self, kind: str, namespace: str, name: str) -> tuple[str, int] | None:
@@ -151,8 +187,7 @@ class Controller:
         obj = self.ctx.world.get(_INDEX[kind], (namespace, name))
         if obj is None:
             return None
-        spec = obj.get("spec", {})
-        return (_gateway_of(spec), int(spec.get("shards", 1)) if kind == c.KIND_DETECTOR else 1)
+        return (gateway_ref(obj), id_count(kind, obj))
 
     # ------------------------------------------------------------------ workers
     def allocation(self) -> dict[clientids.ConsumerKey, list[int]]:
@@ -162,6 +197,8 @@ class Controller:
 
     async def reconcile(self, key: ReconcileKey) -> Outcome:
         kind, ns, name = key
+        if kind == STRAY:
+            return await stop_stray(self.ctx, ns, name)
         if kind == c.KIND_BOT:
             return await reconcile_tradingbot(self.ctx, ns, name, self.allocation())
         if kind == c.KIND_GATEWAY:
@@ -174,8 +211,12 @@ class Controller:
             try:
                 if not self.active:
                     # Standby, or cache not synced yet: keep the key for when this
-                    # replica can act (a lapse of leadership must not lose a halt).
-                    self._deferred.add(key)
+                    # replica can act (a lapse of leadership must not lose a halt),
+                    # and meanwhile enforce what only lowers replicas.
+                    if self.synced.is_set():
+                        await self._enforce_floor(key)
+                    if key[0] != STRAY:
+                        self._deferred.add(key)
                     continue
                 if self._deferred:
                     for deferred in self._deferred:
@@ -197,12 +238,13 @@ class Controller:
             delay = min(30.0, 0.25 * 2 ** min(failures, 7))
             metrics.RECONCILE_ERRORS.labels(kind=kind).inc()
             metrics.RECONCILES.labels(kind=kind, result="error").inc()
-            if kind == c.KIND_BOT and err.status in (400, 422):
-                await self._fail_closed(key)  # a refused write will not pass on retry
             log.warning(
                 "reconcile failed; will retry",
                 extra={"key": "/".join(key), "error": str(err), "retry_in": delay},
             )
+            if kind == c.KIND_BOT:
+                # Any refusal, any status: a 403 from a policy, a 409 loop, a timeout.
+                await self._fail_closed(key, str(err))
             self.queue.add_after(key, delay)
             return
         except Exception:
@@ -212,7 +254,7 @@ class Controller:
             metrics.RECONCILES.labels(kind=kind, result="error").inc()
             log.exception("reconcile crashed", extra={"key": "/".join(key)})
             if kind == c.KIND_BOT:
-                await self._fail_closed(key)
+                await self._fail_closed(key, "internal error (see operator log)")
             self.queue.add_after(key, 30.0)
             return
         self._failures.pop(key, None)
@@ -227,13 +269,53 @@ class Controller:
                 self._armed.discard(key)
             metrics.ARMED_BOTS.set(len(self._armed))
 
-    async def _fail_closed(self, key: ReconcileKey) -> None:
+    async def _fail_closed(self, key: ReconcileKey, error: str) -> None:
+        self._armed.discard(key)
+        metrics.ARMED_BOTS.set(len(self._armed))
         try:
-            await close_bot_deployment(self.ctx, key[1], key[2], Outcome())
+            await fail_closed(self.ctx, key[1], key[2], error)
+        except Exception:
+            # The fail-closed path itself must never kill a worker; the retry comes.
+            log.exception("fail-closed path crashed", extra={"key": "/".join(key)})
+
+    async def _enforce_floor(self, key: ReconcileKey) -> None:
+        """What a replica without the Lease may do: lower a bot (or a stray) that runs
+        above the gate's floor, after STANDBY_GRACE_SECONDS, and wake again at the
+        approval's expiry. Never raises replicas; never writes status."""
+        kind, ns, name = key
+        try:
+            if kind == STRAY:
+                await stop_stray(self.ctx, ns, name)
+                return
+            if kind != c.KIND_BOT:
+                return
+            deployment = bot_deployment(self.ctx, ns, name)
+            allowed = floor_allowance(self.ctx, ns, name)
+            if replicas_of(deployment) <= allowed:
+                self._above_floor_since.pop(key, None)
+                self._schedule_expiry(key)
+                return
+            now = asyncio.get_running_loop().time()
+            since = self._above_floor_since.setdefault(key, now)
+            if now - since < STANDBY_GRACE_SECONDS:
+                self.queue.add_after(key, STANDBY_GRACE_SECONDS - (now - since))
+                return
+            await lower_to(self.ctx, deployment, allowed, Outcome())
+            self._above_floor_since.pop(key, None)
         except ApiError as err:
-            log.error(
-                "could not close bot deployment", extra={"key": "/".join(key), "error": str(err)}
-            )
+            log.warning("floor enforcement failed", extra={"key": "/".join(key), "error": str(err)})
+            self.queue.add_after(key, 1.0)
+
+    def _schedule_expiry(self, key: ReconcileKey) -> None:
+        body = self.ctx.world.get(World.BOTS, (key[1], key[2]))
+        try:
+            approval = TradingBot.from_body(body).approval if body else None
+        except SpecError:
+            return
+        now = self.ctx.clock()
+        deadline = next_deadline(approval, now)
+        if deadline is not None:
+            self.queue.add_after(key, (deadline - now).total_seconds() + 0.05)
 
     async def _resync(self) -> None:
         """Level-triggered safety net: every object is reconciled every resync period."""

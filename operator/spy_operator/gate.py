@@ -7,7 +7,8 @@
                            and is not read-only when the bot is live
                        and every pull secret is valid
                        and the VPN probe passes when it is required
-    otherwise 0, with the first failing check as the reason.
+    otherwise 0, with the first failing check as the reason; the decision also
+    carries every check's result (a report, not only the first failure).
 
 No I/O and no Kubernetes imports: the reconciler gathers the facts, tests and
 benchmarks call `evaluate_gate` directly, and the clock is an argument.
@@ -18,14 +19,12 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
+from spy_operator.api import Approval as Approval
+from spy_operator.api import Mode as Mode
+from spy_operator.api import TradingBot
+from spy_operator.api import parse_approval as parse_approval
 from spy_operator.conditions import Check
-
-
-class Mode(StrEnum):
-    PAPER = "paper"
-    LIVE = "live"
 
 
 class Reason(StrEnum):
@@ -45,14 +44,6 @@ class Reason(StrEnum):
 
 
 @dataclass(frozen=True)
-class Approval:
-    approved_by: str | None
-    reason: str | None
-    expires_at: dt.datetime | None
-    invalid: str | None = None  # why expiresAt could not be read, if it could not
-
-
-@dataclass(frozen=True)
 class GatewayView:
     """What the gate needs to know of the referenced IBGateway."""
 
@@ -61,6 +52,7 @@ class GatewayView:
     ready: bool = False
     trading_mode: Mode = Mode.PAPER
     read_only: bool = True
+    not_ready: str = ""  # why it is not Ready, when known
 
 
 @dataclass(frozen=True)
@@ -80,48 +72,54 @@ class GateInput:
     halt: Halt
     now: dt.datetime
 
+    @classmethod
+    def for_bot(
+        cls,
+        bot: TradingBot,
+        gateway: GatewayView,
+        pull_secrets: Check,
+        vpn: Check,
+        halt: Halt,
+        now: dt.datetime,
+    ) -> GateInput:
+        """The gate's input from a bot's view and the facts gathered for it: the one
+        place that reads gate-relevant TradingBot fields."""
+        return cls(
+            armed=bot.armed,
+            approval=bot.approval,
+            mode=bot.mode,
+            gateway=gateway,
+            pull_secrets=pull_secrets,
+            vpn=vpn,
+            halt=halt,
+            now=now,
+        )
+
+
+# The gate's checks, in order; each names what it checks (Halt passes when no halt
+# is set). The report keeps all of them, not only the first failure, so conditions,
+# `kubectl spyoptions status` and the admission webhook read one object.
+CHECKS = ("Halt", "Armed", "Approved", "GatewayReady", "PullSecretReady", "VPNReady")
+
 
 @dataclass(frozen=True)
 class GateDecision:
     replicas: int
     reason: str
     message: str
+    checks: tuple[tuple[str, Check], ...] = ()
 
     @property
     def open(self) -> bool:
         return self.replicas == 1
 
+    def check(self, name: str) -> Check:
+        return dict(self.checks)[name]
 
-def parse_time(value: Any) -> dt.datetime | None:
-    """RFC 3339 -> aware datetime; None when absent or unreadable."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        return None
-    return parsed
-
-
-def parse_approval(spec: dict[str, Any]) -> Approval | None:
-    raw = spec.get("approval")
-    if not isinstance(raw, dict):
-        return None
-    expires_raw = raw.get("expiresAt")
-    expires = parse_time(expires_raw)
-    invalid = None
-    if expires_raw is not None and expires is None:
-        invalid = f"approval.expiresAt {expires_raw!r} is not an RFC 3339 time with a zone"
-    approved_by = raw.get("approvedBy")
-    reason = raw.get("reason")
-    return Approval(
-        approved_by=approved_by if isinstance(approved_by, str) and approved_by else None,
-        reason=reason if isinstance(reason, str) and reason.strip() else None,
-        expires_at=expires,
-        invalid=invalid,
-    )
+    @property
+    def failing(self) -> list[str]:
+        """Names of every failing check, in gate order."""
+        return [name for name, chk in self.checks if not chk.ok]
 
 
 def check_approval(approval: Approval | None, now: dt.datetime) -> Check:
@@ -145,12 +143,23 @@ def check_approval(approval: Approval | None, now: dt.datetime) -> Check:
     )
 
 
-def check_gateway(gateway: GatewayView, mode: Mode) -> Check:
-    """GatewayReady condition for a bot: exists, Ready, same mode, writable when live."""
+def check_gateway_ready(gateway: GatewayView) -> Check:
+    """GatewayReady condition for any consumer (a detector): exists and is Ready."""
     if not gateway.exists:
         return Check(False, Reason.GATEWAY_NOT_FOUND, f"IBGateway {gateway.name!r} not found")
     if not gateway.ready:
-        return Check(False, Reason.GATEWAY_NOT_READY, f"IBGateway {gateway.name!r} is not Ready")
+        why = f": {gateway.not_ready}" if gateway.not_ready else ""
+        return Check(
+            False, Reason.GATEWAY_NOT_READY, f"IBGateway {gateway.name!r} is not Ready{why}"
+        )
+    return Check(True, "GatewayReady", f"IBGateway {gateway.name!r} is Ready")
+
+
+def check_gateway(gateway: GatewayView, mode: Mode) -> Check:
+    """GatewayReady condition for a bot: exists, Ready, same mode, writable when live."""
+    ready = check_gateway_ready(gateway)
+    if not ready.ok:
+        return ready
     if gateway.trading_mode != mode:
         return Check(
             False,
@@ -167,28 +176,39 @@ def check_gateway(gateway: GatewayView, mode: Mode) -> Check:
     return Check(True, "GatewayReady", f"IBGateway {gateway.name!r} is Ready ({mode.value})")
 
 
+def check_halt(halt: Halt) -> Check:
+    if halt.active:
+        return Check(False, Reason.HALTED, halt.message or "global halt is set")
+    return Check(True, "NotHalted", "no global halt")
+
+
+def check_armed(armed: bool) -> Check:
+    if not armed:
+        return Check(False, Reason.NOT_ARMED, "spec.armed is false")
+    return Check(True, "ArmRequested", "spec.armed is true")
+
+
 def evaluate_gate(inp: GateInput) -> GateDecision:
-    """Desired replicas of the bot (0 or 1), the reason and a message. Pure."""
-    if inp.halt.active:
-        return GateDecision(0, Reason.HALTED, inp.halt.message or "global halt is set")
-    if not inp.armed:
-        return GateDecision(0, Reason.NOT_ARMED, "spec.armed is false")
-    approval = check_approval(inp.approval, inp.now)
-    if not approval.ok:
-        return GateDecision(0, approval.reason, approval.message)
-    gateway = check_gateway(inp.gateway, inp.mode)
-    if not gateway.ok:
-        return GateDecision(0, gateway.reason, gateway.message)
-    if not inp.pull_secrets.ok:
-        return GateDecision(0, inp.pull_secrets.reason, inp.pull_secrets.message)
-    if not inp.vpn.ok:
-        return GateDecision(0, inp.vpn.reason, inp.vpn.message)
+    """Desired replicas of the bot (0 or 1), the reason and a message, with the result
+    of every check. Pure. The first failing check (in CHECKS order) is the reason."""
+    checks = (
+        ("Halt", check_halt(inp.halt)),
+        ("Armed", check_armed(inp.armed)),
+        ("Approved", check_approval(inp.approval, inp.now)),
+        ("GatewayReady", check_gateway(inp.gateway, inp.mode)),
+        ("PullSecretReady", inp.pull_secrets),
+        ("VPNReady", inp.vpn),
+    )
+    failed = next((chk for _, chk in checks if not chk.ok), None)
+    if failed is not None:
+        return GateDecision(0, failed.reason, failed.message, checks)
     assert inp.approval is not None and inp.approval.expires_at is not None
     return GateDecision(
         1,
         Reason.OPEN,
         f"armed by approval of {inp.approval.approved_by} until "
         f"{inp.approval.expires_at.isoformat()}",
+        checks,
     )
 
 

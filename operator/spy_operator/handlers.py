@@ -20,6 +20,7 @@ from spy_operator.context import Context
 from spy_operator.controller import Controller
 from spy_operator.kube import Kube
 from spy_operator.leader import LeaderElector
+from spy_operator.pods import gateway_pod_facts
 from spy_operator.pullsecrets import secret_facts
 from spy_operator.vpn import VpnProber
 from spy_operator.world import World
@@ -167,6 +168,21 @@ async def idx_secrets(namespace: str | None, name: str, body: kopf.Body, **_: An
     return {(namespace or "", name): secret_facts(body)}
 
 
+BOT_LABEL = {c.LABEL_COMPONENT: c.COMPONENT[c.KIND_BOT]}
+GATEWAY_LABEL = {c.LABEL_COMPONENT: c.COMPONENT[c.KIND_GATEWAY]}
+
+
+@kopf.index("apps", "v1", "deployments", labels=BOT_LABEL)
+async def idx_bot_deployments(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
+    return {(namespace or "", name): dict(body)}
+
+
+@kopf.index("", "v1", "pods", labels=GATEWAY_LABEL)
+async def idx_gateway_pods(namespace: str | None, body: kopf.Body, **_: Any) -> Any:
+    facts = gateway_pod_facts(body)
+    return {(namespace or "", facts.gateway): facts}
+
+
 @kopf.index("", "v1", "configmaps", when=_is_halt)
 async def idx_halt(body: kopf.Body, **_: Any) -> Any:
     return {"halt": {"metadata": dict(body.metadata), "data": dict(body.get("data") or {})}}
@@ -203,6 +219,17 @@ async def on_optionsdetector(namespace: str | None, name: str, memo: Any, **kwar
 @kopf.on.event("", "v1", "services", when=_owned)
 async def on_child(body: kopf.Body, type: str | None, memo: Any, **kwargs: Any) -> None:
     _controller(memo, kwargs).on_child(dict(body), deleted=type == "DELETED")
+
+
+@kopf.on.event("apps", "v1", "deployments", labels=BOT_LABEL)
+async def on_bot_deployment(body: kopf.Body, type: str | None, memo: Any, **kwargs: Any) -> None:
+    _controller(memo, kwargs).on_bot_deployment(dict(body), deleted=type == "DELETED")
+
+
+@kopf.on.event("", "v1", "pods", labels=GATEWAY_LABEL)
+async def on_gateway_pod(namespace: str | None, body: kopf.Body, memo: Any, **kwargs: Any) -> None:
+    gateway = gateway_pod_facts(body).gateway
+    _controller(memo, kwargs).on_custom_resource(c.KIND_GATEWAY, namespace or "", gateway)
 
 
 @kopf.on.event("", "v1", "secrets")

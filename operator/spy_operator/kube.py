@@ -116,9 +116,13 @@ class Kube:
         params: dict[str, str] | None = None,
         content: str | None = None,
         headers: dict[str, str] | None = None,
+        lowering: bool = False,
     ) -> dict[str, Any]:
         if verb != "GET":
-            if resource != "leases" and not self.may_write():
+            # A write that can only lower a bot's replicas is safe from any replica,
+            # leader or not: it is how a standby or a just-restarted operator enforces
+            # the gate before it holds the Lease (no blind window).
+            if resource != "leases" and not lowering and not self.may_write():
                 raise ApiError(0, "not the leader: write refused")
             metrics.API_WRITES.labels(verb=verb.lower(), resource=resource).inc()
         status, text = await self._send(verb, path, params, content, headers)
@@ -206,3 +210,36 @@ class Kube:
 
     async def replace(self, path: str, body: dict[str, Any], resource: str) -> dict[str, Any]:
         return await self._request("PUT", path, resource, content=json.dumps(body), headers=_JSON)
+
+    async def scale(
+        self, namespace: str, name: str, replicas: int, lowering: bool = False
+    ) -> dict[str, Any]:
+        """Set a Deployment's replicas through its /scale subresource.
+
+        Replicas only: an admission policy that refuses the pod template (or a foreign
+        field that breaks the apply) cannot block it. `lowering` marks a write that the
+        caller has checked only lowers replicas (see `_request`)."""
+        path = object_path("apps/v1", "Deployment", namespace, name) + "/scale"
+        return await self._request(
+            "PATCH",
+            path,
+            "deployments/scale",
+            params={"fieldManager": c.FIELD_MANAGER},
+            content=json.dumps({"spec": {"replicas": replicas}}),
+            headers={"Content-Type": "application/merge-patch+json"},
+            lowering=lowering,
+        )
+
+    async def delete(self, path: str, resource: str) -> None:
+        """Delete (background propagation); a missing object is not an error."""
+        try:
+            await self._request(
+                "DELETE",
+                path,
+                resource,
+                content=json.dumps({"propagationPolicy": "Background"}),
+                headers=_JSON,
+            )
+        except ApiError as err:
+            if err.status != 404:
+                raise

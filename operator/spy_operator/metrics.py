@@ -23,3 +23,15 @@ REVERTED_SCALE_UPS = Counter(
 HALTED = Gauge("spy_operator_global_halt", "1 while the global halt ConfigMap exists.")
 LEADER = Gauge("spy_operator_leader", "1 while this replica holds the leader Lease.")
 QUEUE_DEPTH = Gauge("spy_operator_queue_depth", "Objects waiting to be reconciled.")
+FOREIGN_CHANGES = Counter(
+    "spy_operator_foreign_changes_total",
+    "Bot Deployments found with pod-template fields set by another manager (ForeignChange).",
+)
+FAIL_CLOSED = Counter(
+    "spy_operator_fail_closed_total",
+    "Bot reconciles that failed and fell back to a replicas-only write to the gate's floor.",
+)
+STRAY_BOT_DEPLOYMENTS = Counter(
+    "spy_operator_stray_bot_deployments_total",
+    "Deployments with the bot label and no owning TradingBot found running and stopped.",
+)

@@ -10,19 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
+from spy_operator.api import VpnTarget as VpnTarget
 from spy_operator.conditions import Check
-
-
-@dataclass(frozen=True)
-class VpnTarget:
-    host: str
-    port: int
-    timeout: float
-    required: bool
 
 
 @dataclass(frozen=True)
@@ -30,18 +21,6 @@ class ProbeResult:
     ok: bool
     rtt_ms: float | None
     error: str | None = None
-
-
-def vpn_target(spec: Mapping[str, Any]) -> VpnTarget | None:
-    raw = spec.get("vpn")
-    if not isinstance(raw, dict) or not raw.get("host") or not raw.get("port"):
-        return None
-    return VpnTarget(
-        host=str(raw["host"]),
-        port=int(raw["port"]),
-        timeout=float(raw.get("timeoutSeconds", 2)),
-        required=bool(raw.get("required", True)),
-    )
 
 
 def check_vpn(target: VpnTarget | None, result: ProbeResult | None) -> Check:

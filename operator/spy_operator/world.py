@@ -44,7 +44,24 @@ class World:
     SERVICES = "idx_services"
     SECRETS = "idx_secrets"
     HALT = "idx_halt"
-    ALL = (BOTS, GATEWAYS, DETECTORS, DEPLOYMENTS, STATEFULSETS, SERVICES, SECRETS, HALT)
+    # Every Deployment with the bot label, owned or not: orphans (--cascade=orphan) and
+    # look-alike copies are found here and kept at 0, and a halt scales them all.
+    BOT_DEPLOYMENTS = "idx_bot_deployments"
+    # Facts of the running IB Gateway pods by (namespace, gateway name): the gate
+    # trusts what runs (mode, revision), not only the gateway's spec.
+    GATEWAY_PODS = "idx_gateway_pods"
+    ALL = (
+        BOTS,
+        GATEWAYS,
+        DETECTORS,
+        DEPLOYMENTS,
+        STATEFULSETS,
+        SERVICES,
+        SECRETS,
+        HALT,
+        BOT_DEPLOYMENTS,
+        GATEWAY_PODS,
+    )
     CUSTOM = (BOTS, GATEWAYS, DETECTORS)
     CHILD_INDEX: ClassVar[dict[str, str]] = {
         "Deployment": DEPLOYMENTS,
@@ -97,6 +114,12 @@ class World:
             del self._overlay[(index, key)]
             return seen
         return written
+
+    def all_of(self, index: str, key: Any) -> list[Any]:
+        """Every value stored under `key` (an index may hold several, e.g. pods)."""
+        idx = self.indices.get(index)
+        store = idx.get(key) if idx is not None else None
+        return list(store) if store is not None else []
 
     def remember(self, index: str, key: Key, body: Body) -> None:
         self._overlay[(index, key)] = (body, self._clock())

@@ -1,5 +1,5 @@
-"""The operator's writes: server-side apply of children, status patches, and the
-fail-closed scale-down of a bot. Each skips the write when nothing would change and
+"""The operator's writes: server-side apply of children and status patches (bot
+scale-downs are in enforce.py). Each skips the write when nothing would change and
 remembers the reply in the World, so the next pass compares against it."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from spy_operator import builders
 from spy_operator import constants as c
 from spy_operator.context import Context, Outcome
 from spy_operator.diffing import is_subset, status_patch
-from spy_operator.world import Body, World
+from spy_operator.world import Body
 
 log = logging.getLogger("spy_operator.reconcile")
 
@@ -55,21 +55,3 @@ async def write_status(
             "reason": status.get("reason"),
         },
     )
-
-
-async def close_bot_deployment(ctx: Context, namespace: str, name: str, outcome: Outcome) -> None:
-    """Set the bot's Deployment to 0 replicas if it has more: the fail-closed path.
-
-    Used for a bot being deleted and, by the controller, when a bot's reconcile fails
-    unexpectedly (a malformed object, a bug): whatever went wrong, the bot stops.
-    """
-    dep_name = builders.bot_deployment_name({"metadata": {"name": name}})
-    dep = ctx.world.get(World.DEPLOYMENTS, (namespace, dep_name))
-    if dep is None or int(dep.get("spec", {}).get("replicas") or 0) == 0:
-        return
-    patched = await ctx.kube.merge_patch(
-        "apps/v1", "Deployment", namespace, dep_name, {"spec": {"replicas": 0}}
-    )
-    outcome.writes += 1
-    ctx.world.remember(World.DEPLOYMENTS, (namespace, dep_name), patched)
-    log.warning("bot deployment closed", extra={"object": f"{namespace}/{name}"})

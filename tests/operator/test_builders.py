@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from spy_operator import builders
 from spy_operator import constants as c
+from spy_operator.api import view
 
 
 def cr(kind: str, spec: dict[str, Any], name: str = "x") -> dict[str, Any]:
@@ -34,7 +35,7 @@ BOT = cr(
 
 @pytest.mark.parametrize("replicas", [0, 1])
 def test_bot_deployment(replicas: int) -> None:
-    dep = builders.build_bot_deployment(BOT, replicas, 33, 4002)
+    dep = builders.build_bot_deployment(view(BOT), replicas, 33, 4002)
     assert dep["metadata"]["name"] == "x-bot"
     assert dep["spec"]["replicas"] == replicas
     assert dep["spec"]["strategy"] == {"type": "Recreate"}
@@ -64,15 +65,15 @@ def test_bot_deployment(replicas: int) -> None:
 def test_arming_changes_only_replicas() -> None:
     """Arming must not roll the pod: only spec.replicas may differ."""
     armed = dict(BOT, spec={**BOT["spec"], "armed": True, "approval": {"approvedBy": "b"}})
-    off = builders.build_bot_deployment(BOT, 0, 1, 4002)
-    on = builders.build_bot_deployment(armed, 1, 1, 4002)
+    off = builders.build_bot_deployment(view(BOT), 0, 1, 4002)
+    on = builders.build_bot_deployment(view(armed), 1, 1, 4002)
     assert off["spec"]["template"] == on["spec"]["template"]
     assert builders.desired_hash(off) != builders.desired_hash(on)
 
 
 def test_bot_replicas_must_be_zero_or_one() -> None:
     with pytest.raises(ValueError, match="0 or 1"):
-        builders.build_bot_deployment(BOT, 2, 1, 4002)
+        builders.build_bot_deployment(view(BOT), 2, 1, 4002)
 
 
 def test_gateway_children() -> None:
@@ -88,7 +89,7 @@ def test_gateway_children() -> None:
         },
         name="live",
     )
-    sts = builders.build_gateway_statefulset(gw)
+    sts = builders.build_gateway_statefulset(view(gw))
     assert sts["spec"]["replicas"] == 1
     assert sts["spec"]["serviceName"] == "live-headless"
     claim = sts["spec"]["volumeClaimTemplates"][0]["spec"]
@@ -99,7 +100,7 @@ def test_gateway_children() -> None:
     assert env["TRADING_MODE"]["value"] == "live" and env["READ_ONLY_API"]["value"] == "no"
     assert env["AUTO_RESTART_TIME"]["value"] == "23:45"
     assert "value" not in env["TWS_PASSWORD"]  # referenced, never copied
-    headless, svc = builders.build_gateway_services(gw)
+    headless, svc = builders.build_gateway_services(view(gw))
     assert headless["spec"]["clusterIP"] == "None" and svc["metadata"]["name"] == "live"
     assert svc["spec"]["ports"][0]["port"] == 4001
     assert "imagePullSecrets" not in sts["spec"]["template"]["spec"]
@@ -117,7 +118,7 @@ def test_detector_statefulset() -> None:
             "backend": {"url": "http://b:8000", "tokenSecretRef": {"name": "tok"}},
         },
     )
-    sts = builders.build_detector_statefulset(det, [1, 2, 3], 4002)
+    sts = builders.build_detector_statefulset(view(det), [1, 2, 3], 4002)
     assert sts["spec"]["replicas"] == 3 and sts["spec"]["podManagementPolicy"] == "Parallel"
     env = {e["name"]: e for e in sts["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["SPY_IB_CLIENT_ID_BASE"]["value"] == "1"
@@ -164,7 +165,7 @@ def test_detector_env_is_what_spy_detector_reads() -> None:
             "backend": {"url": "http://b:8000", "tokenSecretRef": {"name": "tok"}},
         },
     )
-    sts = builders.build_detector_statefulset(det, [33, 34, 35], 4002)
+    sts = builders.build_detector_statefulset(view(det), [33, 34, 35], 4002)
     container = sts["spec"]["template"]["spec"]["containers"][0]
     ids = []
     for ordinal in range(3):

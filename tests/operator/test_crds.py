@@ -24,7 +24,11 @@ def load_generator() -> Any:
 
 def test_committed_crds_match_the_generator(tmp_path: Path) -> None:
     gen = load_generator()
-    gen.main(["generate.py", str(tmp_path), str(tmp_path / "api.md")])
+    gen.main(["generate.py", str(tmp_path), str(tmp_path / "api.md"), str(tmp_path / "d.py")])
+    defaults = REPO_ROOT / "operator" / "spy_operator" / "crd_defaults.py"
+    assert defaults.read_text() == (tmp_path / "d.py").read_text(), (
+        "run `make crds`: operator/spy_operator/crd_defaults.py is stale"
+    )
     assert (REPO_ROOT / "docs" / "api.md").read_text() == (tmp_path / "api.md").read_text(), (
         "run `make crds`: docs/api.md is stale"
     )

@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from spy_operator.conditions import Check
 from spy_operator.gate import (
+    CHECKS,
     Approval,
     GateInput,
     GatewayView,
@@ -200,3 +201,46 @@ def test_time_only_closes_the_gate(inp: GateInput, later: dt.timedelta) -> None:
 @given(inputs)
 def test_halt_always_closes(inp: GateInput) -> None:
     assert evaluate_gate(replace(inp, halt=Halt(True))).replicas == 0
+
+
+def test_the_decision_reports_every_check_not_only_the_first_failure() -> None:
+    bad = replace(
+        GOOD,
+        armed=False,
+        approval=None,
+        gateway=GatewayView("gw", exists=False),
+        vpn=Check(False, "VPNUnreachable", "x"),
+    )
+    decision = evaluate_gate(bad)
+    assert decision.reason == Reason.NOT_ARMED  # the first failure is still the reason
+    assert decision.failing == ["Armed", "Approved", "GatewayReady", "VPNReady"]
+    assert decision.check("Halt").ok and decision.check("PullSecretReady").ok
+    assert decision.check("GatewayReady").reason == Reason.GATEWAY_NOT_FOUND
+    assert [name for name, _ in evaluate_gate(GOOD).checks] == list(CHECKS)
+    assert evaluate_gate(GOOD).failing == []
+
+
+@given(
+    halted=st.booleans(),
+    armed=st.booleans(),
+    approved=st.booleans(),
+    gateway_ok=st.booleans(),
+    pull_ok=st.booleans(),
+    vpn_ok=st.booleans(),
+)
+def test_the_gate_opens_exactly_when_the_report_has_no_failure(
+    halted: bool, armed: bool, approved: bool, gateway_ok: bool, pull_ok: bool, vpn_ok: bool
+) -> None:
+    inp = replace(
+        GOOD,
+        halt=Halt(halted),
+        armed=armed,
+        approval=GOOD.approval if approved else None,
+        gateway=GOOD.gateway if gateway_ok else GatewayView("gw", exists=False),
+        pull_secrets=OK if pull_ok else Check(False, "PullSecretNotFound", "x"),
+        vpn=OK if vpn_ok else Check(False, "VPNUnreachable", "x"),
+    )
+    decision = evaluate_gate(inp)
+    assert decision.open == (decision.failing == [])
+    if decision.failing:
+        assert decision.reason == decision.check(decision.failing[0]).reason

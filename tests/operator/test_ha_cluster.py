@@ -73,14 +73,16 @@ def test_invariant_watcher_catches_a_deployment_above_the_gate(
 ) -> None:
     """The watcher must fail on a real violation, or its silence means nothing.
 
-    A Deployment the operator does not own (no ownerReference), labelled as the bot's,
-    running 1 replica while the bot is not armed, stays above the gate.
+    A Deployment labelled as the bot's, running 1 replica while the bot is not armed,
+    with the operator stopped (a running operator stops such a copy within a second:
+    test_gate_under_fire_cluster.py).
     """
     paper_world(kubectl, namespace)
     kubectl.apply(bot("w", armed=False), namespace)
     wait_bot(kubectl, namespace, "w", 0, "NotArmed")
     watcher = GateInvariantWatcher(kubectl, revert_window=0.5)
     watcher.start()
+    operator.stop()
     try:
         kubectl.apply(
             {
@@ -105,5 +107,6 @@ def test_invariant_watcher_catches_a_deployment_above_the_gate(
     finally:
         watcher.stop()
         kubectl("delete", "-n", namespace, "deployment/rogue")
+        operator.start()
     assert watcher.violations[0].deployment == f"{namespace}/rogue"
     assert watcher.violations[0].allowed == 0
