@@ -1,7 +1,6 @@
-# The platform's virtual network: GatewaySubnet for the VPN gateway, a subnet the
-# backend web app integrates with (all its outbound traffic enters the VNet, so it
-# reaches on-premises through the tunnel and Key Vault/Table Storage through their
-# private endpoints, endpoints.tf) and the private endpoints' subnet.
+# The platform's virtual network: GatewaySubnet for the VPN gateway and a subnet the
+# backend web app integrates with, so its traffic to on-premises (the IB Gateway
+# side) goes through the tunnel.
 
 resource "azurerm_virtual_network" "main" {
   name                = "vnet-${local.base}"
@@ -34,13 +33,6 @@ resource "azurerm_subnet" "app" {
   }
 }
 
-resource "azurerm_subnet" "endpoints" {
-  name                 = "snet-endpoints"
-  resource_group_name  = azurerm_resource_group.main.name
-  virtual_network_name = azurerm_virtual_network.main.name
-  address_prefixes     = [var.endpoint_subnet_cidr]
-}
-
 # The app subnet only originates traffic (VNet integration is outbound-only):
 # inbound is denied outright, outbound to on-premises is what the tunnel is for.
 resource "azurerm_network_security_group" "app" {
@@ -62,45 +54,7 @@ resource "azurerm_network_security_group" "app" {
   }
 }
 
-# Private endpoints only accept traffic from inside the VNet (the app subnet and, over
-# the gateway, on-premises); an NSG on their subnet says so explicitly.
-resource "azurerm_network_security_group" "endpoints" {
-  name                = "nsg-${local.base}-endpoints"
-  location            = azurerm_resource_group.main.location
-  resource_group_name = azurerm_resource_group.main.name
-  tags                = local.tags
-
-  security_rule {
-    name                       = "allow-vnet-https"
-    priority                   = 100
-    direction                  = "Inbound"
-    access                     = "Allow"
-    protocol                   = "Tcp"
-    source_port_range          = "*"
-    destination_port_range     = "443"
-    source_address_prefix      = "VirtualNetwork"
-    destination_address_prefix = "*"
-  }
-
-  security_rule {
-    name                       = "deny-all-inbound"
-    priority                   = 4000
-    direction                  = "Inbound"
-    access                     = "Deny"
-    protocol                   = "*"
-    source_port_range          = "*"
-    destination_port_range     = "*"
-    source_address_prefix      = "*"
-    destination_address_prefix = "*"
-  }
-}
-
 resource "azurerm_subnet_network_security_group_association" "app" {
   subnet_id                 = azurerm_subnet.app.id
   network_security_group_id = azurerm_network_security_group.app.id
-}
-
-resource "azurerm_subnet_network_security_group_association" "endpoints" {
-  subnet_id                 = azurerm_subnet.endpoints.id
-  network_security_group_id = azurerm_network_security_group.endpoints.id
 }

@@ -1,7 +1,7 @@
 # Container registry for the platform images (operator, detector, backend, bot). The
 # images workflow pushes with OIDC (AcrPush on its identity, outside this stack); the
 # backend web app pulls with its managed identity (AcrPull, app.tf). No admin user,
-# no anonymous pull.
+# no anonymous pull: every call needs an Entra ID role.
 
 resource "azurerm_container_registry" "main" {
   name                          = "acr${local.compact}"
@@ -10,7 +10,7 @@ resource "azurerm_container_registry" "main" {
   sku                           = "Premium"
   admin_enabled                 = false
   anonymous_pull_enabled        = false
-  public_network_access_enabled = true # data plane restricted by network_rule_set
+  public_network_access_enabled = true # pushes from GitHub runners, pulls by App Service
   quarantine_policy_enabled     = false
   retention_policy_in_days      = 30
   zone_redundancy_enabled       = true
@@ -18,17 +18,7 @@ resource "azurerm_container_registry" "main" {
   network_rule_bypass_option    = "AzureServices"
   tags                          = local.tags
 
-  network_rule_set {
-    default_action = "Deny"
-    dynamic "ip_rule" {
-      for_each = var.admin_cidrs
-      content {
-        action   = "Allow"
-        ip_range = ip_rule.value
-      }
-    }
-  }
-  # checkov:skip=CKV_AZURE_139:Public endpoint kept for the GitHub-hosted runners and App Service pulls; network_rule_set denies by default
+  # checkov:skip=CKV_AZURE_139:GitHub-hosted runners push and App Service pulls over the public endpoint (neither has fixed addresses); every call needs an Entra role
   # checkov:skip=CKV_AZURE_166:Quarantine blocks every pull until an external scanner releases the image; no scanner is part of this stack
   # checkov:skip=CKV_AZURE_165:Geo-replication doubles the registry cost for a single-region platform
   # checkov:skip=CKV_AZURE_164:Content trust (Notary v1) is retired by Azure; image signing belongs to the images workflow

@@ -90,16 +90,6 @@ variable "app_subnet_cidr" {
   }
 }
 
-variable "endpoint_subnet_cidr" {
-  description = "Subnet of the private endpoints of Key Vault and Table Storage."
-  type        = string
-  default     = "10.60.2.0/27"
-  validation {
-    condition     = can(cidrhost(var.endpoint_subnet_cidr, 0)) && tonumber(split("/", var.endpoint_subnet_cidr)[1]) <= 29
-    error_message = "endpoint_subnet_cidr must be a CIDR block of size /29 or larger."
-  }
-}
-
 variable "vpn_gateway_sku" {
   description = "VPN gateway SKU. Only the zone-redundant AZ SKUs are offered: non-AZ SKUs are being retired by Azure."
   type        = string
@@ -167,16 +157,6 @@ variable "secrets_expire" {
   validation {
     condition     = can(formatdate("YYYY", var.secrets_expire)) && endswith(var.secrets_expire, "Z")
     error_message = "secrets_expire must be an RFC 3339 UTC timestamp like 2027-12-31T00:00:00Z."
-  }
-}
-
-variable "admin_cidrs" {
-  description = "Public CIDRs allowed to reach Key Vault and the registry's data plane (the machine or runner that applies this stack)."
-  type        = list(string)
-  default     = []
-  validation {
-    condition     = alltrue([for c in var.admin_cidrs : can(cidrhost(c, 0))])
-    error_message = "admin_cidrs must be a list of CIDR blocks like 198.51.100.0/24."
   }
 }
 

@@ -97,7 +97,7 @@ def test_checkov_is_clean_or_each_skip_justified(workdir: Path, tmp_path: Path) 
         f"checkov failed checks:\n{done.stdout[-8000:]}{done.stderr[-2000:]}"
     )
     summary = json.loads((report / "results_json.json").read_text())["summary"]
-    assert summary["failed"] == 0 and summary["passed"] > 50, summary
+    assert summary["failed"] == 0 and summary["passed"] > 40, summary
 
 
 def test_tofu_validate_against_the_built_azurerm_provider(workdir: Path, tmp_path: Path) -> None:
