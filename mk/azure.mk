@@ -5,9 +5,11 @@
 TOFU        := .bin/tofu
 TFLINT      := .bin/tflint
 CHECKOV     := .bin/checkov-venv/bin/checkov
-# The packages tests/azure/test_vpn_tunnel.py needs: charon, swanctl, and the
-# userspace IPsec plugin (this machine's kernel has XFRM but no ESP; see docs/azure.md).
-STRONGSWAN_PKGS := strongswan-swanctl strongswan-charon libcharon-extra-plugins
+# What tests/azure/test_azure_swanctl.py and test_azure_vpn_tunnel.py need: charon,
+# swanctl, the gcm/openssl plugins (a Recommends, so named here) and kernel-libipsec
+# (ESP in user space: this machine's kernel has XFRM but no ESP; docs/azure.md).
+STRONGSWAN_PKGS := strongswan-swanctl strongswan-charon libstrongswan-standard-plugins \
+                   libcharon-extra-plugins
 
 .PHONY: azure-tools strongswan terraform-check
 
@@ -18,11 +20,12 @@ azure-tools: $(UV) ## build tofu, the azurerm provider mirror, tflint and checko
 # instances inside network namespaces and never talk to it.
 strongswan: ## install Debian strongSwan (charon, swanctl, kernel-libipsec) for the VPN tests
 	@if [ -x /usr/sbin/swanctl ] && [ -x /usr/lib/ipsec/charon ] && \
-	   [ -e /usr/lib/ipsec/plugins/libstrongswan-kernel-libipsec.so ]; then exit 0; fi; \
+	   [ -e /usr/lib/ipsec/plugins/libstrongswan-kernel-libipsec.so ] && \
+	   [ -e /usr/lib/ipsec/plugins/libstrongswan-gcm.so ]; then exit 0; fi; \
 	command -v apt-get >/dev/null || { \
 		echo "[azure] ERROR: strongSwan is missing and apt-get is not available." >&2; \
 		echo "[azure] Install $(STRONGSWAN_PKGS) (Debian/Ubuntu package names) by hand;" >&2; \
-		echo "[azure] tests/azure/test_vpn_*.py need /usr/sbin/swanctl and /usr/lib/ipsec/charon." >&2; \
+		echo "[azure] tests/azure/test_azure_swanctl.py and test_azure_vpn_tunnel.py need them." >&2; \
 		exit 1; }; \
 	echo "[azure] installing $(STRONGSWAN_PKGS) with apt-get"; \
 	SUDO=""; [ "$$(id -u)" = 0 ] || SUDO="sudo"; \

@@ -32,6 +32,7 @@ from pathlib import Path
 SWANCTL = Path("/usr/sbin/swanctl")
 CHARON = Path("/usr/lib/ipsec/charon")
 LIBIPSEC = Path("/usr/lib/ipsec/plugins/libstrongswan-kernel-libipsec.so")
+GCM = Path("/usr/lib/ipsec/plugins/libstrongswan-gcm.so")  # Azure's pinned ESP cipher
 
 # kernel-libipsec first: it claims the IPsec half of the kernel interface before
 # kernel-netlink (which still does addresses and routes).
@@ -42,7 +43,7 @@ PLUGINS = (
 
 
 def missing_tools() -> list[str]:
-    return [str(p) for p in (SWANCTL, CHARON, LIBIPSEC) if not p.exists()] + [
+    return [str(p) for p in (SWANCTL, CHARON, LIBIPSEC, GCM) if not p.exists()] + [
         t for t in ("ip", "unshare", "mount") if shutil.which(t) is None
     ]
 
