@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+from collections.abc import Mapping
 from typing import Any, cast
 
 import kopf
@@ -73,6 +74,42 @@ def _connection(settings: kopf.OperatorSettings) -> kopf.ConnectionInfo:
     return info
 
 
+def build_controller(kube: Kube, env: Mapping[str, str]) -> Controller:
+    """The Context, LeaderElector and Controller as the operator runs them, wired to
+    `kube` (writes need the Lease), from the environment. startup() and the fast tier
+    both build the operator here."""
+    ctx = Context(
+        kube=kube,
+        world=World(),
+        prober=VpnProber(ttl=float(env.get("SPY_VPN_PROBE_TTL", "5"))),
+        clock=lambda: dt.datetime.now(dt.UTC),
+        operator_namespace=env.get("SPY_OPERATOR_NAMESPACE", c.DEFAULT_OPERATOR_NAMESPACE),
+        vpn_recheck_seconds=float(env.get("SPY_VPN_RECHECK_SECONDS", "5")),
+    )
+    ctx.approval_key = key_from_env()
+    leader = None
+    if env.get("SPY_LEADER_ELECTION", "true") != "false":
+        leader = LeaderElector(
+            kube,
+            ctx.operator_namespace,
+            c.LEASE_NAME,
+            lease_seconds=float(env.get("SPY_LEASE_SECONDS", "15")),
+            renew_seconds=float(env.get("SPY_LEASE_RENEW_SECONDS", "2")),
+            host=env.get("POD_NAME") or None,
+        )
+    controller = Controller(
+        ctx,
+        leader,
+        workers=int(env.get("SPY_WORKERS", "8")),
+        resync_seconds=float(env.get("SPY_RESYNC_SECONDS", "30")),
+    )
+    if leader is not None:
+        elected = leader
+        leader.on_elected = controller.enqueue_all
+        kube.may_write = lambda: elected.is_leader
+    return controller
+
+
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     # Our own prefixes; no kopf annotations or finalizers are written with these handlers.
@@ -87,30 +124,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.networking.connect_timeout = 10
 
     kube = Kube.from_connection(_connection(settings))
-    ctx = Context(
-        kube=kube,
-        world=World(),
-        prober=VpnProber(ttl=float(os.environ.get("SPY_VPN_PROBE_TTL", "5"))),
-        clock=lambda: dt.datetime.now(dt.UTC),
-        operator_namespace=operator_namespace(),
-        vpn_recheck_seconds=float(os.environ.get("SPY_VPN_RECHECK_SECONDS", "5")),
-    )
-    leader = None
-    if os.environ.get("SPY_LEADER_ELECTION", "true") != "false":
-        leader = LeaderElector(
-            kube,
-            operator_namespace(),
-            c.LEASE_NAME,
-            lease_seconds=float(os.environ.get("SPY_LEASE_SECONDS", "15")),
-            renew_seconds=float(os.environ.get("SPY_LEASE_RENEW_SECONDS", "2")),
-        )
-    controller = Controller(
-        ctx,
-        leader,
-        workers=int(os.environ.get("SPY_WORKERS", "8")),
-        resync_seconds=float(os.environ.get("SPY_RESYNC_SECONDS", "30")),
-    )
-    ctx.approval_key = key_from_env()
+    controller = build_controller(kube, os.environ)
+    ctx = controller.ctx
     webhook_port = int(os.environ.get("SPY_WEBHOOK_PORT", "0"))
     memo.webhook = None
     if webhook_port and ctx.approval_key is not None:
@@ -122,9 +137,6 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
             ctx.approval_key,
             os.environ.get("SPY_WEBHOOK_HOST", "0.0.0.0"),
         )
-    if leader is not None:
-        leader.on_elected = controller.enqueue_all
-        kube.may_write = lambda: leader.is_leader
     kube.relogin = lambda: _connection(settings).token
     memo.controller = controller
     controller.start()

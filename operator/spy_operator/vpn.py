@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from spy_operator.api import VpnTarget as VpnTarget
@@ -73,15 +74,23 @@ class VpnProber:
     probe is started whenever the latest result is older than `ttl`.
     """
 
-    def __init__(self, ttl: float = 5.0, max_age: float = 60.0) -> None:
+    def __init__(
+        self,
+        ttl: float = 5.0,
+        max_age: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+        probe: Callable[[str, int, float], Awaitable[ProbeResult]] | None = None,
+    ) -> None:
         self.ttl = ttl
         self.max_age = max_age
+        self.clock = clock  # injected: tests run on a virtual clock
+        self.probe = probe or globals()["probe"]  # the TCP connect below, unless given
         self._results: dict[tuple[str, int], tuple[float, ProbeResult]] = {}
         self._running: dict[tuple[str, int], asyncio.Task[None]] = {}
 
     def result(self, target: VpnTarget) -> ProbeResult | None:
         key = (target.host, target.port)
-        now = time.monotonic()
+        now = self.clock()
         cached = self._results.get(key)
         if (cached is None or now - cached[0] >= self.ttl) and key not in self._running:
             self._running[key] = asyncio.create_task(self._probe(key, target.timeout))
@@ -91,8 +100,8 @@ class VpnProber:
 
     async def _probe(self, key: tuple[str, int], timeout: float) -> None:  # noqa: ASYNC109
         try:
-            result = await probe(key[0], key[1], timeout)
-            self._results[key] = (time.monotonic(), result)
+            result = await self.probe(key[0], key[1], timeout)
+            self._results[key] = (self.clock(), result)
         finally:
             self._running.pop(key, None)
 

@@ -24,6 +24,7 @@ import yaml
 from delivery_support import CHART, THIRD_PARTY_CRDS, run, tool
 from k8s_support import Cluster, Kubectl, wait_for
 from operator_support import (
+    admission_suspended,
     bot,
     condition,
     credentials,
@@ -221,6 +222,16 @@ def test_install_rolled_out_and_applied_everything(release: Release) -> None:
     assert [r["metadata"]["name"] for r in cluster_roles] == [f"{SA}-{RELEASE_NS}-observe"]
 
 
+@pytest.fixture
+def without_dev_bot_guard(release: Release) -> Iterator[None]:
+    """The dev cluster's bot-guard admission policy exempts only the dev cluster's
+    operator users (deploy/admission), not this release's ServiceAccount, and refuses
+    the hand scale-up below: it is lifted for this test (it has its own tests)."""
+    with admission_suspended(release.kubectl):
+        yield
+
+
+@pytest.mark.usefixtures("without_dev_bot_guard")
 def test_gate_core_scenarios_as_the_chart_service_account(
     release: Release, sa_operator: SaOperator
 ) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
 from operator_harness import NS, Harness, armed_at, bot
 from spy_dev.fake_kube import FakeApiServer, FakeKube
 from virtual_time import virtual_time
@@ -28,11 +27,6 @@ async def test_a_429_is_retried_no_sooner_than_retry_after() -> None:
     await h.stop()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs seam: VpnProber(clock=..., probe=...) (it reads time.monotonic and "
-    "opens real TCP connections)",
-)
 @virtual_time
 async def test_a_vpn_result_older_than_max_age_closes_the_gate() -> None:
     from spy_operator.api import VpnTarget
@@ -46,7 +40,7 @@ async def test_a_vpn_result_older_than_max_age_closes_the_gate() -> None:
             await asyncio.Event().wait()  # a blackholed tunnel: never answers
         return ProbeResult(True, 5.0)
 
-    prober = VpnProber(ttl=5, max_age=60, clock=loop.time, probe=probe)  # type: ignore[call-arg]
+    prober = VpnProber(ttl=5, max_age=60, clock=loop.time, probe=probe)
     target = VpnTarget("10.8.0.1", 443, 2.0, True)
     prober.result(target)
     await asyncio.sleep(1)
@@ -56,19 +50,13 @@ async def test_a_vpn_result_older_than_max_age_closes_the_gate() -> None:
     assert prober.result(target) is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs seam: a function in handlers.py that builds the Context, LeaderElector "
-    "and Controller from a Kube and the environment (startup() builds them from kopf's "
-    "login, so the fast tier repeats its wiring of may_write and on_elected)",
-)
 @virtual_time
 async def test_the_operator_as_started_refuses_writes_until_elected() -> None:
     from spy_operator import handlers
 
     api = FakeApiServer(clock=asyncio.get_running_loop().time)
     kube = FakeKube(api)
-    build = handlers.build_controller  # type: ignore[attr-defined]
+    build = handlers.build_controller
     controller = build(kube, {"SPY_LEADER_ELECTION": "true", "SPY_OPERATOR_NAMESPACE": "spy"})
     assert controller.leader is not None
     assert kube.may_write() is False
