@@ -82,11 +82,14 @@ class LeaderElector:
                 # then stay passive (or, worse, believe it leads) while looking healthy.
                 log.exception("lease renewal crashed")
                 got = False
+            # Leadership may have lapsed while the request was in flight (a slow renew):
+            # work deferred during the lapse must be announced again when it returns.
+            lapsed = was and not self.is_leader
             if got:
                 self._renewed_at = started
             now = self.is_leader
             metrics.LEADER.set(1 if now else 0)
-            if now and not was:
+            if now and (not was or lapsed):
                 log.info("became leader", extra={"identity": self.identity})
                 self.elected.set()
                 if self.on_elected:

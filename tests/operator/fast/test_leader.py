@@ -12,7 +12,6 @@ import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import pytest
 from spy_dev.fake_kube import FakeApiServer, FakeKube
 from spy_operator import constants as c
 from spy_operator.leader import LeaderElector
@@ -172,18 +171,12 @@ async def test_failed_renewals_end_leadership_and_recovery_restores_it() -> None
     assert len(elected) == 2, "regaining leadership must announce it (the controller re-queues)"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="new finding: a lapse of is_leader between two election rounds is never "
-    "announced (since b7538b0 a halt is enforced anyway; other deferred keys wait for the "
-    "next resync)",
-)
 @virtual_time
 async def test_every_return_of_leadership_is_announced() -> None:
     """is_leader turns False on its own 11 s after the last renewal (the controller then
-    defers every key, a halt included); if the very next renewal succeeds, the election
-    loop never saw the lapse and does not call on_elected, so the deferred keys wait for
-    the next resync or an unrelated event (up to 30 s)."""
+    defers every key); if the very next renewal succeeds, the election loop must still
+    see the lapse and call on_elected, or the deferred keys wait for the next resync
+    (up to 30 s). Failed before the fix."""
     loop = asyncio.get_running_loop()
     api = FakeApiServer(clock=loop.time)
     elected: list[float] = []
