@@ -328,6 +328,11 @@ class Controller:
         except ApiError as err:
             log.warning("floor enforcement failed", extra={"key": "/".join(key), "error": str(err)})
             self.queue.add_after(key, 1.0)
+        except Exception:
+            # It runs outside _process's guard: anything unexpected must not end the
+            # worker (no worker, no enforcement). Logged with the traceback; retried.
+            log.exception("floor enforcement crashed", extra={"key": "/".join(key)})
+            self.queue.add_after(key, 1.0)
 
     def _may_enforce_floor(self) -> bool:
         """A replica without the Lease lowers bots only while no live leader does: a
