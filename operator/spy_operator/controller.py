@@ -42,9 +42,10 @@ _INDEX = {c.KIND_BOT: World.BOTS, c.KIND_GATEWAY: World.GATEWAYS, c.KIND_DETECTO
 # Key kind of a bot-labelled Deployment that no TradingBot owns (enforce.stop_stray).
 STRAY = "StrayBotDeployment"
 # A replica that does not hold the Lease lowers a bot only after it has seen it above
-# the floor this long: the leader, if alive, is faster, and a cache that is a few ms
-# behind an arming must not fight it. A restarted operator alone enforces after this.
-STANDBY_GRACE_SECONDS = 1.0
+# the floor this long: a cache that is a few ms behind an arming must not fight the
+# writer. Lowering too early only costs availability (the leader raises the bot again),
+# never safety, so it is short: a restarted operator alone enforces after this.
+STANDBY_GRACE_SECONDS = 0.25
 
 
 class Controller:
@@ -90,6 +91,7 @@ class Controller:
         if not self.synced.is_set():
             self.ctx.world.attach(indices)
             self.synced.set()
+            log.info("caches synced: enforcing the gate")
             self.enqueue_all()
 
     @property
