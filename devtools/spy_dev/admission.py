@@ -1,13 +1,14 @@
 """Installs the bot-guard admission policies of deploy/admission/ into a dev cluster.
 
 Called by spy_dev.devcluster.DevCluster (so `make cluster` and the pytest session
-fixture get them) and by tests that suspend a binding for a moment. The YAML in
+fixture get them) and by tests that suspend the bindings (Audit only) for a moment. The YAML in
 deploy/admission/ is the one source (the Helm chart copies it); only the parameter
 ConfigMap's `operators` list is replaced here with the dev cluster's token users.
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 from collections.abc import Sequence
@@ -109,13 +110,19 @@ def install(kubectl: Sequence[str], source: Path, operators: Sequence[str], name
     wait_enforced(kubectl, namespace, want=True)
 
 
-def delete_bindings(kubectl: Sequence[str], namespace: str) -> list[dict[str, Any]]:
-    """Remove the bindings (tests of the operator's revert path); returns what it removed
-    for restore_bindings. A cluster without them (SPY_TEST_KUBECONFIG) returns []."""
-    saved = []
-    for name in BINDINGS:  # the probed one last, as in install()
+def suspend_bindings(kubectl: Sequence[str], namespace: str) -> dict[str, list[str]]:
+    """Turn the bindings to Audit only (tests of the operator's revert path); returns
+    each binding's validationActions for resume_bindings. A cluster without them
+    (SPY_TEST_KUBECONFIG) returns {}.
+
+    The bindings are patched, never deleted: kube-apiserver (v1.34) stops the
+    ConfigMap parameter's informer for good the moment no binding names it, after
+    which the policy keeps evaluating a stale copy of the parameter or none at all
+    (kubernetes/kubernetes#130887, #133827; docs/safety-gate.md)."""
+    saved: dict[str, list[str]] = {}
+    for name in BINDINGS:
         proc = subprocess.run(
-            [*kubectl, "get", "validatingadmissionpolicybinding", name, "-o", "yaml"],
+            [*kubectl, "get", "validatingadmissionpolicybinding", name, "-o", "json"],
             capture_output=True,
             text=True,
             timeout=60,
@@ -125,23 +132,23 @@ def delete_bindings(kubectl: Sequence[str], namespace: str) -> list[dict[str, An
             continue
         if proc.returncode != 0:
             raise ClusterError(f"kubectl get validatingadmissionpolicybinding: {proc.stderr}")
-        binding = yaml.safe_load(proc.stdout)
-        saved.append(
-            {
-                "apiVersion": binding["apiVersion"],
-                "kind": binding["kind"],
-                "metadata": {"name": name, "labels": binding["metadata"].get("labels", {})},
-                "spec": binding["spec"],
-            }
-        )
-        _kubectl(kubectl, "delete", "validatingadmissionpolicybinding", name)
+        saved[name] = list(yaml.safe_load(proc.stdout)["spec"]["validationActions"])
+        _set_actions(kubectl, name, ["Audit"])
     if saved:
         wait_enforced(kubectl, namespace, want=False)
     return saved
 
 
-def restore_bindings(kubectl: Sequence[str], namespace: str, saved: list[dict[str, Any]]) -> None:
+def resume_bindings(kubectl: Sequence[str], namespace: str, saved: dict[str, list[str]]) -> None:
     if not saved:
         return
-    _kubectl(kubectl, "apply", "-f", "-", stdin=yaml.safe_dump_all(saved))
+    for name, actions in saved.items():
+        _set_actions(kubectl, name, actions)
     wait_enforced(kubectl, namespace, want=True)
+
+
+def _set_actions(kubectl: Sequence[str], binding: str, actions: list[str]) -> None:
+    patch = json.dumps({"spec": {"validationActions": actions}})
+    _kubectl(
+        kubectl, "patch", "validatingadmissionpolicybinding", binding, "--type=merge", "-p", patch
+    )
