@@ -36,12 +36,21 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
-from ib_async import IB, Contract, Option, Stock, Ticker
+from ib_async import IB, Contract, Stock, Ticker
 from ib_async.ib import StartupFetchNONE
 from spy_analytics import ChainSnapshot
 
 from spy_detector.metrics import DetectorMetrics
-from spy_detector.sharding import ShardSpec, select_expiries
+from spy_detector.sharding import ShardSpec
+from spy_detector.sources.ibkr_chain import contract_key as _key
+from spy_detector.sources.ibkr_chain import expiries_in_window as expiries_in_window
+from spy_detector.sources.ibkr_chain import ib_expiry_to_iso as ib_expiry_to_iso
+from spy_detector.sources.ibkr_chain import num as _num
+from spy_detector.sources.ibkr_chain import quote_record as quote_record
+from spy_detector.sources.ibkr_chain import quoted as _quoted
+from spy_detector.sources.ibkr_chain import rotation_batches as rotation_batches
+from spy_detector.sources.ibkr_chain import strikes_in_window as strikes_in_window
+from spy_detector.sources.ibkr_discovery import discover
 from spy_detector.sources.ibkr_settings import MARKET_DATA_TYPES as MARKET_DATA_TYPES
 from spy_detector.sources.ibkr_settings import IBSettings as IBSettings
 from spy_detector.spot_history import SpotHistory
@@ -63,62 +72,6 @@ class ClientIdInUseError(ConnectionError):
 
 class _ReconnectError(Exception):
     """Internal: the data stream must be rebuilt (socket lost or 1101)."""
-
-
-# -- pure helpers ------------------------------------------------------------------------
-def ib_expiry_to_iso(expiry: str) -> str:
-    """IB's ``YYYYMMDD`` -> ``YYYY-MM-DD``."""
-    return f"{expiry[0:4]}-{expiry[4:6]}-{expiry[6:8]}"
-
-
-def expiries_in_window(
-    expiries: Sequence[str], today: date, dte_min: int, dte_max: int
-) -> list[str]:
-    """IB expiries (``YYYYMMDD``) whose days-to-expiry lie in [dte_min, dte_max]."""
-    out = []
-    for e in expiries:
-        dte = (date(int(e[0:4]), int(e[4:6]), int(e[6:8])) - today).days
-        if dte_min <= dte <= dte_max:
-            out.append(e)
-    return sorted(out)
-
-
-def strikes_in_window(strikes: Sequence[float], spot: float, strike_range: float) -> list[float]:
-    lo, hi = spot * (1.0 - strike_range), spot * (1.0 + strike_range)
-    return sorted({k for k in strikes if lo <= k <= hi})
-
-
-def rotation_batches(items: Sequence[Any], lines: int) -> list[list[Any]]:
-    """Split the window into consecutive batches that each fit in ``lines``."""
-    return [list(items[i : i + lines]) for i in range(0, len(items), lines)]
-
-
-def _num(x: float | None) -> float | None:
-    if x is None or not math.isfinite(x) or x < 0:
-        return None
-    return float(x)
-
-
-def quote_record(contract: Contract, ticker: Ticker) -> dict[str, Any]:
-    """One contract's latest quote in the snapshot-file quote schema (spy_analytics)."""
-    oi = ticker.callOpenInterest if contract.right == "C" else ticker.putOpenInterest
-    return {
-        "expiry": ib_expiry_to_iso(contract.lastTradeDateOrContractMonth),
-        "strike": float(contract.strike),
-        "right": contract.right,
-        "bid": _num(ticker.bid),
-        "ask": _num(ticker.ask),
-        "last": _num(ticker.last),
-        "volume": _num(ticker.volume),
-        "open_interest": _num(oi),
-        "quote_ts": ticker.timestamp or None,
-    }
-
-
-def _quoted(ticker: Ticker) -> bool:
-    # The ask is enough: far out-of-the-money options often have no bid at all (IB
-    # sends an empty side), and waiting for one would stall every rotation batch.
-    return _num(ticker.ask) is not None
 
 
 # -- the source --------------------------------------------------------------------------
@@ -209,8 +162,28 @@ class IBKRSource:
         # a gateway counting over a sliding second can see as 80.
         ib.client.MaxRequests = s.pacing_burst
         ib.client.RequestsInterval = s.pacing_burst / s.max_msgs_per_sec  # type: ignore[assignment]
-        # ib_async waits for the whole connect timeout when the gateway refuses us
-        # (326) or closes the socket mid-handshake; fail fast on either instead.
+        await self._handshake(ib)
+        self._lost.clear()
+        ib.disconnectedEvent += self._on_disconnected
+        ib.pendingTickersEvent += self._on_ticks
+        self._ib = ib
+        self.connects += 1
+        ib.reqMarketDataType(MARKET_DATA_TYPES[s.market_data_type])
+        self._set_state("connected")
+        log.info(
+            "ib connected",
+            extra={
+                "host": s.host,
+                "port": s.port,
+                "client_id": s.client_id,
+                "server_version": ib.client.serverVersion(),
+            },
+        )
+
+    async def _handshake(self, ib: IB) -> None:
+        """connectAsync, failing fast: ib_async waits for the whole connect timeout when
+        the gateway refuses us (326) or closes the socket mid-handshake."""
+        s = self.settings
         failed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
         def fail(exc: ConnectionError) -> None:
@@ -256,22 +229,6 @@ class IBKRSource:
         else:
             failed.exception()  # mark retrieved: the connect won the race anyway
         connect.result()  # re-raises connection failures
-        self._lost.clear()
-        ib.disconnectedEvent += self._on_disconnected
-        ib.pendingTickersEvent += self._on_ticks
-        self._ib = ib
-        self.connects += 1
-        ib.reqMarketDataType(MARKET_DATA_TYPES[s.market_data_type])
-        self._set_state("connected")
-        log.info(
-            "ib connected",
-            extra={
-                "host": s.host,
-                "port": s.port,
-                "client_id": s.client_id,
-                "server_version": ib.client.serverVersion(),
-            },
-        )
 
     def _disconnect(self) -> None:
         ib, self._ib = self._ib, None
@@ -376,54 +333,11 @@ class IBKRSource:
         return None
 
     async def _discover(self, ib: IB, spot: float) -> None:
-        s = self.settings
         assert self._underlying is not None
-        chains = await self._request(
-            ib.reqSecDefOptParamsAsync(
-                s.symbol, "", self._underlying.secType, self._underlying.conId
-            )
+        self._contracts = await discover(
+            ib, self.settings, self.shard, self._underlying, spot, self._clock, self._request
         )
-        if not chains:
-            raise ConnectionError("no option parameters for the underlying")
-        chain = next(
-            (c for c in chains if c.exchange == s.exchange and c.tradingClass == s.symbol),
-            chains[0],
-        )
-        window = expiries_in_window(chain.expirations, self._clock().date(), s.dte_min, s.dte_max)
-        mine = select_expiries(window, self.shard)
-        strikes = set(strikes_in_window(chain.strikes, spot, s.strike_range))
-        # One contract-details request per expiry (strike and right left open) returns
-        # every listed contract of it, fully qualified: a handful of messages instead
-        # of one qualifyContracts request per strike and right, which at 40 msg/s
-        # would take minutes for a 60-day SPY window. Strikes that secdef lists but the
-        # expiry does not have simply do not come back.
-        contracts: list[Contract] = []
-        for expiry in mine:
-            pattern = Option(
-                s.symbol,
-                expiry,
-                exchange=s.exchange,
-                currency=s.currency,
-                tradingClass=chain.tradingClass,
-            )
-            details = await self._request(ib.reqContractDetailsAsync(pattern))
-            listed = [d.contract for d in details if d.contract is not None]
-            for c in sorted(listed, key=lambda c: (c.strike, c.right)):
-                if c.strike in strikes and c.right in ("C", "P") and c.conId:
-                    c.exchange = s.exchange  # details may name a venue; route SMART
-                    contracts.append(c)
-        self._contracts = contracts
         self._quotes.clear()
-        log.info(
-            "chain window",
-            extra={
-                "expiries": len(mine),
-                "of_window": len(window),
-                "strikes": len(strikes),
-                "contracts": len(self._contracts),
-                "shard": f"{self.shard.index}/{self.shard.count}",
-            },
-        )
 
     # -- streaming --------------------------------------------------------------------
     async def _stream(self) -> AsyncIterator[ChainSnapshot]:
@@ -513,7 +427,3 @@ def _close(ib: IB) -> None:
         ib.disconnect()
     else:
         ib.client.disconnect()  # type: ignore[no-untyped-call]
-
-
-def _key(c: Contract) -> tuple[str, float, str]:
-    return (c.lastTradeDateOrContractMonth, float(c.strike), c.right)
