@@ -139,6 +139,13 @@ class InjectContext:
         self.ask[i] = round(self.ask[i] + shift + 0.005, 2)
         self.touched[i] = True
 
+    def _ask_below(self, i: int, bound: float) -> None:
+        """Set contract i's ask the break size below `bound`, keeping its spread."""
+        spread = self.ask[i] - self.bid[i]
+        self.ask[i] = round(bound - self.brk, 2)
+        self.bid[i] = round(self.ask[i] - spread, 2)
+        self.touched[i] = True
+
     # -- one injector per kind -----------------------------------------------------
     def inject(self, kind: AnomalyKind) -> InjectedAnomaly | None:
         injector = {
@@ -221,11 +228,7 @@ class InjectContext:
             fl = s * math.exp(-q * t) - m.strike[i] * math.exp(-r * t)
         else:
             fl = m.strike[i] * math.exp(-r * t) - s * math.exp(-q * t)
-        lower = max(float(intrinsic[i]), fl, 0.0)
-        spread = self.ask[i] - self.bid[i]
-        self.ask[i] = round(lower - self.brk, 2)
-        self.bid[i] = round(self.ask[i] - spread, 2)
-        self.touched[i] = True
+        self._ask_below(i, max(float(intrinsic[i]), fl, 0.0))
         return self._label(AnomalyKind.EARLY_EXERCISE, i)
 
     def _parity(self) -> InjectedAnomaly | None:

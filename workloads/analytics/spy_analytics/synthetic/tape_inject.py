@@ -85,9 +85,5 @@ class TapeInject(InjectContext):
         escrowed, disc, _pvd = self._true_bounds(i)
         k = float(m.strike[i])
         euro_lower = (escrowed - k * disc) if m.is_call[i] else (k * disc - escrowed)
-        lower = max(float(intrinsic[i]), euro_lower, 0.0)
-        spread = self.ask[i] - self.bid[i]
-        self.ask[i] = round(lower - self.brk, 2)
-        self.bid[i] = round(self.ask[i] - spread, 2)
-        self.touched[i] = True
+        self._ask_below(i, max(float(intrinsic[i]), euro_lower, 0.0))
         return self._label(AnomalyKind.EARLY_EXERCISE, i)
