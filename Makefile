@@ -47,7 +47,7 @@ lint: venv ## ruff + mypy strict + import-linter layer contracts
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/ruff format --check . >/dev/null || { $(VENV)/bin/ruff format --diff . | head -50; exit 1; }
 	@echo "[lint] mypy --strict"
-	@$(VENV)/bin/mypy operator/spy_operator workloads/analytics/spy_analytics devtools/spy_dev
+	@$(VENV)/bin/mypy operator/spy_operator workloads/analytics/spy_analytics workloads/runtime/spy_runtime devtools/spy_dev
 	@echo "[lint] import-linter (layers: pyproject.toml [tool.importlinter])"
 	@out=$$($(VENV)/bin/lint-imports --no-cache 2>&1) || { echo "$$out"; exit 1; }; \
 		echo "$$out" | grep -E "KEPT|BROKEN|^Contracts:" | sed 's/^/  /'

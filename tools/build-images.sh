@@ -33,9 +33,9 @@ declare -A DOCKERFILE=(
 )
 declare -A SOURCES=(
   [operator]="operator/spy_operator"
-  [detector]="workloads/analytics/spy_analytics workloads/detector/spy_detector"
+  [detector]="workloads/analytics/spy_analytics workloads/runtime/spy_runtime workloads/detector/spy_detector"
   [backend]="workloads/analytics/spy_analytics workloads/backend/spy_backend dashboard"
-  [bot]="workloads/analytics/spy_analytics workloads/bot/spy_bot"
+  [bot]="workloads/analytics/spy_analytics workloads/runtime/spy_runtime workloads/bot/spy_bot"
 )
 
 # The base's tag names its recipe (suite + packages), so editing comments rebuilds nothing.

@@ -34,7 +34,7 @@ DOCKERFILES = [
 IMAGES = {
     # name: (module, the package dirs /app must hold, exactly)
     "operator": ("spy_operator", {"spy_operator"}),
-    "detector": ("spy_detector", {"spy_analytics", "spy_detector"}),
+    "detector": ("spy_detector", {"spy_analytics", "spy_runtime", "spy_detector"}),
     "backend": ("spy_backend", {"spy_analytics", "spy_backend", "dashboard"}),
 }
 ENV = {**os.environ, "STORAGE_DRIVER": "vfs", "BUILDAH_ISOLATION": "chroot"}
