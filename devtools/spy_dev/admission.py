@@ -109,11 +109,15 @@ def install(kubectl: Sequence[str], source: Path, operators: Sequence[str], name
     wait_enforced(kubectl, namespace, want=True)
 
 
-def delete_bindings(kubectl: Sequence[str], namespace: str) -> list[dict[str, Any]]:
+def delete_bindings(
+    kubectl: Sequence[str], namespace: str, names: Sequence[str] = BINDINGS
+) -> list[dict[str, Any]]:
     """Remove the bindings (tests of the operator's revert path); returns what it removed
-    for restore_bindings. A cluster without them (SPY_TEST_KUBECONFIG) returns []."""
+    for restore_bindings. A cluster without them (SPY_TEST_KUBECONFIG) returns [].
+    `names`: another install's bindings of the same policies (the Helm chart's), probed
+    in `namespace`, which they must cover."""
     saved = []
-    for name in BINDINGS:  # the probed one last, as in install()
+    for name in names:  # the probed one last, as in install()
         proc = subprocess.run(
             [*kubectl, "get", "validatingadmissionpolicybinding", name, "-o", "yaml"],
             capture_output=True,
