@@ -21,12 +21,15 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 from delivery_support import CHART, run, tool
 from k8s_support import Cluster, Kubectl
-from spy_dev.devcluster import free_port
-from spy_dev.webhook import Material, wait_serving
+from spy_dev import admission
+from spy_dev.devcluster import DEFAULT_BIN, free_port
+from spy_dev.webhook import Material, register, unregister, wait_serving
+from spy_operator import constants as c
 
 SUFFIX = uuid.uuid4().hex[:6]
 RELEASE = f"spy-{SUFFIX}"
@@ -53,12 +56,45 @@ INSTALL_VALUES = (
 
 
 @dataclass
+class DevAdmission:
+    """The session's approval webhook (dev key) and bot-guard bindings (exempting the
+    dev operator users) would fight the release's own: two mutating webhooks rewriting
+    one record, the ServiceAccount refused. Lifted while the release is installed.
+
+    Order matters: the apiserver stops its informer of ConfigMap params for good once
+    no binding names them for a moment (kubernetes/kubernetes#130887, PR #141015), after
+    which every binding with `parameterNotFoundAction: Deny` refuses all it matches. So
+    the dev bindings go only after the release's exist, and come back before they go.
+    """
+
+    cluster: Cluster
+    saved: list[dict[str, Any]] | None = None
+
+    def _argv(self) -> list[str]:
+        return [str(DEFAULT_BIN / "kubectl"), f"--kubeconfig={self.cluster.kubeconfig}"]
+
+    def lift(self) -> None:
+        if self.cluster.state is not None:
+            unregister(self.cluster.state)
+        self.saved = admission.delete_bindings(self._argv(), c.DEFAULT_OPERATOR_NAMESPACE)
+
+    def restore(self) -> None:
+        if self.saved is None:
+            return
+        admission.restore_bindings(self._argv(), c.DEFAULT_OPERATOR_NAMESPACE, self.saved)
+        self.saved = None
+        if self.cluster.state is not None and self.cluster.webhook is not None:
+            register(self.cluster.state, self.cluster.webhook.port)
+
+
+@dataclass
 class Release:
     cluster: Cluster
     kubectl: Kubectl
     sa_kubectl: Kubectl
     sa_kubeconfig: Path
     log_dir: Path
+    dev_admission: DevAdmission | None = None
 
     def helm(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return run(
