@@ -21,7 +21,6 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import yaml
 from delivery_support import CHART, run, tool
@@ -59,16 +58,11 @@ INSTALL_VALUES = (
 class DevAdmission:
     """The session's approval webhook (dev key) and bot-guard bindings (exempting the
     dev operator users) would fight the release's own: two mutating webhooks rewriting
-    one record, the ServiceAccount refused. Lifted while the release is installed.
-
-    Order matters: the apiserver stops its informer of ConfigMap params for good once
-    no binding names them for a moment (kubernetes/kubernetes#130887, PR #141015), after
-    which every binding with `parameterNotFoundAction: Deny` refuses all it matches. So
-    the dev bindings go only after the release's exist, and come back before they go.
-    """
+    one record, the ServiceAccount refused. Lifted while the release is installed (the
+    bindings set to Audit only, never deleted: spy_dev.admission.suspend_bindings)."""
 
     cluster: Cluster
-    saved: list[dict[str, Any]] | None = None
+    saved: list[tuple[str, list[str]]] | None = None
 
     def _argv(self) -> list[str]:
         return [str(DEFAULT_BIN / "kubectl"), f"--kubeconfig={self.cluster.kubeconfig}"]
@@ -76,12 +70,12 @@ class DevAdmission:
     def lift(self) -> None:
         if self.cluster.state is not None:
             unregister(self.cluster.state)
-        self.saved = admission.delete_bindings(self._argv(), c.DEFAULT_OPERATOR_NAMESPACE)
+        self.saved = admission.suspend_bindings(self._argv(), c.DEFAULT_OPERATOR_NAMESPACE)
 
     def restore(self) -> None:
         if self.saved is None:
             return
-        admission.restore_bindings(self._argv(), c.DEFAULT_OPERATOR_NAMESPACE, self.saved)
+        admission.resume_bindings(self._argv(), c.DEFAULT_OPERATOR_NAMESPACE, self.saved)
         self.saved = None
         if self.cluster.state is not None and self.cluster.webhook is not None:
             register(self.cluster.state, self.cluster.webhook.port)

@@ -84,7 +84,8 @@ def release(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Itera
     dev = DevAdmission(cluster)
     try:
         assert "STATUS: deployed" in rel.install().stdout
-        # Only now: while the release's bindings exist (see DevAdmission).
+        # Only now, so some binding of ConfigMap params always exists
+        # (spy_dev.admission.suspend_bindings).
         dev.lift()
         token = kubectl("-n", RELEASE_NS, "create", "token", SA, "--duration=2h").strip()
         sa_kubeconfig(cluster.kubeconfig, token, rel.sa_kubeconfig)
@@ -106,9 +107,8 @@ def sa_operator(release: Release) -> Iterator[SaOperator]:
 @contextmanager
 def chart_bot_guard_lifted(k: Kubectl) -> Iterator[None]:
     """The release's bot guard set to Audit only, for the operator's revert path: with
-    it in place a hand scale-up never reaches the Deployment. Patched, not deleted: with
-    no binding naming ConfigMap params the apiserver stops their informer for good
-    (DevAdmission)."""
+    it in place a hand scale-up never reaches the Deployment. Patched, never deleted
+    (spy_dev.admission.suspend_bindings says why)."""
     argv = [str(DEFAULT_BIN / "kubectl"), f"--kubeconfig={k.kubeconfig}"]
 
     def actions(value: list[str]) -> None:
@@ -429,7 +429,7 @@ def test_uninstall_leaves_no_orphans(release: Release, sa_operator: SaOperator) 
     k = release.kubectl
     assert _leftovers(k)
     sa_operator.stop()
-    release.dev_admission.restore()  # before the release's bindings go (DevAdmission)
+    release.dev_admission.restore()  # before the release's bindings go
     release.helm("uninstall", RELEASE, "--wait", "--timeout", "120s")
     wait_for("release objects gone", lambda: not _leftovers(k), 60)
     # Helm keeps CRDs on purpose (deleting them would delete every TradingBot).

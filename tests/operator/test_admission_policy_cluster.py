@@ -265,12 +265,6 @@ def test_deployments_without_the_bot_label_are_untouched(kubectl: Kubectl, ns: s
         assert kubectl.get("deployment", name, ns)["spec"]["replicas"] == 4
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known issue, under investigation: once another test has deleted and re-created "
-    "the bindings (operator_support.admission_suspended), kube-apiserver v1.34.2 stopped "
-    "following changes of the parameter ConfigMap within 60 s (passes on a fresh cluster)",
-)
 def test_the_exempt_identities_come_from_the_parameter(kubectl: Kubectl, ns: str) -> None:
     """One policy YAML for dev and Helm: who is exempt lives in the ConfigMap only.
     (A parameter change reaches the apiserver's policy cache by a watch: seconds, up to
@@ -295,12 +289,6 @@ def test_the_exempt_identities_come_from_the_parameter(kubectl: Kubectl, ns: str
     wait_for("alice refused again", lambda: not alice_may_create(), 60)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known issue, under investigation: once another test has deleted and re-created "
-    "the bindings (operator_support.admission_suspended), kube-apiserver v1.34.2 stopped "
-    "following changes of the parameter ConfigMap within 60 s (passes on a fresh cluster)",
-)
 def test_without_the_parameter_every_deployment_write_is_refused(kubectl: Kubectl, ns: str) -> None:
     """Deleting the ConfigMap does not switch the guard off (parameterNotFoundAction: Deny)."""
     param = kubectl.get(*PARAM[:2], PARAM[3])
