@@ -81,9 +81,10 @@ demo: venv tools $(DEMO_DEPS) ## bring the platform up locally and show it worki
 demo-down: venv ## stop everything `make demo` started (and the control plane)
 	@$(PY) -m spy_dev.demo down --state-dir .local
 
-crds: venv ## regenerate crds/*.yaml (and the chart's copies, docs/api.md, crd_defaults.py)
+crds: venv ## regenerate crds/*.yaml (and the chart's copies of them and of deploy/admission/, docs/api.md, crd_defaults.py)
 	@$(PY) crds/generate.py
 	@cp crds/ibgateways.yaml crds/optionsdetectors.yaml crds/tradingbots.yaml helm/spy-options/crds/
+	@rm -f helm/spy-options/files/admission/*.yaml && cp deploy/admission/*.yaml helm/spy-options/files/admission/
 
 bench: venv tools ## run the benchmarks (see docs/benchmarks.md)
 	@$(PY) bench/operator_convergence.py

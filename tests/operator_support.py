@@ -255,7 +255,8 @@ def tcp_listener() -> Iterator[tuple[socket.socket, int]]:
 
 @contextlib.contextmanager
 def admission_suspended(kubectl: Kubectl) -> Iterator[None]:
-    """Turn the bot-guard admission bindings (deploy/admission/) to Audit for the block.
+    """Lift the bot-guard admission bindings (deploy/admission/) for the block (Audit
+    only: spy_dev.admission.suspend_bindings says why they are never deleted).
 
     For tests of the operator's revert path only: with the bindings in place a hand
     scale-up or a rogue bot Deployment is refused before the operator could see it

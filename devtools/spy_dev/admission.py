@@ -1,7 +1,7 @@
 """Installs the bot-guard admission policies of deploy/admission/ into a dev cluster.
 
 Called by spy_dev.devcluster.DevCluster (so `make cluster` and the pytest session
-fixture get them) and by tests that suspend the bindings (Audit only) for a moment. The YAML in
+fixture get them) and by tests that suspend a binding for a moment. The YAML in
 deploy/admission/ is the one source (the Helm chart copies it); only the parameter
 ConfigMap's `operators` list is replaced here with the dev cluster's token users.
 """
@@ -110,19 +110,20 @@ def install(kubectl: Sequence[str], source: Path, operators: Sequence[str], name
     wait_enforced(kubectl, namespace, want=True)
 
 
-def suspend_bindings(kubectl: Sequence[str], namespace: str) -> dict[str, list[str]]:
-    """Turn the bindings to Audit only (tests of the operator's revert path); returns
-    each binding's validationActions for resume_bindings. A cluster without them
-    (SPY_TEST_KUBECONFIG) returns {}.
+def suspend_bindings(kubectl: Sequence[str], namespace: str) -> list[tuple[str, list[str]]]:
+    """Switch the bindings to Audit only (tests of the operator's revert path); returns
+    their validationActions for resume_bindings. A cluster without them
+    (SPY_TEST_KUBECONFIG) returns [].
 
-    The bindings are patched, never deleted: kube-apiserver (v1.34) stops the
-    ConfigMap parameter's informer for good the moment no binding names it, after
-    which the policy keeps evaluating a stale copy of the parameter or none at all
-    (kubernetes/kubernetes#130887, #133827; docs/safety-gate.md)."""
-    saved: dict[str, list[str]] = {}
-    for name in BINDINGS:
+    Patched, never deleted: once no binding names ConfigMap parameters, even for a
+    moment, kube-apiserver stops its informer of them for the rest of its life
+    (kubernetes/kubernetes#130887): parameter changes are never seen again and a binding
+    created later finds no parameter (with parameterNotFoundAction Deny: refuses all).
+    """
+    saved = []
+    for name in BINDINGS:  # the probed one last, as in install()
         proc = subprocess.run(
-            [*kubectl, "get", "validatingadmissionpolicybinding", name, "-o", "json"],
+            [*kubectl, "get", "validatingadmissionpolicybinding", name, "-o", "yaml"],
             capture_output=True,
             text=True,
             timeout=60,
@@ -132,17 +133,20 @@ def suspend_bindings(kubectl: Sequence[str], namespace: str) -> dict[str, list[s
             continue
         if proc.returncode != 0:
             raise ClusterError(f"kubectl get validatingadmissionpolicybinding: {proc.stderr}")
-        saved[name] = list(yaml.safe_load(proc.stdout)["spec"]["validationActions"])
+        actions = list(yaml.safe_load(proc.stdout)["spec"]["validationActions"])
         _set_actions(kubectl, name, ["Audit"])
+        saved.append((name, actions))
     if saved:
         wait_enforced(kubectl, namespace, want=False)
     return saved
 
 
-def resume_bindings(kubectl: Sequence[str], namespace: str, saved: dict[str, list[str]]) -> None:
+def resume_bindings(
+    kubectl: Sequence[str], namespace: str, saved: list[tuple[str, list[str]]]
+) -> None:
     if not saved:
         return
-    for name, actions in saved.items():
+    for name, actions in saved:
         _set_actions(kubectl, name, actions)
     wait_enforced(kubectl, namespace, want=True)
 

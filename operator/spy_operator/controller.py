@@ -9,6 +9,7 @@ Secret; a child's event queues its owner; the halt ConfigMap queues every bot.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import Any
@@ -240,6 +241,8 @@ class Controller:
     async def _process(self, key: ReconcileKey) -> None:
         kind = key[0]
         started = time.perf_counter()
+        if kind == c.KIND_BOT:
+            self._record_approval_expiry(key)
         try:
             outcome = await self.reconcile(key)
         except ApiError as err:
@@ -340,6 +343,17 @@ class Controller:
         """A replica without the Lease lowers bots only while no live leader does: a
         standby with a stale cache (a halt it has not seen lifted) never fights one."""
         return self.synced.is_set() and (self.leader is None or not self.leader.leader_alive())
+
+    def _record_approval_expiry(self, key: ReconcileKey) -> None:
+        """The bot's approval expiry as a metric, from the cache; dropped once the bot
+        is gone or carries no readable approval (its reconcile reports why)."""
+        body = self.ctx.world.get(World.BOTS, (key[1], key[2]))
+        expires = None
+        if body is not None:
+            with contextlib.suppress(SpecError):  # an invalid spec: no expiry to show
+                approval = TradingBot.from_body(body).approval
+                expires = approval.expires_at if approval is not None else None
+        metrics.record_approval_expiry(key[1], key[2], expires)
 
     def _schedule_expiry(self, key: ReconcileKey) -> None:
         body = self.ctx.world.get(World.BOTS, (key[1], key[2]))

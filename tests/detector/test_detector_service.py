@@ -196,6 +196,30 @@ async def test_analysis_error_is_counted_not_fatal() -> None:
     assert detector.analysed == 1
 
 
+async def test_last_snapshot_timestamp_is_zero_until_a_snapshot_then_its_wall_time() -> None:
+    """spy_detector_last_snapshot_timestamp_seconds, which SpyDetectorStale watches:
+    0 before the first snapshot (so a detector that never got one is stale too), then
+    the Unix time each analysed snapshot was recorded; a failed analysis leaves it."""
+    import time
+
+    from detector_chains import flat_chain
+
+    metrics = DetectorMetrics()
+    name = "spy_detector_last_snapshot_timestamp_seconds"
+    assert metrics.registry.get_sample_value(name) == 0.0
+    detector = Detector(BlockingSource([]), StubAnalyzer(), metrics)
+    before = time.time()
+    await detector.process(flat_chain())
+    stamp = metrics.registry.get_sample_value(name)
+    assert stamp is not None and before <= stamp <= time.time()
+
+    def broken(snap: ChainSnapshot) -> Any:
+        raise RuntimeError("bug")
+
+    await Detector(BlockingSource([]), broken, metrics).process(flat_chain())
+    assert metrics.registry.get_sample_value(name) == stamp
+
+
 async def test_recorder_round_trips_through_replay(tmp_path: Path) -> None:
     src = recording(tmp_path / "in.jsonl", n=2)
     out = tmp_path / "out" / "rec.jsonl"

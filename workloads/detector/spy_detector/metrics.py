@@ -27,6 +27,13 @@ class DetectorMetrics:
         self.snapshots = Counter(
             "spy_detector_snapshots", "Chain snapshots analysed.", ["source"], registry=r
         )
+        # Unix time; 0 until the first snapshot, so a detector that never got one
+        # looks as stale as one that stopped getting them (SpyDetectorStale).
+        self.last_snapshot = Gauge(
+            "spy_detector_last_snapshot_timestamp_seconds",
+            "Unix time the latest chain snapshot was analysed (0: none yet).",
+            registry=r,
+        )
         self.contracts = Gauge(
             "spy_detector_contracts", "Contracts in the latest snapshot.", registry=r
         )
