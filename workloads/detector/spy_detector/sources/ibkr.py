@@ -7,7 +7,8 @@ error 326). The flow on each (re)connect:
 1. ``reqMarketDataType`` (live, frozen, delayed or delayed-frozen);
 2. qualify the underlying and stream its quote (one line) for the spot;
 3. ``reqSecDefOptParams`` -> expiries in the DTE window -> this shard's expiries
-   (``sharding.select_expiries``);
+   (``sharding.select_expiries``) and, with several shards, the expiry after each as
+   read-only context for the calendar rule (``sharding.context_expiries``);
 4. one ``reqContractDetails`` per expiry (strike and right open) returns its listed,
    fully qualified contracts; keep strikes within ``strike_range`` of spot (the
    underlying itself goes through ``qualifyContracts``);
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -41,7 +43,7 @@ from ib_async.ib import StartupFetchNONE
 from spy_analytics import ChainSnapshot
 
 from spy_detector.metrics import DetectorMetrics
-from spy_detector.sharding import ShardSpec, select_expiries
+from spy_detector.sharding import ShardSpec, context_expiries, select_expiries
 from spy_detector.sources.ibkr_settings import MARKET_DATA_TYPES as MARKET_DATA_TYPES
 from spy_detector.sources.ibkr_settings import IBSettings as IBSettings
 from spy_detector.spot_history import SpotHistory
@@ -146,6 +148,7 @@ class IBKRSource:
         # the underlying's recent ticks: each quote is checked against the spot of its time
         self._spot_history = SpotHistory()
         self._contracts: list[Contract] = []
+        self._context: frozenset[str] = frozenset()  # YYYY-MM-DD, see sharding
         self._discovered_on: date | None = None
         self._quotes: dict[tuple[str, float, str], dict[str, Any]] = {}
         self._closed = False
@@ -391,6 +394,9 @@ class IBKRSource:
         )
         window = expiries_in_window(chain.expirations, self._clock().date(), s.dte_min, s.dte_max)
         mine = select_expiries(window, self.shard)
+        # the expiry after each of ours, read-only, so calendars across shards are checked
+        context = context_expiries(window, self.shard)
+        self._context = frozenset(f"{e[:4]}-{e[4:6]}-{e[6:8]}" for e in context)
         strikes = set(strikes_in_window(chain.strikes, spot, s.strike_range))
         # One contract-details request per expiry (strike and right left open) returns
         # every listed contract of it, fully qualified: a handful of messages instead
@@ -398,7 +404,7 @@ class IBKRSource:
         # would take minutes for a 60-day SPY window. Strikes that secdef lists but the
         # expiry does not have simply do not come back.
         contracts: list[Contract] = []
-        for expiry in mine:
+        for expiry in sorted({*mine, *context}):
             pattern = Option(
                 s.symbol,
                 expiry,
@@ -418,6 +424,7 @@ class IBKRSource:
             "chain window",
             extra={
                 "expiries": len(mine),
+                "context_expiries": len(context),
                 "of_window": len(window),
                 "strikes": len(strikes),
                 "contracts": len(self._contracts),
@@ -495,7 +502,7 @@ class IBKRSource:
             self._quotes[_key(c)] = quote_record(c, t)
         spot = self._spot()
         now = self._clock()
-        return ChainSnapshot.from_records(
+        snapshot = ChainSnapshot.from_records(
             [self._quotes[k] for k in sorted(self._quotes)],
             ts=now,
             symbol=self.settings.symbol,
@@ -504,6 +511,7 @@ class IBKRSource:
             div_yield=self.settings.div_yield,
             spot_history=self._spot_history.arrays(now.timestamp()),
         )
+        return dataclasses.replace(snapshot, context_expiries=self._context)
 
 
 def _close(ib: IB) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections import defaultdict
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -11,10 +12,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from spy_backend.api.deps import IngestAuth, MetricsDep, PublisherDep, StoreDep
+from spy_backend.api.deps import IngestAuth, MetricsDep, PartsDep, PublisherDep, StoreDep
 from spy_backend.metrics import BackendMetrics
 from spy_backend.models import IngestBatch, IngestResult, KindCount, Problem, PublicRecord, Resource
 from spy_backend.realtime import Publisher
+from spy_backend.shards import drop_rounds, merge_parts, split_parts
 from spy_backend.storage import Rejection, StorageUnavailableError
 
 
@@ -99,13 +101,32 @@ async def broadcast(
     },
 )
 async def ingest(
-    batch: IngestBatch, store: StoreDep, publisher: PublisherDep, metrics: MetricsDep
+    batch: IngestBatch,
+    store: StoreDep,
+    parts: PartsDep,
+    publisher: PublisherDep,
+    metrics: MetricsDep,
 ) -> IngestResult:
     """Records are stored once; a record the storage service refuses (too large for an
-    entity) is a 422 naming it, and the rest of the batch is stored all the same."""
+    entity) is a 422 naming it, and the rest of the batch is stored all the same.
+    GEX/flow *parts* of a sharded detector are kept aside and stored as one merged
+    record once every shard's part of their snapshot time is in (`spy_backend.shards`)."""
     kinds: dict[Resource, KindCount] = {}
     errors: list[dict[str, Any]] = []
-    for resource, records in batch.by_resource().items():
+    batch, gex_parts, flow_parts = split_parts(batch)
+    try:
+        merged = await merge_parts(parts, gex_parts, flow_parts)
+    except StorageUnavailableError as exc:
+        metrics.storage_unavailable.inc()
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "storage unavailable; retry the batch",
+            headers={"Retry-After": "1"},
+        ) from exc
+    by_resource = batch.by_resource()
+    for resource, records in merged.records.items():
+        by_resource[resource] = by_resource[resource] + records
+    for resource, records in by_resource.items():
         if not records:
             continue
         try:
@@ -126,6 +147,11 @@ async def ingest(
         if outcome.rejected:
             metrics.records.labels(resource.value, "rejected").inc(len(outcome.rejected))
             errors += rejected_error(resource, records, outcome.rejected)
+    if merged.rounds:
+        # The merged records are stored: their parts can go (a failure here leaves
+        # them to the retention purge; a re-merge would be a duplicate).
+        with contextlib.suppress(StorageUnavailableError):
+            await drop_rounds(parts, merged)
     if errors:
         # 4xx, not 5xx: the producer drops what cannot be stored instead of retrying it
         # forever; what was stored is a duplicate on any resend.
