@@ -76,12 +76,16 @@ async def test_snapshot_from_streamed_ticks(fake_tws: FakeTWS) -> None:
     chain = fake_tws.chain
     iso = [f"{e[:4]}-{e[4:6]}-{e[6:]}" for e in chain.expiries]
     got_expiries = sorted(set(snap.expiry.astype(str)))
-    assert got_expiries == [iso[0], iso[2], iso[4]], "shard 0 of 2 takes even expiry indices"
-    # 3 expiries x 5 strikes (590..610) x C/P, less the 2 the expiry does not list
-    assert len(snap) == 28
+    own = sorted(set(got_expiries) - snap.context_expiries)
+    assert own == [iso[0], iso[2], iso[4]], "shard 0 of 2 takes even expiry indices"
+    # and the expiry after each of its own, read-only, for calendars across shards
+    assert snap.context_expiries == {iso[1], iso[3], iso[5]}
+    assert got_expiries == iso
+    # 6 expiries x 5 strikes (590..610) x C/P, less the 2 the expiry does not list
+    assert len(snap) == 58
     assert not any(r["expiry"] == iso[2] and r["strike"] == 605.0 for r in snap.to_records())
     # qualifyContracts for the underlying + one wildcard details request per expiry
-    assert len(fake_tws.requests_of(9)) == 1 + 3
+    assert len(fake_tws.requests_of(9)) == 1 + 6
     assert snap.spot == pytest.approx(600.0)
     assert snap.rejected == {}
     records = snap.to_records()
