@@ -105,6 +105,10 @@ def _analyze(
     keys = snapshot.contract_keys()
     pos, known = state.lookup(keys)
     increment = _increments(snapshot, keys, state, pos, known, previous)
+    if previous is not None and (
+        (snapshot.ts - previous.ts).total_seconds() > config.structure.max_increment_gap_s
+    ):
+        increment = np.full(len(snapshot), np.nan)  # a gap: not one interval's volume
 
     def prior(values: NDArray[Any], fill: float) -> FloatArray:
         if len(state) == 0:
