@@ -297,3 +297,25 @@ def test_settings_validate() -> None:
         IBSettings(max_msgs_per_sec=80)
     assert IBSettings(max_lines=100).option_lines == 99
     assert datetime.now(UTC)  # keep the import honest for the clock injection below
+
+
+async def test_shards_snapshot_on_one_wall_clock_grid(fake_tws: FakeTWS) -> None:
+    """Two shards on their own connections stamp snapshots with the same slot times
+    (multiples of the interval), so the backend can merge their GEX/flow parts."""
+    interval = 0.5
+
+    async def stamps(index: int) -> list[float]:
+        settings = _settings(fake_tws.port, client_id=20 + index, snapshot_interval=interval)
+        src = IBKRSource(settings, ShardSpec(index, 2), DetectorMetrics())
+        agen = src.snapshots()
+        try:
+            return [(await _next(agen)).ts_epoch for _ in range(5)]
+        finally:
+            await agen.aclose()
+            await src.close()
+
+    a, b = await asyncio.gather(stamps(0), stamps(1))
+    for ts in a + b:
+        assert ts / interval == pytest.approx(round(ts / interval), abs=1e-6), ts
+    assert len(a) == len(set(a)) and len(b) == len(set(b)), "one snapshot per slot"
+    assert len(set(a[1:]) & set(b[1:])) >= 2, (a, b)

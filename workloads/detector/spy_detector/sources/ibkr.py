@@ -442,7 +442,7 @@ class IBKRSource:
             # the requests leave at the throttled rate; the dwell starts after
             await self._wait_quoted(tickers, self._send_time(len(tickers)) + s.dwell)
             while True:
-                next_at = loop.time() + s.snapshot_interval
+                next_at = loop.time() + self._until_next_slot()
                 yield self._snapshot(tickers)
                 while loop.time() < next_at:
                     await self._wait_ticks(next_at - loop.time())
@@ -457,6 +457,17 @@ class IBKRSource:
                         self._quotes[_key(c)] = quote_record(c, t)
                     self._unsubscribe(batch)
                 yield self._snapshot({})
+
+    def _until_next_slot(self) -> float:
+        """Seconds to the next snapshot. With several shards, snapshots fall on the
+        wall-clock grid of ``snapshot_interval`` and carry the slot's time
+        (``_snapshot``), so every shard's parts of one slot share a timestamp and the
+        backend can merge them; alone, one interval from now."""
+        interval = self.settings.snapshot_interval
+        if self.shard.count == 1 or interval <= 0:
+            return interval
+        now = self._clock().timestamp()
+        return _slot(now, interval) + interval - now
 
     def _send_time(self, messages: int) -> float:
         return messages / self.settings.max_msgs_per_sec
@@ -502,6 +513,10 @@ class IBKRSource:
             self._quotes[_key(c)] = quote_record(c, t)
         spot = self._spot()
         now = self._clock()
+        interval = self.settings.snapshot_interval
+        if self.shard.count > 1 and interval > 0:
+            # the slot's time (see _until_next_slot); quotes newer than it count as fresh
+            now = datetime.fromtimestamp(_slot(now.timestamp(), interval), UTC)
         snapshot = ChainSnapshot.from_records(
             [self._quotes[k] for k in sorted(self._quotes)],
             ts=now,
@@ -512,6 +527,12 @@ class IBKRSource:
             spot_history=self._spot_history.arrays(now.timestamp()),
         )
         return dataclasses.replace(snapshot, context_expiries=self._context)
+
+
+def _slot(epoch: float, interval: float) -> float:
+    """The grid time (a multiple of ``interval``) a snapshot taken at ``epoch`` belongs
+    to; a timer firing up to 5% of an interval early still lands on its slot."""
+    return math.floor(epoch / interval + 0.05) * interval
 
 
 def _close(ib: IB) -> None:
