@@ -93,3 +93,23 @@ def test_bad_shard_ids_are_refused_with_the_field(backend: Backend, shard: dict[
     response = backend.ingest({"gex": [part]})
     assert response.status_code == 422
     assert "shard" in response.text
+
+
+def test_parts_whose_sum_breaks_the_bounds_are_a_422_not_a_500(backend: Backend) -> None:
+    """Each part valid (600 strikes), the merged record not (1,200 > 1,000 strikes)."""
+
+    def part(index: int) -> dict[str, Any]:
+        strikes = [float(100 + 2 * i + index) for i in range(600)]
+        return {
+            "ts": "2026-11-24T15:00:00Z", "symbol": "SPY", "spot": 600.0,
+            "strikes": strikes, "gex": [1.0] * 600, "net_gex": 600.0, "flip": None,
+            "shard": {"index": index, "count": 2},
+            "flip_curve": {"range": 0.08, "net": [1.0, 1.0, 1.0]},
+        }  # fmt: skip
+
+    assert backend.ingest({"gex": [part(0)]}).status_code == 200
+    response = backend.ingest({"gex": [part(1)]})
+    assert response.status_code == 422, response.text
+    [error] = response.json()["detail"]
+    assert error["loc"] == ["body", "gex", 0] and "strikes" in error["msg"]
+    assert _latest(backend, "gex", "SPY") == []

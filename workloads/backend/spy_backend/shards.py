@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from pydantic import ValidationError
 from spy_analytics.shards import complete, merge_flow, merge_gex
 
 from spy_backend.models import FlowCreate, GexCreate, IngestBatch, PublicRecord, Resource
@@ -29,6 +30,9 @@ class Merged:
     records: dict[Resource, list[PublicRecord]] = field(default_factory=dict)
     rounds: list[tuple[Resource, str, datetime, int]] = field(default_factory=list)
     parts: int = 0
+    #: parts whose round merged into a record out of the wire bounds (e.g. more than
+    #: 1000 strikes in all): refused with the reason, the round is dropped
+    invalid: list[tuple[Resource, GexCreate | FlowCreate, str]] = field(default_factory=list)
 
 
 def split_parts(batch: IngestBatch) -> tuple[IngestBatch, list[GexCreate], list[FlowCreate]]:
@@ -67,13 +71,20 @@ async def merge_parts(
         got = await store.round(*key)
         if not complete(got):
             continue
-        record: PublicRecord
-        if resource is Resource.GEX:
-            record = GexCreate.model_validate(merge_gex(got)).public()
-        else:
-            record = FlowCreate.model_validate(merge_flow(got)).public()
-        out.records.setdefault(resource, []).append(record)
         out.rounds.append((*key, len(got)))
+        record: PublicRecord
+        try:
+            if resource is Resource.GEX:
+                record = GexCreate.model_validate(merge_gex(got)).public()
+            else:
+                record = FlowCreate.model_validate(merge_flow(got)).public()
+        except ValidationError as exc:
+            # the parts were each valid, their sum is not: no record rather than a
+            # clipped one, and a 4xx naming the part that completed the round
+            reason = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            out.invalid.append((resource, part, f"merged shards out of bounds: {reason}"))
+            continue
+        out.records.setdefault(resource, []).append(record)
     return out
 
 

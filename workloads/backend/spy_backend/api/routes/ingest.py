@@ -16,7 +16,7 @@ from spy_backend.api.deps import IngestAuth, MetricsDep, PartsDep, PublisherDep,
 from spy_backend.metrics import BackendMetrics
 from spy_backend.models import IngestBatch, IngestResult, KindCount, Problem, PublicRecord, Resource
 from spy_backend.realtime import Publisher
-from spy_backend.shards import drop_rounds, merge_parts, split_parts
+from spy_backend.shards import Merged, drop_rounds, merge_parts, split_parts
 from spy_backend.storage import Rejection, StorageUnavailableError
 
 
@@ -73,6 +73,17 @@ def rejected_error(
     return errors
 
 
+def invalid_parts_error(posted: IngestBatch, merged: Merged) -> list[dict[str, Any]]:
+    """422 details for shard parts whose merged record would break the wire bounds."""
+    errors = []
+    for resource, part, reason in merged.invalid:
+        items: list[Any] = list(posted.gex if resource is Resource.GEX else posted.flow)
+        index = next(i for i, item in enumerate(items) if item is part)
+        loc = ("body", BATCH_FIELD[resource], index)
+        errors.append({"type": "shards_merge", "loc": loc, "msg": reason, "input": None})
+    return errors
+
+
 async def broadcast(
     publisher: Publisher, metrics: BackendMetrics, resource: Resource, records: list[PublicRecord]
 ) -> None:
@@ -113,6 +124,7 @@ async def ingest(
     record once every shard's part of their snapshot time is in (`spy_backend.shards`)."""
     kinds: dict[Resource, KindCount] = {}
     errors: list[dict[str, Any]] = []
+    posted = batch
     batch, gex_parts, flow_parts = split_parts(batch)
     try:
         merged = await merge_parts(parts, gex_parts, flow_parts)
@@ -123,6 +135,7 @@ async def ingest(
             "storage unavailable; retry the batch",
             headers={"Retry-After": "1"},
         ) from exc
+    errors += invalid_parts_error(posted, merged)
     by_resource = batch.by_resource()
     for resource, records in merged.records.items():
         by_resource[resource] = by_resource[resource] + records
