@@ -34,7 +34,10 @@ import numpy as np
 from .frame import Frame
 from .rules import Finding
 from .structure import flip_level
-from .types import AnomalyKind, GammaExposure, PremiumFlow
+from .types import MAX_GEX, MAX_NET_GEX, MAX_PREMIUM, AnomalyKind, GammaExposure, PremiumFlow
+
+#: the backend's bound on put_call_volume_ratio
+MAX_RATIO = 1e6
 
 
 def owned_findings(f: Frame, findings: list[Finding]) -> tuple[list[Finding], Frame]:
@@ -91,8 +94,8 @@ def merge_gex(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "symbol": first["symbol"],
         "spot": spot,
         "strikes": strikes,
-        "gex": [per_strike[k] for k in strikes],
-        "net_gex": sum(float(p["net_gex"]) for p in parts),
+        "gex": [_clamp(per_strike[k], MAX_GEX) for k in strikes],
+        "net_gex": _clamp(sum(float(p["net_gex"]) for p in parts), MAX_NET_GEX),
         "flip": flip,
     }
 
@@ -102,14 +105,21 @@ def merge_flow(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     first = parts[0]
     call_volume = sum(float(p.get("call_volume") or 0.0) for p in parts)
     put_volume = sum(float(p.get("put_volume") or 0.0) for p in parts)
+    ratio = put_volume / call_volume if call_volume > 0.0 else None
     return {
         "ts": first["ts"],
         "symbol": first["symbol"],
-        "call_premium": sum(float(p["call_premium"]) for p in parts),
-        "put_premium": sum(float(p["put_premium"]) for p in parts),
-        "net_premium": sum(float(p["net_premium"]) for p in parts),
-        "put_call_volume_ratio": put_volume / call_volume if call_volume > 0.0 else None,
+        "call_premium": _clamp(sum(float(p["call_premium"]) for p in parts), MAX_PREMIUM),
+        "put_premium": _clamp(sum(float(p["put_premium"]) for p in parts), MAX_PREMIUM),
+        "net_premium": _clamp(sum(float(p["net_premium"]) for p in parts), MAX_PREMIUM),
+        "put_call_volume_ratio": ratio if ratio is not None and ratio <= MAX_RATIO else None,
     }
+
+
+def _clamp(value: float, bound: float) -> float:
+    """Within the wire bounds, as `types` clamps a whole record (sums of valid parts
+    can exceed them); non-finite sums are 0."""
+    return max(-bound, min(bound, value)) if np.isfinite(value) else 0.0
 
 
 def complete(parts: Sequence[Mapping[str, Any]]) -> bool:

@@ -19,7 +19,9 @@ MAX_FLIP_POINTS = 1001
 
 
 class ShardId(WireModel):
-    """Which part of the chain a record covers: shard `index` of `count`."""
+    """Which part of the chain a record covers: shard `index` of `count` (`index` <
+    `count`). The merged record of all `count` parts must itself be within the GEX
+    record's bounds (at most 1000 strikes in all), else the part completing it is a 422."""
 
     index: int = Field(ge=0, lt=MAX_SHARDS, strict=True)
     count: int = Field(ge=1, le=MAX_SHARDS, strict=True)
