@@ -102,8 +102,11 @@ async def test_replay_to_backend_with_probes(tmp_path: Path, ingest_sink: Ingest
         await health.stop()
 
     assert len(analyzer.seen) == 3
-    # shard 1 of 2 owns the 2nd and 4th of the four expiries
-    assert sorted(set(analyzer.seen[0].expiry.astype(str))) == ["2026-12-11", "2027-01-16"]
+    # shard 1 of 2 owns the 2nd and 4th of the four expiries, and reads the 3rd (the one
+    # after its 2nd) for the calendar rule
+    seen = analyzer.seen[0]
+    assert sorted(set(seen.expiry.astype(str))) == ["2026-12-11", "2026-12-19", "2027-01-16"]
+    assert seen.context_expiries == {"2026-12-19"}
     assert sorted(ingest_sink.anomaly_ids) == ["id-1", "id-2", "id-3"]
     assert ingest_sink.count("market") == 3
     assert 'spy_detector_anomalies_total{kind="iv_residual",severity="HIGH"} 3.0' in text

@@ -31,6 +31,7 @@ from spy_backend.realtime import LocalHub, Publisher, WebPubSubPublisher
 from spy_backend.retention import run_purge_loop
 from spy_backend.settings import Settings
 from spy_backend.storage import StorageUnavailableError, TableStore
+from spy_backend.storage.parts import PartStore
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +125,11 @@ def create_app(
         settings.table_prefix,
         settings.storage_timeout_seconds,
     )
+    parts = PartStore(
+        settings.storage_connection_string.get_secret_value(),
+        settings.table_prefix,
+        settings.storage_timeout_seconds,
+    )
     publisher = publisher or build_publisher(settings)
     metrics = BackendMetrics()
     now = clock or (lambda: datetime.now(UTC))
@@ -139,7 +145,12 @@ def create_app(
         if run_purge:
             purge = asyncio.create_task(
                 run_purge_loop(
-                    store, now, settings.retention_days, settings.purge_interval_seconds, metrics
+                    store,
+                    now,
+                    settings.retention_days,
+                    settings.purge_interval_seconds,
+                    metrics,
+                    parts,
                 )
             )
         try:
@@ -150,6 +161,7 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await purge
             await publisher.close()
+            await parts.close()
             await store.close()
 
     app = FastAPI(
@@ -160,6 +172,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.store = store
+    app.state.parts = parts
     app.state.publisher = publisher
     app.state.metrics = metrics
     app.state.clock = now

@@ -7,7 +7,8 @@ error 326). The flow on each (re)connect:
 1. ``reqMarketDataType`` (live, frozen, delayed or delayed-frozen);
 2. qualify the underlying and stream its quote (one line) for the spot;
 3. ``reqSecDefOptParams`` -> expiries in the DTE window -> this shard's expiries
-   (``sharding.select_expiries``);
+   (``sharding.select_expiries``) and, with several shards, the expiry after each as
+   read-only context for the calendar rule (``sharding.context_expiries``);
 4. one ``reqContractDetails`` per expiry (strike and right open) returns its listed,
    fully qualified contracts; keep strikes within ``strike_range`` of spot (the
    underlying itself goes through ``qualifyContracts``);
@@ -29,6 +30,7 @@ exponential backoff; 1100/1102 only flip the connection state.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -81,6 +83,7 @@ class IBKRSource:
         # the underlying's recent ticks: each quote is checked against the spot of its time
         self._spot_history = SpotHistory()
         self._contracts: list[Contract] = []
+        self._context: frozenset[str] = frozenset()  # YYYY-MM-DD, see sharding
         self._discovered_on: date | None = None
         self._quotes: dict[tuple[str, float, str], dict[str, Any]] = {}
         self._closed = False
@@ -220,7 +223,7 @@ class IBKRSource:
 
     async def _discover(self, ib: IB, spot: float) -> None:
         assert self._underlying is not None
-        self._contracts = await discover(
+        self._contracts, self._context = await discover(
             ib, self.settings, self.shard, self._underlying, spot, self._clock, self._request
         )
         self._quotes.clear()
@@ -235,7 +238,7 @@ class IBKRSource:
             # the requests leave at the throttled rate; the dwell starts after
             await self._wait_quoted(tickers, self._send_time(len(tickers)) + s.dwell)
             while True:
-                next_at = loop.time() + s.snapshot_interval
+                next_at = loop.time() + self._until_next_slot()
                 yield self._snapshot(tickers)
                 while loop.time() < next_at:
                     await self._wait_ticks(next_at - loop.time())
@@ -250,6 +253,17 @@ class IBKRSource:
                         self._quotes[_key(c)] = quote_record(c, t)
                     self._unsubscribe(batch)
                 yield self._snapshot({})
+
+    def _until_next_slot(self) -> float:
+        """Seconds to the next snapshot. With several shards, snapshots fall on the
+        wall-clock grid of ``snapshot_interval`` and carry the slot's time
+        (``_snapshot``), so every shard's parts of one slot share a timestamp and the
+        backend can merge them; alone, one interval from now."""
+        interval = self.settings.snapshot_interval
+        if self.shard.count == 1 or interval <= 0:
+            return interval
+        now = self._clock().timestamp()
+        return _slot(now, interval) + interval - now
 
     def _send_time(self, messages: int) -> float:
         return messages / self.settings.max_msgs_per_sec
@@ -284,7 +298,11 @@ class IBKRSource:
             self._quotes[_key(c)] = quote_record(c, t)
         spot = self._spot()
         now = self._clock()
-        return ChainSnapshot.from_records(
+        interval = self.settings.snapshot_interval
+        if self.shard.count > 1 and interval > 0:
+            # the slot's time (see _until_next_slot); quotes newer than it count as fresh
+            now = datetime.fromtimestamp(_slot(now.timestamp(), interval), UTC)
+        snapshot = ChainSnapshot.from_records(
             [self._quotes[k] for k in sorted(self._quotes)],
             ts=now,
             symbol=self.settings.symbol,
@@ -293,3 +311,10 @@ class IBKRSource:
             div_yield=self.settings.div_yield,
             spot_history=self._spot_history.arrays(now.timestamp()),
         )
+        return dataclasses.replace(snapshot, context_expiries=self._context)
+
+
+def _slot(epoch: float, interval: float) -> float:
+    """The grid time (a multiple of ``interval``) a snapshot taken at ``epoch`` belongs
+    to; a timer firing up to 5% of an interval early still lands on its slot."""
+    return math.floor(epoch / interval + 0.05) * interval

@@ -16,7 +16,7 @@ from typing import Any
 
 from ib_async import IB, Contract, Option
 
-from spy_detector.sharding import ShardSpec, select_expiries
+from spy_detector.sharding import ShardSpec, context_expiries, select_expiries
 from spy_detector.sources.ibkr_chain import expiries_in_window, strikes_in_window
 from spy_detector.sources.ibkr_settings import IBSettings
 
@@ -31,9 +31,10 @@ async def discover(
     spot: float,
     clock: Callable[[], datetime],
     request: Callable[[Awaitable[Any]], Awaitable[Any]],
-) -> list[Contract]:
+) -> tuple[list[Contract], frozenset[str]]:
     """The listed contracts of this shard's expiries with strikes within
-    ``strike_range`` of ``spot``, by expiry, strike and right."""
+    ``strike_range`` of ``spot``, by expiry, strike and right, plus the shard's
+    read-only context expiries (YYYY-MM-DD) whose contracts are among them."""
     chains = await request(
         ib.reqSecDefOptParamsAsync(s.symbol, "", underlying.secType, underlying.conId)
     )
@@ -45,6 +46,8 @@ async def discover(
     )
     window = expiries_in_window(chain.expirations, clock().date(), s.dte_min, s.dte_max)
     mine = select_expiries(window, shard)
+    # the expiry after each of ours, read-only, so calendars across shards are checked
+    context = context_expiries(window, shard)
     strikes = set(strikes_in_window(chain.strikes, spot, s.strike_range))
     # One contract-details request per expiry (strike and right left open) returns
     # every listed contract of it, fully qualified: a handful of messages instead
@@ -52,7 +55,7 @@ async def discover(
     # would take minutes for a 60-day SPY window. Strikes that secdef lists but the
     # expiry does not have simply do not come back.
     contracts: list[Contract] = []
-    for expiry in mine:
+    for expiry in sorted({*mine, *context}):
         pattern = Option(
             s.symbol,
             expiry,
@@ -70,10 +73,11 @@ async def discover(
         "chain window",
         extra={
             "expiries": len(mine),
+            "context_expiries": len(context),
             "of_window": len(window),
             "strikes": len(strikes),
             "contracts": len(contracts),
             "shard": f"{shard.index}/{shard.count}",
         },
     )
-    return contracts
+    return contracts, frozenset(f"{e[:4]}-{e[4:6]}-{e[6:8]}" for e in context)
