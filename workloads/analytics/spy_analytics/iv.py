@@ -23,7 +23,8 @@ Method (after Jäckel, *Let's Be Rational*, Wilmott 2015, in numpy form):
    convergent method leaves ~1e-15; the few elements whose step exceeded
    ``_ACCEPT_STEP`` (3e-3) continue on a compacted subset with a bracketing safeguard
    (at most 50 steps); those still open are NO_CONVERGENCE.
-5. Inputs are processed in blocks of 8,192 so temporaries stay cache-resident.
+5. Inputs are processed in blocks of 16,384 so temporaries stay cache-resident (a
+   block pays ~120 numpy calls of fixed overhead: 8,192 was ~7% slower on 200k).
 
 American options (SPY): this inverts the *European* formula. The pipeline builds the
 smile from out-of-the-money quotes only (early-exercise premium there is negligible)
@@ -54,7 +55,7 @@ _V_MIN = -8.0
 _V_MAX = 6.6
 _NV = 293
 _FULL_STEPS = 1
-_BLOCK = 8192
+_BLOCK = 16384
 #: Accept a solution whose (one) Householder step moved ln s by at most this: the
 #: step is about the initial guess's error e, and the error left is of order e^4
 #: (quartic convergence), below 1e-10 here; larger steps go on to `_refine`.
