@@ -78,6 +78,10 @@ class Frame:
     sync: FloatArray
     #: usable rows sorted by (expiry, right, strike) - verticals and butterflies
     by_strike: IntArray
+    #: position of each row in ``by_strike`` (-1: not usable)
+    strike_pos: IntArray
+    #: expiry group * 2 + is_call of each ``by_strike`` entry (same side of a chain)
+    strike_side: IntArray
     #: usable rows sorted by (expiry, strike, right) - put-call pairs
     by_pair: IntArray
     #: usable rows sorted by (right, strike, expiry) - calendars
@@ -398,7 +402,13 @@ def _orders(
         "by_pair": (g * 2**33 + k) * 2 + c,
         "by_maturity": (c * 2**33 + k) * 2**12 + g,
     }
-    return {name: use[np.argsort(key, kind="stable")] for name, key in keys.items()}
+    out = {name: use[np.argsort(key, kind="stable")] for name, key in keys.items()}
+    by_strike = out["by_strike"]
+    pos = np.full(group.shape[0], -1, dtype=np.intp)
+    pos[by_strike] = np.arange(by_strike.size)
+    out["strike_pos"] = pos
+    out["strike_side"] = (group[by_strike] * 2 + call[by_strike]).astype(np.intp)
+    return out
 
 
 def _gamma(
