@@ -155,7 +155,7 @@ def build_frame(snap: ChainSnapshot, cfg: AnalyzerConfig, prev_spot: float | Non
         vol = np.where(np.isfinite(fit_use) & (fit_use > 0.0), fit_use, np.nan)
         fu, ku, tu, cu = fwd[use], strike[use], t[use], call[use]
         euro = bsm_price(fu, ku, tu, r, r, vol, cu)
-        prem = _premium(snap, use, fu, ku, tu, vol, cu, spot_q[use], expiry_epoch[use])
+        prem = _premium(snap, use, fu, ku, tu, vol, cu, spot_q[use], expiry_epoch[use], euro)
         eep[use] = np.nan_to_num(prem)
         intrinsic = np.maximum(np.where(cu, spot_q[use] - ku, ku - spot_q[use]), 0.0)
         model[use] = np.maximum(euro + eep[use], intrinsic)
@@ -254,8 +254,10 @@ def _premium(
     call: BoolArray,
     spot_q: FloatArray,
     expiry_epoch: FloatArray,
+    euro: FloatArray | None = None,
 ) -> FloatArray:
-    """Early-exercise premium of the usable rows (`spy_analytics.american`)."""
+    """Early-exercise premium of the usable rows (`spy_analytics.american`); ``euro``:
+    their Black value on ``fwd`` when the caller has it."""
     r = snap.rate
     now = snap.ts_epoch
     t_last, amount, _before = last_dividend(snap.dividends, now, expiry_epoch)
@@ -273,7 +275,16 @@ def _premium(
     j = np.flatnonzero(need)
     if j.size:
         out[j] = early_exercise_premium(
-            fwd[j], strike[j], t[j], r, vol[j], call[j], div_t[j], div_fwd[j], amount[j]
+            fwd[j],
+            strike[j],
+            t[j],
+            r,
+            vol[j],
+            call[j],
+            div_t[j],
+            div_fwd[j],
+            amount[j],
+            None if euro is None else euro[j],
         )
     return out
 
