@@ -145,24 +145,25 @@ def _solve(
     with np.errstate(all="ignore"):
         x, beta_otm, bmax = _normalise(prem, spot_, strike_, tau, r, q, c)
         a = np.abs(x)
-        # NaN compares false, so an undefined input is never `todo`
-        valid = (
-            (spot_ > 0.0)
-            & (strike_ > 0.0)
-            & (tau > 0.0)
-            & (prem >= 0.0)
-            & np.isfinite(prem)
-            & np.isfinite(x)
-        )
-        todo = valid & (beta_otm > 0.0) & (beta_otm < bmax)
-        all_todo = bool(todo.all())
         reason = None
-        if not all_todo:
-            reason = np.where(
+        if not _all_defined(prem, spot_, strike_, tau, beta_otm, bmax):
+            # NaN compares false, so an undefined input is never `todo`
+            valid = (
+                (spot_ > 0.0)
+                & (strike_ > 0.0)
+                & (tau > 0.0)
+                & (prem >= 0.0)
+                & np.isfinite(prem)
+                & np.isfinite(x)
+            )
+            todo = valid & (beta_otm > 0.0) & (beta_otm < bmax)
+            undefined = np.where(
                 valid,
                 np.where(beta_otm <= 0.0, IVReason.BELOW_INTRINSIC, IVReason.ABOVE_UPPER_BOUND),
                 IVReason.INVALID_INPUT,
-            ).astype(np.int8)
+            )
+            # OK marks the rows to solve; the solver's status replaces it below
+            reason = np.where(todo, IVReason.OK, undefined).astype(np.int8)
             # placeholder inputs where undefined, so the solve needs no gather/scatter
             skip = ~todo
             a[skip], bmax[skip], beta_otm[skip] = 0.0, 1.0, 0.25
@@ -174,9 +175,28 @@ def _solve(
                 return vol, status
             reason = status
         else:
-            np.copyto(reason, status, where=todo)
+            np.copyto(reason, status, where=reason == IVReason.OK)
         vol[reason != IVReason.OK] = np.nan
     return vol, reason
+
+
+def _all_defined(
+    prem: FloatArray,
+    spot_: FloatArray,
+    strike_: FloatArray,
+    tau: FloatArray,
+    beta_otm: FloatArray,
+    bmax: FloatArray,
+) -> bool:
+    """Whether every option of the block has an implied volatility to solve for, by
+    reductions (the common case pays no per-element masks). ``0 < beta_otm < bmax``
+    holds only where the price, ``x`` and the carry are finite (NaN compares false,
+    an infinite ``x`` gives ``bmax = 0``); ``min`` propagates NaN."""
+    if not (spot_.min() > 0.0 and strike_.min() > 0.0 and tau.min() > 0.0):
+        return False
+    if not prem.min() >= 0.0:
+        return False
+    return bool(((beta_otm > 0.0) & (beta_otm < bmax)).all())
 
 
 def _normalise(
