@@ -13,7 +13,8 @@ Method (after Jäckel, *Let's Be Rational*, Wilmott 2015, in numpy form):
    ``beta_otm >= e^{-|x|/2}`` (at/above the no-arbitrage upper bound ``S e^{-qT}`` for a
    call, ``K e^{-rT}`` for a put).
 2. Initial guess: bilinear interpolation in a table of ``ln s`` over
-   ``(sqrt|x|, ln(-ln(beta_otm / e^{-|x|/2})))``, built once (lazily) by bisection.
+   ``(sqrt|x|, ln(-ln(beta_otm / e^{-|x|/2})))``, built once (lazily) by bisection
+   (`spy_analytics.iv_guess`).
 3. One vectorised third-order Householder step on ``f(s) = ln b_otm(s) - ln beta``
    (lower half of the price range) or ``ln(b_max - b_otm(s)) - ln(b_max - beta)``
    (upper half). Both are evaluated through ``erfcx`` so nothing under- or overflows and
@@ -34,12 +35,13 @@ and checks in-the-money quotes against parity and early-exercise bounds instead
 
 from __future__ import annotations
 
-import functools
 from enum import IntEnum
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.special import erfcx
+
+from .iv_guess import initial_guess
 
 FloatArray = NDArray[np.float64]
 
@@ -48,12 +50,6 @@ _INV_SQRT2 = float(1.0 / np.sqrt(2.0))
 _SQRT_2_OVER_PI = float(np.sqrt(2.0 / np.pi))
 _LN2 = float(np.log(2.0))
 
-# Initial-guess table: u = sqrt(|x|) in [0, U_MAX], v = ln(-ln q) in [V_MIN, V_MAX].
-_U_MAX = 2.0
-_NU = 129
-_V_MIN = -8.0
-_V_MAX = 6.6
-_NV = 293
 _FULL_STEPS = 1
 _BLOCK = 16384
 #: Accept a solution whose (one) Householder step moved ln s by at most this: the
@@ -248,7 +244,7 @@ def _solve_normalised(
     np.log(target, out=target)
     np.copyto(target, ln_beta, where=~high)
     sgn = np.where(high, -1.0, 1.0)
-    s = _initial_guess(a, ln_beta)
+    s = initial_guess(a, ln_beta)
     step = np.full_like(s, np.inf)
     s_prev = s
     exponent = s
@@ -381,80 +377,3 @@ def _refine(
         if done.all():
             break
     return s, done & np.isfinite(s) & (s > 0.0)
-
-
-def _initial_guess(a: FloatArray, ln_beta: FloatArray) -> FloatArray:
-    """Bilinear interpolation of ``ln s`` in the guess table, then ``e^{ln s}``.
-
-    ``u = sqrt(a)``, ``v = ln(-ln q)`` with ``ln q = ln beta + a/2``; each cell's four
-    corners are stored as the coefficients of ``c0 + c1 fv + fu (c2 + c3 fv)``, so
-    one gather fetches them."""
-    cells = _guess_cells()
-    u = np.sqrt(a)
-    u *= (_NU - 1) / _U_MAX
-    np.minimum(u, _NU - 1.000001, out=u)
-    v = np.multiply(a, -0.5)
-    v -= ln_beta  # -ln q > 0
-    np.fmax(v, 1e-300, out=v)
-    np.log(v, out=v)
-    v -= _V_MIN
-    v *= (_NV - 1) / (_V_MAX - _V_MIN)
-    np.clip(v, 0.0, _NV - 1.000001, out=v)
-    iu = u.astype(np.intp)
-    iv = v.astype(np.intp)
-    u -= iu  # fraction within the cell
-    v -= iv
-    iu *= _NV
-    iu += iv
-    c = cells.take(iu, axis=0)
-    ln_s = np.multiply(c[:, 3], v)
-    ln_s += c[:, 2]
-    ln_s *= u
-    ln_s += c[:, 0]
-    v *= c[:, 1]
-    ln_s += v
-    guess: FloatArray = np.exp(ln_s, out=ln_s)
-    return guess
-
-
-@functools.cache
-def _guess_cells() -> FloatArray:
-    """Per cell ``(iu, iv)`` (row ``iu * _NV + iv``) the bilinear coefficients
-    ``t00, t01 - t00, t10 - t00, t11 - t10 - t01 + t00`` of the guess table."""
-    t = _guess_table()
-    cells = np.zeros((_NU * _NV, 4))
-    t00, t01, t10, t11 = t[:-1, :-1], t[:-1, 1:], t[1:, :-1], t[1:, 1:]
-    grid = cells.reshape(_NU, _NV, 4)
-    grid[:-1, :-1, 0] = t00
-    grid[:-1, :-1, 1] = t01 - t00
-    grid[:-1, :-1, 2] = t10 - t00
-    grid[:-1, :-1, 3] = t11 - t10 - t01 + t00
-    cells.setflags(write=False)
-    return cells
-
-
-@functools.cache
-def _guess_table() -> FloatArray:
-    """ln s on the (u, v) grid, by 80 bisection steps in ln s (once per process)."""
-    u = np.linspace(0.0, _U_MAX, _NU)
-    v = np.linspace(_V_MIN, _V_MAX, _NV)
-    uu, vv = np.meshgrid(u, v, indexing="ij")
-    a = uu * uu
-    target = -np.exp(vv)  # ln q
-    lo = np.full(a.shape, -40.0)
-    hi = np.full(a.shape, 6.0)
-    with np.errstate(all="ignore"):
-        for _ in range(80):
-            mid = 0.5 * (lo + hi)
-            s = np.exp(mid)
-            p = a / s
-            t = 0.5 * s
-            d = erfcx((p - t) * _INV_SQRT2) - erfcx((p + t) * _INV_SQRT2)
-            lnq = np.log(d) - _LN2 - 0.5 * (p * p + t * t) + 0.5 * a
-            lnq = np.where(np.isfinite(lnq), lnq, -np.inf)
-            up = lnq < target
-            lo = np.where(up, mid, lo)
-            hi = np.where(up, hi, mid)
-    table: FloatArray = 0.5 * (lo + hi)
-    table.setflags(write=False)
-    return table
