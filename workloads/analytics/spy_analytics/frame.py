@@ -11,16 +11,18 @@ and the IV of in-the-money mids less that premium.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
 from scipy.special import ndtr
 
-from .american import early_exercise_premium
 from .bsm import bsm_price, d1_sd
 from .chain import SECONDS_PER_YEAR, ChainSnapshot
-from .config import AnalyzerConfig, BoundsConfig, ForwardConfig
-from .dividends import last_dividend, pv_dividends
+from .config import AnalyzerConfig, BoundsConfig
+from .contracts import contract_index, restrict
+from .dividends import pv_dividends
+from .forward import implied_forward, premium
 from .iv import implied_volatility
 from .quality import screen
 from .smile import SmileFit, fit_smiles, scaled_moneyness
@@ -34,8 +36,6 @@ _INV_SQRT2PI = float(1.0 / np.sqrt(2.0 * np.pi))
 _VEGA_RATIO = 2.0
 #: Seconds in a trading year (252 sessions of 6.5 hours): spot moves happen in them.
 _TRADING_YEAR_S = 252 * 6.5 * 3600.0
-#: Passes of the early-exercise correction of the implied forward.
-_FORWARD_PASSES = 3
 
 
 @dataclass(frozen=True, eq=False)
@@ -80,6 +80,10 @@ class Frame:
     sync: FloatArray
     #: usable rows sorted by (expiry, right, strike) - verticals and butterflies
     by_strike: IntArray
+    #: position of each row in ``by_strike`` (-1: not usable)
+    strike_pos: IntArray
+    #: expiry group * 2 + is_call of each ``by_strike`` entry (same side of a chain)
+    strike_side: IntArray
     #: usable rows sorted by (expiry, strike, right) - put-call pairs
     by_pair: IntArray
     #: usable rows sorted by (right, strike, expiry) - calendars
@@ -90,135 +94,188 @@ def build_frame(snap: ChainSnapshot, cfg: AnalyzerConfig, prev_spot: float | Non
     """All per-contract arrays of ``snap``; ``prev_spot`` (the previous snapshot's
     spot) bounds how far the spot moved under quotes when the snapshot has no spot
     history (`_spot_uncertainty`)."""
+    # ~70 lines: a third of them is the Frame's keyword list; the steps are helpers
     n = len(snap)
-    t = snap.time_to_expiry()
-    usable, skipped = screen(snap, t, cfg.quality)
-    spot, r = snap.spot, snap.rate
-    strike = snap.strike
-    call = snap.is_call
-    days = snap.expiry.astype("datetime64[D]")
-    uniq, group = np.unique(days, return_inverse=True)
-    group = group.astype(np.intp).reshape(n)
-    group_t = np.full(uniq.shape[0], np.nan)
-    if n:
-        group_t[group] = t
-    use = np.flatnonzero(usable)
-    orders = _orders(use, group, strike, call)
+    index = contract_index(snap)
+    group = index.group
+    group_t = (index.group_close - snap.ts_epoch) / SECONDS_PER_YEAR
+    t = group_t[group]
+    usable, skipped = screen(snap, t, cfg.quality, index)
+    strike, call = snap.strike, snap.is_call
+    orders = {
+        name: restrict(getattr(index, name), usable)
+        for name in ("by_strike", "by_pair", "by_maturity")
+    }
     with np.errstate(all="ignore"):
-        t_safe = np.where(t > 0.0, t, np.nan)
         mid = 0.5 * (snap.bid + snap.ask)
         half = 0.5 * (snap.ask - snap.bid)
         spot_q = snap.spot_at(snap.quote_ts)
         spot_unc = _spot_uncertainty(snap, cfg.bounds, prev_spot)
-        expiry_epoch = snap.ts_epoch + t * SECONDS_PER_YEAR
-        pvd = pv_dividends(snap.dividends, snap.ts_epoch, expiry_epoch, r)
-        grow = np.exp((r - snap.div_yield) * t_safe)
-        fwd_ref = (spot - pvd) * grow
-        # a quote priced off another spot sees a forward moved one-for-one (grown)
-        shift = (spot_q - spot) * grow
-        if cfg.forward.implied_from_parity:
-            fwd_ref = _implied_forward(
-                snap,
-                mid,
-                t_safe,
-                fwd_ref,
-                shift,
-                group,
-                orders["by_pair"],
-                cfg.forward,
-                spot_q,
-                expiry_epoch,
-            )
-        fwd = fwd_ref + shift
-        q = r - np.log(fwd_ref / spot) / t_safe
-        k = np.log(strike / fwd)
-        z = scaled_moneyness(k, t_safe)
-    otm = usable & np.where(call, strike >= fwd, strike < fwd)
+        fw = _forwards(snap, cfg, group_t, group, orders["by_pair"], mid, spot_q)
+        k = np.log(strike / fw.fwd)
+        z = scaled_moneyness(k, np.where(t > 0.0, t, np.nan))
+    otm = usable & np.where(call, strike >= fw.fwd, strike < fw.fwd)
 
     iv = np.full(n, np.nan)
     sigma = np.full(n, np.nan)
     zeros = np.zeros(n)
-    _implied_vols(otm, mid, zeros, half, zeros, spot_unc, fwd, strike, t, r, call, cfg, iv, sigma)
-    smile = fit_smiles(group, uniq.shape[0], z, iv, sigma)
-
-    fit_iv = np.full(n, np.nan)
-    model = np.full(n, np.nan)
-    gamma = np.zeros(n)
-    eep = np.zeros(n)
-    abs_delta = np.ones(n)
-    sync = np.zeros(n)
-    if use.size:
-        fit_use = smile.evaluate(group[use], np.nan_to_num(z[use]))
-        fit_iv[use] = fit_use
-        vol = np.where(np.isfinite(fit_use) & (fit_use > 0.0), fit_use, np.nan)
-        fu, ku, tu, cu = fwd[use], strike[use], t[use], call[use]
-        euro = bsm_price(fu, ku, tu, r, r, vol, cu)
-        prem = _premium(snap, use, fu, ku, tu, vol, cu, spot_q[use], expiry_epoch[use])
-        eep[use] = np.nan_to_num(prem)
-        intrinsic = np.maximum(np.where(cu, spot_q[use] - ku, ku - spot_q[use]), 0.0)
-        model[use] = np.maximum(euro + eep[use], intrinsic)
-        with np.errstate(all="ignore"):
-            d1, _sd = d1_sd(fu, ku, tu, r, r, vol)
-            dlt = np.where(cu, ndtr(d1), ndtr(d1) - 1.0)
-            # deep in the money a put at its exercise value moves one-for-one
-            dlt = np.where(~cu & (model[use] <= intrinsic + 1e-9), -1.0, dlt)
-        abs_delta[use] = np.where(np.isfinite(dlt), np.abs(dlt), 1.0)
-        sync[use] = np.where(np.isfinite(dlt), dlt, 0.0) * (spot - spot_q[use])
-        g = _gamma(spot, ku, tu, r, q[use], vol)
-        gamma[use] = np.where(np.isfinite(g), g, 0.0)
+    ivs = _IVInputs(mid, half, spot_unc, fw.fwd, strike, t, snap.rate, call, cfg)
+    _implied_vols(ivs, otm, zeros, zeros, iv, sigma)
+    smile = fit_smiles(group, group_t.shape[0], z, iv, sigma)
+    m = _model_at_fit(snap, np.flatnonzero(usable), group, z, t, fw, spot_q, smile)
     if cfg.iv_residual.test_itm:
-        itm = usable & ~otm & np.isfinite(fit_iv)
-        _implied_vols(
-            itm, mid, eep, half, abs_delta, spot_unc, fwd, strike, t, r, call, cfg, iv, sigma,
-            vega_vol=fit_iv,
-        )  # fmt: skip
+        itm = usable & ~otm & np.isfinite(m.fit_iv)
+        _implied_vols(ivs, itm, m.eep, m.abs_delta, iv, sigma, vega_vol=m.fit_iv)
+    by_strike = orders["by_strike"]
+    strike_pos = np.full(n, -1, dtype=np.intp)
+    strike_pos[by_strike] = np.arange(by_strike.size)
     return Frame(
         snap=snap,
         usable=usable,
         skipped=skipped,
         t=t,
-        fwd=fwd,
-        fwd_now=fwd_ref,
+        fwd=fw.fwd,
+        fwd_now=fw.fwd_now,
         k=k,
         z=z,
         group=group,
-        group_expiry=[str(d) for d in uniq],
+        group_expiry=index.group_expiry,
         group_t=group_t,
         mid=mid,
         half=half,
         otm=otm,
         iv=iv,
         iv_sigma=sigma,
-        fit_iv=fit_iv,
-        model=model,
-        gamma=gamma,
         smile=smile,
-        expiry_str=np.array([str(d) for d in uniq], dtype=str)[group]
-        if n
-        else np.array([], dtype=str),
-        carry=q,
+        expiry_str=index.expiry_str,
+        carry=fw.carry,
         spot_q=spot_q,
         spot_unc=spot_unc,
-        eep=eep,
-        abs_delta=abs_delta,
-        sync=sync,
-        **orders,
+        strike_pos=strike_pos,
+        strike_side=(group[by_strike] * 2 + call[by_strike]).astype(np.intp),
+        fit_iv=m.fit_iv,
+        model=m.model,
+        gamma=m.gamma,
+        eep=m.eep,
+        abs_delta=m.abs_delta,
+        sync=m.sync,
+        by_strike=by_strike,
+        by_pair=orders["by_pair"],
+        by_maturity=orders["by_maturity"],
     )
 
 
-def _implied_vols(
-    rows: BoolArray,
-    mid: FloatArray,
-    eep: FloatArray,
-    half: FloatArray,
-    abs_delta: FloatArray,
-    spot_unc: FloatArray,
-    fwd: FloatArray,
-    strike: FloatArray,
-    t: FloatArray,
-    r: float,
-    call: BoolArray,
+class _Forwards(NamedTuple):
+    #: forward of each contract's expiry as of the spot its quote was priced off
+    fwd: FloatArray
+    #: forward of each contract's expiry as of the snapshot's spot
+    fwd_now: FloatArray
+    #: effective continuous carry q = r - ln(F/S)/T
+    carry: FloatArray
+    #: epoch seconds of each contract's expiry (16:00 New York)
+    expiry_epoch: FloatArray
+
+
+def _forwards(
+    snap: ChainSnapshot,
     cfg: AnalyzerConfig,
+    group_t: FloatArray,
+    group: IntArray,
+    by_pair: IntArray,
+    mid: FloatArray,
+    spot_q: FloatArray,
+) -> _Forwards:
+    """Each expiry's model forward ``(S - PV(D)) e^{(r - q) T}`` (computed once per
+    expiry), replaced by the parity-implied one when configured, and shifted to the
+    spot each quote was priced off."""
+    spot, r = snap.spot, snap.rate
+    t_safe_g = np.where(group_t > 0.0, group_t, np.nan)
+    epoch_g = snap.ts_epoch + group_t * SECONDS_PER_YEAR
+    pvd_g = pv_dividends(snap.dividends, snap.ts_epoch, epoch_g, r)
+    grow_g = np.exp((r - snap.div_yield) * t_safe_g)
+    t_safe, expiry_epoch, grow = t_safe_g[group], epoch_g[group], grow_g[group]
+    fwd_ref = ((spot - pvd_g) * grow_g)[group]
+    # a quote priced off another spot sees a forward moved one-for-one (grown)
+    shift = (spot_q - spot) * grow
+    if cfg.forward.implied_from_parity:
+        fwd_ref = implied_forward(
+            snap, mid, t_safe, fwd_ref, shift, group, by_pair, cfg.forward, spot_q, expiry_epoch
+        )
+    carry = r - np.log(fwd_ref / spot) / t_safe
+    return _Forwards(fwd_ref + shift, fwd_ref, carry, expiry_epoch)
+
+
+class _Model(NamedTuple):
+    fit_iv: FloatArray
+    model: FloatArray
+    gamma: FloatArray
+    eep: FloatArray
+    abs_delta: FloatArray
+    sync: FloatArray
+
+
+def _model_at_fit(
+    snap: ChainSnapshot,
+    use: IntArray,
+    group: IntArray,
+    z: FloatArray,
+    t: FloatArray,
+    fw: _Forwards,
+    spot_q: FloatArray,
+    smile: SmileFit,
+) -> _Model:
+    """Fitted IV of the usable rows and, at it: the American model price (Black on the
+    forward plus the early-exercise premium, at least intrinsic), the premium, delta
+    (its size, and the price change that brings a quote to the snapshot's spot) and
+    gamma on the snapshot's spot."""
+    n, r, spot = len(snap), snap.rate, snap.spot
+    out = _Model(
+        np.full(n, np.nan), np.full(n, np.nan), np.zeros(n), np.zeros(n), np.ones(n), np.zeros(n)
+    )
+    if use.size == 0:
+        return out
+    fit_use = smile.evaluate(group[use], np.nan_to_num(z[use]))
+    out.fit_iv[use] = fit_use
+    vol = np.where(np.isfinite(fit_use) & (fit_use > 0.0), fit_use, np.nan)
+    fu, ku, tu, cu, sq = fw.fwd[use], snap.strike[use], t[use], snap.is_call[use], spot_q[use]
+    euro = bsm_price(fu, ku, tu, r, r, vol, cu)
+    prem = premium(snap, use, fu, ku, tu, vol, cu, sq, fw.expiry_epoch[use], euro)
+    eep = np.nan_to_num(prem)
+    out.eep[use] = eep
+    intrinsic = np.maximum(np.where(cu, sq - ku, ku - sq), 0.0)
+    model = np.maximum(euro + eep, intrinsic)
+    out.model[use] = model
+    with np.errstate(all="ignore"):
+        d1, _sd = d1_sd(fu, ku, tu, r, r, vol)
+        nd1 = ndtr(d1)
+        dlt = np.where(cu, nd1, nd1 - 1.0)
+        # deep in the money a put at its exercise value moves one-for-one
+        dlt = np.where(~cu & (model <= intrinsic + 1e-9), -1.0, dlt)
+    finite = np.isfinite(dlt)
+    out.abs_delta[use] = np.where(finite, np.abs(dlt), 1.0)
+    out.sync[use] = np.where(finite, dlt, 0.0) * (spot - sq)
+    g = _gamma(spot, ku, tu, r, fw.carry[use], vol)
+    out.gamma[use] = np.where(np.isfinite(g), g, 0.0)
+    return out
+
+
+class _IVInputs(NamedTuple):
+    mid: FloatArray
+    half: FloatArray
+    spot_unc: FloatArray
+    fwd: FloatArray
+    strike: FloatArray
+    t: FloatArray
+    rate: float
+    call: BoolArray
+    cfg: AnalyzerConfig
+
+
+def _implied_vols(
+    x: _IVInputs,
+    rows: BoolArray,
+    eep: FloatArray,
+    abs_delta: FloatArray,
     iv: FloatArray,
     sigma: FloatArray,
     vega_vol: FloatArray | None = None,
@@ -232,6 +289,7 @@ def _implied_vols(
     few cents has an IV far above the smile, where its vega is 10-100x the vega at the
     smile: linearised there, a price error of cents looked like a 5-sigma IV residual.
     Within that ratio (every ordinary quote) the quote's own vega is kept."""
+    mid, half, spot_unc, fwd, strike, t, r, call, cfg = x
     sel = np.flatnonzero(rows)
     if sel.size == 0:
         return
@@ -254,40 +312,6 @@ def _implied_vols(
     iv[sel] = iv_sel
 
 
-def _premium(
-    snap: ChainSnapshot,
-    use: IntArray,
-    fwd: FloatArray,
-    strike: FloatArray,
-    t: FloatArray,
-    vol: FloatArray,
-    call: BoolArray,
-    spot_q: FloatArray,
-    expiry_epoch: FloatArray,
-) -> FloatArray:
-    """Early-exercise premium of the usable rows (`spy_analytics.american`)."""
-    r = snap.rate
-    now = snap.ts_epoch
-    t_last, amount, _before = last_dividend(snap.dividends, now, expiry_epoch)
-    div_t = t_last / SECONDS_PER_YEAR
-    with np.errstate(all="ignore"):
-        ex_epoch = now + t_last
-        pv_before = pv_dividends(snap.dividends, now, ex_epoch - 1.0, r)
-        div_fwd = (spot_q - pv_before) * np.exp(r * div_t)
-    # puts (but not far out of the money, where the premium is a fraction of a tick),
-    # and calls that span an ex-date (exercised the night before it)
-    with np.errstate(all="ignore"):
-        far_otm_put = ~call & (np.log(strike / fwd) < -3.0 * vol * np.sqrt(t))
-    need = (~call & ~far_otm_put) | np.isfinite(div_t)
-    out = np.zeros(use.shape[0])
-    j = np.flatnonzero(need)
-    if j.size:
-        out[j] = early_exercise_premium(
-            fwd[j], strike[j], t[j], r, vol[j], call[j], div_t[j], div_fwd[j], amount[j]
-        )
-    return out
-
-
 def _spot_uncertainty(
     snap: ChainSnapshot, cfg: BoundsConfig, prev_spot: float | None = None
 ) -> FloatArray:
@@ -308,111 +332,6 @@ def _spot_uncertainty(
             move = np.maximum(move, abs(snap.spot - prev_spot))
     out: FloatArray = np.where(covered | ~np.isfinite(age), 0.0, move)
     return out
-
-
-def _implied_forward(
-    snap: ChainSnapshot,
-    mid: FloatArray,
-    t: FloatArray,
-    fwd_model: FloatArray,
-    shift: FloatArray,
-    group: IntArray,
-    by_pair: IntArray,
-    cfg: ForwardConfig,
-    spot_q: FloatArray,
-    expiry_epoch: FloatArray,
-) -> FloatArray:
-    """Per-expiry forward from put-call parity at the strikes nearest the money.
-
-    ``F = K + (C_mid - P_mid) e^{rT}`` (less each pair's spot ``shift``, so quotes
-    priced off different spots agree) for the ``cfg.pairs`` pairs closest to the model
-    forward; their median replaces the model forward when within
-    ``cfg.max_deviation`` of it. Near the money the early-exercise premia of the two
-    legs are small and partly cancel; this absorbs a mis-stated dividend, yield or
-    borrow, which would otherwise split call and put IVs at the same strike.
-    """
-    s = snap
-    a, b = by_pair[:-1], by_pair[1:]
-    pair = (group[a] == group[b]) & (s.strike[a] == s.strike[b]) & ~s.is_call[a] & s.is_call[b]
-    put, call = a[pair], b[pair]
-    if put.size == 0:
-        return fwd_model
-    est = s.strike[call] + (mid[call] - mid[put]) * np.exp(s.rate * t[call])
-    est = est - 0.5 * (shift[call] + shift[put])
-    dist = np.abs(np.log(s.strike[call] / fwd_model[call]))
-    g = group[call]
-    order = np.lexsort((dist, g))
-    g, est = g[order], est[order]
-    starts = np.r_[0, np.flatnonzero(g[1:] != g[:-1]) + 1]
-    rank = np.arange(g.size) - np.repeat(starts, np.diff(np.r_[starts, g.size]))
-    keep = rank < cfg.pairs
-    g, est = g[keep], est[keep]
-    c_rows, p_rows = call[order][keep], put[order][keep]
-    f_group = _group_median(g, est, int(group.max()) + 1)
-    # Then the legs' early-exercise premia (at the pair's own OTM-leg IV) come out of
-    # C - P. Near the money they are small, except on an expiry that spans an ex-date,
-    # where calls are worth exercising the night before (Black's value). The premium
-    # is computed on the forward it corrects, so iterate to the fixed point (the bias
-    # shrinks by about the call's delta per pass).
-    pair_shift = 0.5 * (shift[c_rows] + shift[p_rows])
-    k_pair, t_pair = s.strike[c_rows], t[c_rows]
-    both = np.concatenate([c_rows, p_rows])
-    grow = np.exp(s.rate * t_pair)
-    for _ in range(_FORWARD_PASSES):
-        f_pair = f_group[g] + pair_shift
-        otm_call = k_pair >= f_pair
-        otm_leg = np.where(otm_call, c_rows, p_rows)
-        vol = implied_volatility(mid[otm_leg], f_pair, k_pair, t_pair, s.rate, s.rate, otm_call)
-        prem = _premium(
-            snap,
-            both,
-            np.concatenate([f_pair, f_pair]),
-            np.concatenate([k_pair, k_pair]),
-            np.concatenate([t_pair, t_pair]),
-            np.concatenate([vol, vol]),
-            s.is_call[both],
-            np.concatenate([spot_q[c_rows], spot_q[p_rows]]),
-            np.concatenate([expiry_epoch[c_rows], expiry_epoch[c_rows]]),
-        )
-        eep_diff = np.nan_to_num(prem[: c_rows.size] - prem[c_rows.size :])
-        f_group = _group_median(g, est - eep_diff * grow, int(group.max()) + 1)
-    f_imp = f_group[group]
-    ok = np.isfinite(f_imp) & (np.abs(f_imp / fwd_model - 1.0) <= cfg.max_deviation)
-    fwd: FloatArray = np.where(ok, f_imp, fwd_model)
-    return fwd
-
-
-def _group_median(g: IntArray, values: FloatArray, n_groups: int) -> FloatArray:
-    """Median of ``values`` per group id (``g`` sorted, a few values per group), NaN
-    for absent groups: one padded sort instead of a median call per group."""
-    out = np.full(n_groups, np.nan)
-    if g.size == 0:
-        return out
-    starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
-    counts = np.diff(np.r_[starts, g.size])
-    rank = np.arange(g.size) - np.repeat(starts, counts)
-    table = np.full((starts.size, int(counts.max())), np.inf)
-    table[np.repeat(np.arange(starts.size), counts), rank] = values
-    table.sort(axis=1)
-    rows = np.arange(starts.size)
-    med = 0.5 * (table[rows, (counts - 1) // 2] + table[rows, counts // 2])
-    out[g[starts]] = med
-    return out
-
-
-def _orders(
-    use: IntArray, group: IntArray, strike: FloatArray, call: BoolArray
-) -> dict[str, IntArray]:
-    """Sort orders of the usable rows via composite int64 keys (faster than lexsort)."""
-    g = group[use].astype(np.int64)
-    k = np.rint(strike[use] * 1000.0).astype(np.int64)  # < 2**32 for any listed strike
-    c = call[use].astype(np.int64)
-    keys = {
-        "by_strike": (g * 2 + c) * 2**33 + k,
-        "by_pair": (g * 2**33 + k) * 2 + c,
-        "by_maturity": (c * 2**33 + k) * 2**12 + g,
-    }
-    return {name: use[np.argsort(key, kind="stable")] for name, key in keys.items()}
 
 
 def _gamma(

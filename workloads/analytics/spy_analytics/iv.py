@@ -13,7 +13,8 @@ Method (after Jäckel, *Let's Be Rational*, Wilmott 2015, in numpy form):
    ``beta_otm >= e^{-|x|/2}`` (at/above the no-arbitrage upper bound ``S e^{-qT}`` for a
    call, ``K e^{-rT}`` for a put).
 2. Initial guess: bilinear interpolation in a table of ``ln s`` over
-   ``(sqrt|x|, ln(-ln(beta_otm / e^{-|x|/2})))``, built once (lazily) by bisection.
+   ``(sqrt|x|, ln(-ln(beta_otm / e^{-|x|/2})))``, built once (lazily) by bisection
+   (`spy_analytics.iv_guess`).
 3. One vectorised third-order Householder step on ``f(s) = ln b_otm(s) - ln beta``
    (lower half of the price range) or ``ln(b_max - b_otm(s)) - ln(b_max - beta)``
    (upper half). Both are evaluated through ``erfcx`` so nothing under- or overflows and
@@ -23,7 +24,8 @@ Method (after Jäckel, *Let's Be Rational*, Wilmott 2015, in numpy form):
    convergent method leaves ~1e-15; the few elements whose step exceeded
    ``_ACCEPT_STEP`` (3e-3) continue on a compacted subset with a bracketing safeguard
    (at most 50 steps); those still open are NO_CONVERGENCE.
-5. Inputs are processed in blocks of 8,192 so temporaries stay cache-resident.
+5. Inputs are processed in blocks of 16,384 so temporaries stay cache-resident (a
+   block pays ~120 numpy calls of fixed overhead: 8,192 was ~7% slower on 200k).
 
 American options (SPY): this inverts the *European* formula. The pipeline builds the
 smile from out-of-the-money quotes only (early-exercise premium there is negligible)
@@ -33,12 +35,13 @@ and checks in-the-money quotes against parity and early-exercise bounds instead
 
 from __future__ import annotations
 
-import functools
 from enum import IntEnum
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.special import erfcx
+
+from .iv_guess import initial_guess
 
 FloatArray = NDArray[np.float64]
 
@@ -47,14 +50,8 @@ _INV_SQRT2 = float(1.0 / np.sqrt(2.0))
 _SQRT_2_OVER_PI = float(np.sqrt(2.0 / np.pi))
 _LN2 = float(np.log(2.0))
 
-# Initial-guess table: u = sqrt(|x|) in [0, U_MAX], v = ln(-ln q) in [V_MIN, V_MAX].
-_U_MAX = 2.0
-_NU = 129
-_V_MIN = -8.0
-_V_MAX = 6.6
-_NV = 293
 _FULL_STEPS = 1
-_BLOCK = 8192
+_BLOCK = 16384
 #: Accept a solution whose (one) Householder step moved ln s by at most this: the
 #: step is about the initial guess's error e, and the error left is of order e^4
 #: (quartic convergence), below 1e-10 here; larger steps go on to `_refine`.
@@ -140,46 +137,100 @@ def _solve(
     q: FloatArray,
     c: NDArray[np.bool_],
 ) -> tuple[FloatArray, NDArray[np.int8]]:
+    """One block: normalise (step 1 of the module doc), classify, solve, scale back."""
     with np.errstate(all="ignore"):
-        valid = (
-            np.isfinite(prem)
-            & np.isfinite(spot_)
-            & np.isfinite(strike_)
-            & np.isfinite(tau)
-            & np.isfinite(r)
-            & np.isfinite(q)
-            & (spot_ > 0.0)
-            & (strike_ > 0.0)
-            & (tau > 0.0)
-            & (prem >= 0.0)
-        )
-        x = np.log(spot_ / strike_) + (r - q) * tau
-        # e^{-rT} sqrt(F K) = sqrt(S K) e^{-(r+q)T/2}; the bound e^{-|x|/2} from the same
-        # e^{x/2} (sinh keeps the small intrinsic values exact)
-        beta = prem / (np.sqrt(spot_ * strike_) * np.exp(-0.5 * (r + q) * tau))
-        root = np.exp(0.5 * x)
-        inv_root = 1.0 / root
-        intrinsic = np.maximum(np.where(c, 2.0, -2.0) * np.sinh(0.5 * x), 0.0)
-        beta_otm = beta - intrinsic
+        x, beta_otm, bmax = _normalise(prem, spot_, strike_, tau, r, q, c)
         a = np.abs(x)
-        bmax = np.minimum(root, inv_root)
-        below = valid & (beta_otm <= 0.0)
-        above = valid & ~below & (beta_otm >= bmax)
-        todo = valid & ~below & ~above
-
-        reason = np.full(prem.shape, IVReason.INVALID_INPUT, dtype=np.int8)
-        reason[below] = IVReason.BELOW_INTRINSIC
-        reason[above] = IVReason.ABOVE_UPPER_BOUND
-
-        # Solve on the full arrays (placeholder inputs where undefined) so the common
-        # all-valid case pays no gather/scatter; undefined entries are masked after.
-        a = np.where(todo, a, 0.0)
-        bmax = np.where(todo, bmax, 1.0)
-        beta_otm = np.where(todo, beta_otm, 0.25)
+        reason = None
+        if not _all_defined(prem, spot_, strike_, tau, beta_otm, bmax):
+            # NaN compares false, so an undefined input is never `todo`
+            valid = (
+                (spot_ > 0.0)
+                & (strike_ > 0.0)
+                & (tau > 0.0)
+                & (prem >= 0.0)
+                & np.isfinite(prem)
+                & np.isfinite(x)
+            )
+            todo = valid & (beta_otm > 0.0) & (beta_otm < bmax)
+            undefined = np.where(
+                valid,
+                np.where(beta_otm <= 0.0, IVReason.BELOW_INTRINSIC, IVReason.ABOVE_UPPER_BOUND),
+                IVReason.INVALID_INPUT,
+            )
+            # OK marks the rows to solve; the solver's status replaces it below
+            reason = np.where(todo, IVReason.OK, undefined).astype(np.int8)
+            # placeholder inputs where undefined, so the solve needs no gather/scatter
+            skip = ~todo
+            a[skip], bmax[skip], beta_otm[skip] = 0.0, 1.0, 0.25
         s, status = _solve_normalised(a, beta_otm, bmax)
-        vol = np.where(todo & (status == IVReason.OK), s / np.sqrt(tau), np.nan)
-        reason = np.where(todo, status, reason).astype(np.int8)
+        vol = np.sqrt(tau)
+        np.divide(s, vol, out=vol)
+        if reason is None:
+            if not status.any():
+                return vol, status
+            reason = status
+        else:
+            np.copyto(reason, status, where=reason == IVReason.OK)
+        vol[reason != IVReason.OK] = np.nan
     return vol, reason
+
+
+def _all_defined(
+    prem: FloatArray,
+    spot_: FloatArray,
+    strike_: FloatArray,
+    tau: FloatArray,
+    beta_otm: FloatArray,
+    bmax: FloatArray,
+) -> bool:
+    """Whether every option of the block has an implied volatility to solve for, by
+    reductions (the common case pays no per-element masks). ``0 < beta_otm < bmax``
+    holds only where the price, ``x`` and the carry are finite (NaN compares false,
+    an infinite ``x`` gives ``bmax = 0``); ``min`` propagates NaN."""
+    if not (spot_.min() > 0.0 and strike_.min() > 0.0 and tau.min() > 0.0):
+        return False
+    if not prem.min() >= 0.0:
+        return False
+    return bool(((beta_otm > 0.0) & (beta_otm < bmax)).all())
+
+
+def _normalise(
+    prem: FloatArray,
+    spot_: FloatArray,
+    strike_: FloatArray,
+    tau: FloatArray,
+    r: FloatArray,
+    q: FloatArray,
+    c: NDArray[np.bool_],
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """``x = ln(F/K)``, the out-of-the-money part of ``beta`` and its bound ``e^{-|x|/2}``.
+
+    The intrinsic value comes from ``sinh`` (exact for small ``x``). About 25 passes
+    over the block, in place."""
+    x = np.divide(spot_, strike_)
+    np.log(x, out=x)
+    carry = np.subtract(r, q)
+    carry *= tau
+    x += carry
+    # e^{-rT} sqrt(F K) = sqrt(S K) e^{-(r+q)T/2} (exactly intrinsic stays at or below it)
+    den = np.add(r, q)
+    den *= tau
+    den *= -0.5
+    np.exp(den, out=den)
+    beta = np.multiply(spot_, strike_)
+    np.sqrt(beta, out=beta)
+    beta *= den
+    np.divide(prem, beta, out=beta)
+    half_x = np.multiply(x, 0.5)
+    root = np.exp(half_x)
+    intrinsic = np.sinh(half_x, out=half_x)
+    intrinsic *= np.where(c, 2.0, -2.0)
+    np.maximum(intrinsic, 0.0, out=intrinsic)
+    beta -= intrinsic
+    bmax = np.reciprocal(root)
+    np.minimum(bmax, root, out=bmax)
+    return x, beta, bmax
 
 
 def _solve_normalised(
@@ -187,62 +238,118 @@ def _solve_normalised(
 ) -> tuple[FloatArray, NDArray[np.int8]]:
     """Solve ``b_otm(-a, s) = beta`` for ``s`` (``0 < beta < bmax = e^{-a/2}``)."""
     high = beta > 0.5 * bmax
+    ln_beta = np.log(beta)
     # target of the objective: ln(beta) (low) or ln(bmax - beta) (high)
-    target = np.where(high, np.log(bmax - beta), np.log(beta))
+    target = np.subtract(bmax, beta)
+    np.log(target, out=target)
+    np.copyto(target, ln_beta, where=~high)
     sgn = np.where(high, -1.0, 1.0)
-    s = _initial_guess(a, beta, bmax)
-    a2 = a * a
+    s = initial_guess(a, ln_beta)
     step = np.full_like(s, np.inf)
+    s_prev = s
+    exponent = s
     for _ in range(_FULL_STEPS):
-        step = _householder_step(s, a, a2, sgn, target)
-        # fmax/fmin: a NaN step keeps s/2, and no step moves s by more than x2 (cheap
-        # safeguard; anything that needed it is caught by the convergence test below).
-        s = np.fmin(np.fmax(s + step, 0.5 * s), 2.0 * s)
+        s_prev = s
+        step, exponent = _householder_step(s, a, sgn, target)
+        s = s + step
     status = np.zeros(s.shape, dtype=np.int8)
     # Householder is fourth order: a last step below _ACCEPT_STEP (relative) leaves an
     # error of order _ACCEPT_STEP**4 (1e-10), and typically (1e-4)**4.
-    open_ = ~(np.abs(step) <= _ACCEPT_STEP * s)
-    if open_.any():
-        j = np.flatnonzero(open_)
-        s_j, ok_j = _refine(s[j], a[j], a2[j], sgn[j], target[j])
-        s[j] = s_j
-        status[j] = np.where(ok_j, IVReason.OK, IVReason.NO_CONVERGENCE)
-    exponent = 0.5 * (a2 / (s * s) + 0.25 * s * s)
-    status[(status == IVReason.OK) & ~(exponent < _MAX_EXPONENT)] = IVReason.VEGA_UNDERFLOW
+    np.abs(step, out=step)
+    open_ = ~(step <= _ACCEPT_STEP * s_prev)
+    # exponent of the normalised vega at the last iterate; an accepted step moves it
+    # by < 1%, so only those near the underflow threshold are recomputed at the root
+    check = open_ | ~(exponent < 0.9 * _MAX_EXPONENT)
+    if check.any():
+        j = np.flatnonzero(check)
+        o = j[open_[j]]
+        if o.size:
+            # a NaN step keeps s/2, and no step moves s by more than x2 (cheap
+            # safeguard before the bracketing iteration of `_refine`)
+            s0 = np.fmin(np.fmax(s[o], 0.5 * s_prev[o]), 2.0 * s_prev[o])
+            s_o, ok_o = _refine(s0, a[o], sgn[o], target[o])
+            s[o] = s_o
+            status[o] = np.where(ok_o, IVReason.OK, IVReason.NO_CONVERGENCE)
+        a_j, s_j = a[j], s[j]
+        e_j = 0.5 * (a_j * a_j / (s_j * s_j) + 0.25 * s_j * s_j)
+        under = (status[j] == IVReason.OK) & ~(e_j < _MAX_EXPONENT)
+        status[j[under]] = IVReason.VEGA_UNDERFLOW
     return s, status
 
 
 def _objective(
-    s: FloatArray, a: FloatArray, a2: FloatArray, sgn: FloatArray, target: FloatArray
-) -> tuple[FloatArray, FloatArray]:
-    """Objective value and its first log-derivative factor ``f1`` (see module doc)."""
-    p = a / s
-    t = 0.5 * s
-    big = erfcx((p + t) * _INV_SQRT2)
-    small = erfcx(sgn * (p - t) * _INV_SQRT2)
-    g = small - sgn * big  # D = small - big (low) ; G = small + big (high)
-    f = np.log(g) - _LN2 - 0.5 * (p * p + t * t) - target
-    f1 = sgn * _SQRT_2_OVER_PI / g
-    return f, f1
+    s: FloatArray, a: FloatArray, sgn: FloatArray, target: FloatArray
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
+    """Objective ``f``, its first log-derivative factor ``f1`` (see module doc), and
+    ``p = a/s``, ``t = s/2`` and the vega exponent ``(p^2 + t^2)/2`` for the step."""
+    p = np.divide(a, s)
+    t = np.multiply(s, 0.5)
+    arg = np.add(p, t)
+    arg *= _INV_SQRT2
+    big = erfcx(arg, out=arg)
+    small = np.subtract(p, t)
+    small *= sgn
+    small *= _INV_SQRT2
+    erfcx(small, out=small)
+    big *= sgn
+    g = np.subtract(small, big, out=small)  # D = small - big (low) ; G = small + big (high)
+    exponent = np.multiply(p, p)
+    exponent += t * t
+    exponent *= 0.5
+    f = np.log(g)
+    f -= exponent
+    f -= target
+    f -= _LN2
+    f1 = np.divide(_SQRT_2_OVER_PI, g, out=g)
+    f1 *= sgn
+    return f, f1, p, t, exponent
 
 
 def _householder_step(
-    s: FloatArray, a: FloatArray, a2: FloatArray, sgn: FloatArray, target: FloatArray
-) -> FloatArray:
-    f, f1 = _objective(s, a, a2, sgn, target)
-    inv_s = 1.0 / s
-    inv_s2 = inv_s * inv_s
-    u = a2 * inv_s2 * inv_s - 0.25 * s
-    du = -3.0 * a2 * inv_s2 * inv_s2 - 0.25
-    eta = u - f1  # f''/f'
-    gamma = u * u + du - 3.0 * f1 * u + 2.0 * f1 * f1  # f'''/f'
-    nu = -f / f1
-    step: FloatArray = nu * (1.0 + 0.5 * eta * nu) / (1.0 + nu * (eta + gamma * nu / 6.0))
-    return step
+    s: FloatArray, a: FloatArray, sgn: FloatArray, target: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """Third-order Householder step in ``s`` and the vega exponent at ``s``.
+
+    With ``u = f''/f' + f1 = a^2/s^3 - s/4`` (``= p^2/s - t/2``) and
+    ``du = -3 a^2/s^4 - 1/4``: ``eta = f''/f' = u - f1``,
+    ``gamma = f'''/f' = u^2 + du - 3 f1 u + 2 f1^2``, ``nu = -f/f'`` and
+    ``step = nu (1 + eta nu / 2) / (1 + nu (eta + gamma nu / 6))``."""
+    f, f1, p, t, exponent = _objective(s, a, sgn, target)
+    pp_s = np.multiply(p, p)
+    pp_s /= s  # a^2/s^3
+    u = np.multiply(t, -0.5)
+    u += pp_s
+    du = np.divide(pp_s, s, out=pp_s)
+    du *= -3.0
+    du -= 0.25
+    eta = np.subtract(u, f1, out=t)
+    # gamma = u (u - 3 f1) + du + 2 f1^2
+    gamma = np.multiply(f1, -3.0, out=p)
+    gamma += u
+    gamma *= u
+    gamma += du
+    f1sq = np.multiply(f1, f1, out=du)
+    f1sq *= 2.0
+    gamma += f1sq
+    nu = np.divide(f, f1, out=f)
+    np.negative(nu, out=nu)
+    # denominator 1 + nu (eta + gamma nu / 6)
+    den = np.multiply(gamma, nu, out=gamma)
+    den *= 1.0 / 6.0
+    den += eta
+    den *= nu
+    den += 1.0
+    # numerator nu (1 + eta nu / 2)
+    num = np.multiply(eta, nu, out=eta)
+    num *= 0.5
+    num += 1.0
+    num *= nu
+    num /= den
+    return num, exponent
 
 
 def _refine(
-    s: FloatArray, a: FloatArray, a2: FloatArray, sgn: FloatArray, target: FloatArray
+    s: FloatArray, a: FloatArray, sgn: FloatArray, target: FloatArray
 ) -> tuple[FloatArray, NDArray[np.bool_]]:
     """Safeguarded Householder on the hard cases: keep a bracket, bisect (in ln s) when
     a step leaves it. The objective is increasing in s for the low branch and
@@ -251,72 +358,22 @@ def _refine(
     hi = np.full_like(s, np.inf)
     done = np.zeros(s.shape, dtype=np.bool_)
     for _ in range(_MAX_EXTRA_STEPS):
-        f, _f1 = _objective(s, a, a2, sgn, target)
-        inc = sgn * f
+        inc = sgn * _objective(s, a, sgn, target)[0]
         lo = np.where(inc < 0.0, np.maximum(lo, s), lo)
         hi = np.where(inc > 0.0, np.minimum(hi, s), hi)
-        step = _householder_step(s, a, a2, sgn, target)
+        step = _householder_step(s, a, sgn, target)[0]
         s_new = s + step
         bad = ~np.isfinite(s_new) | (s_new <= lo) | (s_new >= hi)
         fallback = np.where(
             np.isinf(hi), 2.0 * np.maximum(s, lo), np.where(lo > 0.0, np.sqrt(lo * hi), 0.5 * hi)
         )
-        s_next = np.where(done, s, np.where(bad, fallback, s_new))
-        conv = (np.abs(step) <= _REL_TOL * s) & ~bad
+        # a step this small converged even if rounding puts s + step on the bracket's
+        # end (s itself is that end when f(s) rounds to the wrong sign): keep s then
+        conv = np.abs(step) <= _REL_TOL * s
         conv |= inc == 0.0
+        s_next = np.where(done, s, np.where(bad, np.where(conv, s, fallback), s_new))
         done |= conv
         s = s_next
         if done.all():
             break
     return s, done & np.isfinite(s) & (s > 0.0)
-
-
-def _initial_guess(a: FloatArray, beta: FloatArray, bmax: FloatArray) -> FloatArray:
-    table = _guess_table()
-    du = _U_MAX / (_NU - 1)
-    dv = (_V_MAX - _V_MIN) / (_NV - 1)
-    u = np.sqrt(a) * (1.0 / du)
-    lnq = np.log(beta) - np.log(bmax)
-    v = (np.log(-np.minimum(lnq, -1e-300)) - _V_MIN) * (1.0 / dv)
-    u = np.clip(u, 0.0, _NU - 1.000001)
-    v = np.clip(v, 0.0, _NV - 1.000001)
-    iu = u.astype(np.intp)
-    iv = v.astype(np.intp)
-    fu = u - iu
-    fv = v - iv
-    base = iu * _NV + iv
-    flat = table.ravel()
-    t00 = flat[base]
-    t01 = flat[base + 1]
-    t10 = flat[base + _NV]
-    t11 = flat[base + _NV + 1]
-    ln_s = (t00 + fv * (t01 - t00)) + fu * ((t10 + fv * (t11 - t10)) - (t00 + fv * (t01 - t00)))
-    guess: FloatArray = np.exp(ln_s)
-    return guess
-
-
-@functools.cache
-def _guess_table() -> FloatArray:
-    """ln s on the (u, v) grid, by 80 bisection steps in ln s (once per process)."""
-    u = np.linspace(0.0, _U_MAX, _NU)
-    v = np.linspace(_V_MIN, _V_MAX, _NV)
-    uu, vv = np.meshgrid(u, v, indexing="ij")
-    a = uu * uu
-    target = -np.exp(vv)  # ln q
-    lo = np.full(a.shape, -40.0)
-    hi = np.full(a.shape, 6.0)
-    with np.errstate(all="ignore"):
-        for _ in range(80):
-            mid = 0.5 * (lo + hi)
-            s = np.exp(mid)
-            p = a / s
-            t = 0.5 * s
-            d = erfcx((p - t) * _INV_SQRT2) - erfcx((p + t) * _INV_SQRT2)
-            lnq = np.log(d) - _LN2 - 0.5 * (p * p + t * t) + 0.5 * a
-            lnq = np.where(np.isfinite(lnq), lnq, -np.inf)
-            up = lnq < target
-            lo = np.where(up, mid, lo)
-            hi = np.where(up, hi, mid)
-    table: FloatArray = 0.5 * (lo + hi)
-    table.setflags(write=False)
-    return table

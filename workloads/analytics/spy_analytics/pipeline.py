@@ -20,9 +20,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from . import rules
-from .baseline import BaselineState
+from .baseline import BaselineState, Priors, priors, updated
 from .chain import ChainSnapshot
 from .config import DEFAULT_CONFIG, AnalyzerConfig
+from .contracts import contract_index
 from .frame import Frame, build_frame
 from .shards import owned_findings
 from .smile import Z_SCALE_VOL
@@ -102,36 +103,15 @@ def _analyze(
 ) -> AnalysisResult:
     state = baseline if baseline is not None else BaselineState.empty()
     f = build_frame(snapshot, config, previous.spot if previous is not None else None)
-    keys = snapshot.contract_keys()
-    pos, known = state.lookup(keys)
-    increment = _increments(snapshot, keys, state, pos, known, previous)
+    index = contract_index(snapshot)
+    pos, known = state.lookup(index.keys)
+    increment = _increments(snapshot, index.keys, state, pos, known, previous)
     if previous is not None and (
         (snapshot.ts - previous.ts).total_seconds() > config.structure.max_increment_gap_s
     ):
         increment = np.full(len(snapshot), np.nan)  # a gap: not one interval's volume
-
-    def prior(values: NDArray[Any], fill: float) -> FloatArray:
-        if len(state) == 0:
-            return np.full(len(snapshot), fill)
-        return np.where(known, values[pos], fill).astype(np.float64)
-
-    inc_mean = prior(state.inc_mean, np.nan)
-    inc_var = prior(state.inc_var, np.nan)
-    inc_n = prior(state.inc_n, 0.0).astype(np.int64)
-    spread_mean = prior(state.spread_mean, np.nan)
-    spread_n = prior(state.spread_n, 0.0).astype(np.int64)
-
-    findings: list[rules.Finding] = []
-    findings += rules.iv_residual(f, config.iv_residual)
-    findings += rules.vol_oi(f, config.vol_oi)
-    findings += rules.volume_z(f, config.volume_z, increment, inc_mean, inc_var, inc_n)
-    findings += rules.parity(f, config.bounds)
-    findings += rules.early_exercise(f, config.bounds)
-    findings += rules.call_spread(f, config.static_arb)
-    findings += rules.butterfly(f, config.static_arb)
-    findings += rules.calendar(f, config.static_arb)
-    findings += rules.spread_blowout(f, config.spread_blowout, spread_mean, spread_n)
-
+    prior = priors(state, pos, known, len(snapshot))
+    findings = _findings(f, config, increment, prior)
     if snapshot.context_expiries:  # a shard: other shards report on context expiries
         findings, f_own = owned_findings(f, findings)
     else:
@@ -141,9 +121,7 @@ def _analyze(
     call_prem, put_prem, call_signed, put_signed, pcr, call_vol, put_vol = premium_flow(
         f_own, increment, config.structure
     )
-    new_state = _update_state(
-        f, keys, state, increment, inc_mean, inc_var, inc_n, spread_mean, spread_n, config
-    )
+    new_state = updated(f, index, state, increment, prior, config)
     ts = snapshot.ts
     quality = DataQuality(dict(f.skipped))
     return AnalysisResult(
@@ -185,6 +163,25 @@ def _analyze(
     )
 
 
+def _findings(
+    f: Frame, config: AnalyzerConfig, increment: FloatArray, prior: Priors
+) -> list[rules.Finding]:
+    """Every rule's findings on the frame (disabled rules return none)."""
+    findings: list[rules.Finding] = []
+    findings += rules.iv_residual(f, config.iv_residual)
+    findings += rules.vol_oi(f, config.vol_oi)
+    findings += rules.volume_z(
+        f, config.volume_z, increment, prior.inc_mean, prior.inc_var, prior.inc_n
+    )
+    findings += rules.parity(f, config.bounds)
+    findings += rules.early_exercise(f, config.bounds)
+    findings += rules.call_spread(f, config.static_arb)
+    findings += rules.butterfly(f, config.static_arb)
+    findings += rules.calendar(f, config.static_arb)
+    findings += rules.spread_blowout(f, config.spread_blowout, prior.spread_mean, prior.spread_n)
+    return findings
+
+
 def _increments(
     snap: ChainSnapshot,
     keys: NDArray[np.int64],
@@ -198,9 +195,9 @@ def _increments(
     if len(state):
         inc = np.where(known, snap.volume - state.last_volume[pos], np.nan)
     if previous is not None and len(previous):
-        pkeys = previous.contract_keys()
-        order = np.argsort(pkeys, kind="stable")
-        sk = pkeys[order]
+        pindex = contract_index(previous)
+        order = pindex.key_order
+        sk = pindex.keys[order]
         j = np.minimum(np.searchsorted(sk, keys), sk.shape[0] - 1)
         found = sk[j] == keys
         prev_inc = np.where(found, snap.volume - previous.volume[order[j]], np.nan)
@@ -247,79 +244,6 @@ def _to_anomalies(f: Frame, findings: list[rules.Finding]) -> tuple[Anomaly, ...
             )
         )
     return tuple(out)
-
-
-def _update_state(
-    f: Frame,
-    keys: NDArray[np.int64],
-    state: BaselineState,
-    increment: FloatArray,
-    inc_mean: FloatArray,
-    inc_var: FloatArray,
-    inc_n: NDArray[np.int64],
-    spread_mean: FloatArray,
-    spread_n: NDArray[np.int64],
-    cfg: AnalyzerConfig,
-) -> BaselineState:
-    """EWMA update (winsorised at the LOW threshold once warm, so an anomaly does not
-    become its own baseline) for usable contracts. The last session volume is kept for
-    every contract with a valid volume (even when its quote is unusable), so the next
-    increment always spans exactly one snapshot; unseen contracts carry over."""
-    vol_ok = np.isfinite(f.snap.volume) & (f.snap.volume >= 0.0)
-    rows = np.flatnonzero(vol_ok)
-    rows = rows[np.unique(keys[rows], return_index=True)[1]]
-    usable = f.usable[rows]
-    vz, sb = cfg.volume_z, cfg.spread_blowout
-    with np.errstate(invalid="ignore"):
-        n0 = inc_n[rows]
-        m0 = np.nan_to_num(inc_mean[rows])
-        v0 = np.nan_to_num(inc_var[rows])
-        x = increment[rows]
-        cap = m0 + vz.bands.low * np.sqrt(np.maximum(v0, m0 + 1.0))
-        x = np.where(n0 >= vz.min_samples, np.minimum(x, cap), x)
-        alpha = np.maximum(vz.alpha, 1.0 / (n0 + 1.0))
-        has = np.isfinite(x) & usable
-        d = np.where(has, x - m0, 0.0)
-        m1 = np.where(has, m0 + alpha * d, m0)
-        v1 = np.where(has, (1.0 - alpha) * (v0 + alpha * d * d), v0)
-        n1 = n0 + has.astype(np.int64)
-
-        sn0 = spread_n[rows]
-        sm0 = np.nan_to_num(spread_mean[rows])
-        spread = 2.0 * f.half[rows]
-        spread = np.where(sn0 >= sb.min_samples, np.minimum(spread, sm0 * sb.bands.low), spread)
-        salpha = np.maximum(sb.alpha, 1.0 / (sn0 + 1.0))
-        sm1 = np.where(usable, sm0 + salpha * (spread - sm0), sm0)
-        sn1 = sn0 + usable.astype(np.int64)
-    new_keys = keys[rows]
-    if len(state):
-        sorted_new = np.sort(new_keys)
-        at = np.minimum(np.searchsorted(sorted_new, state.keys), sorted_new.shape[0] - 1)
-        keep = sorted_new[at] != state.keys if sorted_new.size else np.ones(len(state), bool)
-        new_keys = np.concatenate([new_keys, state.keys[keep]])
-        last = np.concatenate([f.snap.volume[rows], state.last_volume[keep]])
-        m1 = np.concatenate([m1, state.inc_mean[keep]])
-        v1 = np.concatenate([v1, state.inc_var[keep]])
-        n1 = np.concatenate([n1, state.inc_n[keep]])
-        sm1 = np.concatenate([sm1, state.spread_mean[keep]])
-        sn1 = np.concatenate([sn1, state.spread_n[keep]])
-    else:
-        last = f.snap.volume[rows]
-    # contracts that expired before today leave the state (it does not grow for ever)
-    today = int(np.datetime64(f.snap.ts.date().isoformat(), "D").astype(np.int64))
-    alive = new_keys // 10**10 >= today
-    new_keys, n1, sn1 = new_keys[alive], n1[alive], sn1[alive]
-    last, m1, v1, sm1 = last[alive], m1[alive], v1[alive], sm1[alive]
-    order = np.argsort(new_keys, kind="stable")
-    return BaselineState(
-        keys=new_keys[order],
-        last_volume=last[order],
-        inc_mean=m1[order],
-        inc_var=v1[order],
-        inc_n=n1[order],
-        spread_mean=sm1[order],
-        spread_n=sn1[order],
-    )
 
 
 def _smiles(f: Frame) -> tuple[SmileCurve, ...]:

@@ -13,6 +13,7 @@ from numpy.typing import NDArray
 
 from .chain import ChainSnapshot
 from .config import QualityConfig
+from .contracts import ContractIndex, contract_index, restrict
 
 #: Skip reasons, in the order they are tested.
 REASONS = (
@@ -33,9 +34,13 @@ REASONS = (
 
 
 def screen(
-    snap: ChainSnapshot, t: NDArray[np.float64], cfg: QualityConfig
+    snap: ChainSnapshot,
+    t: NDArray[np.float64],
+    cfg: QualityConfig,
+    index: ContractIndex | None = None,
 ) -> tuple[NDArray[np.bool_], dict[str, int]]:
-    """Usable-quote mask and skip counts by reason (only non-zero counts)."""
+    """Usable-quote mask and skip counts by reason (only non-zero counts); ``index``:
+    the snapshot's `ContractIndex` (looked up when not given)."""
     n = len(snap)
     counts: dict[str, int] = {k: int(v) for k, v in snap.rejected.items() if v}
     if not (np.isfinite(snap.spot) and snap.spot > 0.0):
@@ -65,17 +70,17 @@ def screen(
         if c:
             counts[name] = counts.get(name, 0) + c
             usable &= ~hit
-    # duplicates among the remaining rows: keep the first occurrence
-    keys = snap.contract_keys()
-    idx = np.flatnonzero(usable)
-    if idx.size:
-        _, first = np.unique(keys[idx], return_index=True)
-        dup = np.ones(idx.size, dtype=np.bool_)
-        dup[first] = False
+    # duplicates among the remaining rows: keep the first occurrence (the key order is
+    # stable, so within equal keys rows stay in snapshot order)
+    index = index if index is not None else contract_index(snap)
+    rows = restrict(index.key_order, usable)
+    if rows.size:
+        keys = index.keys[rows]
+        dup = np.r_[False, keys[1:] == keys[:-1]]
         c = int(np.count_nonzero(dup))
         if c:
             counts["duplicate"] = c
-            usable[idx[dup]] = False
+            usable[rows[dup]] = False
     return usable, counts
 
 

@@ -246,26 +246,26 @@ def _deviation(f: Frame, rows: IntArray) -> FloatArray:
 
 def _neighbour_median(f: Frame, values: FloatArray, rows: IntArray, m: int) -> FloatArray:
     """Median of ``values`` over the ``m`` usable strikes on each side of each row
-    (same expiry and right; NaN when there is none), for the given rows only."""
-    order = f.by_strike
-    pos = np.full(values.shape[0], -1, dtype=np.intp)
-    pos[order] = np.arange(order.size)
-    key = f.group[order] * 2 + f.snap.is_call[order]
-    p = pos[rows]
-    cols = []
+    (same expiry and right; NaN when there is none), for the given rows only: the
+    cost is in ``rows`` (the frame holds each row's place in ``by_strike``)."""
+    order, key = f.by_strike, f.strike_side
+    p = f.strike_pos[rows]
+    last = max(order.size - 1, 0)
+    own = key[np.clip(p, 0, last)] if order.size else p
+    stack = np.full((rows.size, 2 * m), np.nan)
+    col = 0
     for off in range(1, m + 1):
         for sign in (-1, 1):
             src = p + sign * off
-            ok = (p >= 0) & (src >= 0) & (src < order.size)
-            src_c = np.clip(src, 0, max(order.size - 1, 0))
-            same = ok & (key[src_c] == key[np.clip(p, 0, max(order.size - 1, 0))])
-            cols.append(
-                np.where(same, values[order[src_c]], np.nan) if order.size else src * np.nan
-            )
-    stack = np.sort(np.stack(cols), axis=0)
-    count = np.sum(np.isfinite(stack), axis=0)
-    lo = np.take_along_axis(stack, np.maximum((count - 1) // 2, 0)[None, :], axis=0)[0]
-    hi = np.take_along_axis(stack, np.maximum(count // 2, 0)[None, :], axis=0)[0]
+            src_c = np.clip(src, 0, last)
+            if order.size:
+                same = (p >= 0) & (src >= 0) & (src < order.size) & (key[src_c] == own)
+                np.copyto(stack[:, col], values[order[src_c]], where=same)
+            col += 1
+    stack.sort(axis=1)
+    count = np.sum(np.isfinite(stack), axis=1)
+    lo = np.take_along_axis(stack, np.maximum((count - 1) // 2, 0)[:, None], axis=1)[:, 0]
+    hi = np.take_along_axis(stack, np.maximum(count // 2, 0)[:, None], axis=1)[:, 0]
     out: FloatArray = np.where(count > 0, 0.5 * (lo + hi), np.nan)
     return out
 

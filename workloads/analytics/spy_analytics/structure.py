@@ -26,7 +26,6 @@ import math
 import numpy as np
 from numpy.typing import NDArray
 
-from .bsm import d1_sd
 from .config import StructureConfig
 from .frame import Frame
 
@@ -98,13 +97,7 @@ def _flip_curve(
     weight = np.bincount(inv.ravel(), weights=weight, minlength=uniq.shape[0]).astype(np.float64)
     rows = rows[first]
     levels = flip_grid(s.spot, cfg.flip_range, cfg.flip_grid_points)
-    t = f.t[rows][:, None]
-    vol = f.fit_iv[rows][:, None]
-    with np.errstate(all="ignore"):
-        q = f.carry[rows][:, None]
-        d1, sd = d1_sd(levels[None, :], s.strike[rows][:, None], t, s.rate, q, vol)
-        gam = np.exp(-q * t - 0.5 * d1 * d1) * _INV_SQRT2PI / (levels[None, :] * sd)
-    net: FloatArray = (np.nan_to_num(gam) * weight[:, None]).sum(axis=0) * levels * levels * 0.01
+    net: FloatArray = _net_gamma(f, rows, weight, levels) * levels * levels * 0.01
     return net
 
 
@@ -125,6 +118,34 @@ def flip_level(spot: float, curve: FloatArray, flip_range: float) -> float | Non
     x0, x1, y0, y1 = levels[j], levels[j + 1], net[j], net[j + 1]
     flip = float(x0 - y0 * (x1 - x0) / (y1 - y0))
     return flip if math.isfinite(flip) else None
+
+
+def _net_gamma(
+    f: Frame, rows: NDArray[np.intp], weight: FloatArray, levels: FloatArray
+) -> FloatArray:
+    """``sum_i w_i gamma_i(L)`` at every spot level ``L`` (gamma as in `_gamma` of
+    `spy_analytics.frame`, Hull ch. 19): with ``d1 = ln(L) / sd + c_i``,
+    ``c_i = (-ln K + (r - q) t) / sd + sd / 2``, it is
+    ``(1 / L) sum_i (w_i e^{-q t} / (sd sqrt(2 pi))) e^{-d1^2 / 2}``: a rows x levels
+    exponential and one matrix-vector product. Rows whose terms are not finite are
+    left out (zero weight)."""
+    s = f.snap
+    with np.errstate(all="ignore"):
+        t = f.t[rows]
+        q = f.carry[rows]
+        sd = f.fit_iv[rows] * np.sqrt(t)
+        inv_sd = 1.0 / sd
+        c = (np.log(1.0 / s.strike[rows]) + (s.rate - q) * t) * inv_sd + 0.5 * sd
+        w = weight * np.exp(-q * t) * inv_sd * _INV_SQRT2PI
+        ok = np.isfinite(c) & np.isfinite(inv_sd) & np.isfinite(w)
+        c, inv_sd, w = c[ok], inv_sd[ok], w[ok]
+        d1 = np.multiply.outer(inv_sd, np.log(levels))
+        d1 += c[:, None]
+        d1 *= d1
+        d1 *= -0.5
+        np.exp(d1, out=d1)
+        out: FloatArray = (w @ d1) / levels
+    return out
 
 
 def premium_flow(
