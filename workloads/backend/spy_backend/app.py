@@ -32,6 +32,7 @@ from spy_backend.realtime import LocalHub, Publisher, WebPubSubPublisher
 from spy_backend.retention import run_purge_loop
 from spy_backend.settings import Settings
 from spy_backend.storage import StorageUnavailableError, TableStore
+from spy_backend.storage.parts import PartStore
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +126,11 @@ def create_app(
         settings.table_prefix,
         settings.storage_timeout_seconds,
     )
+    parts = PartStore(
+        settings.storage_connection_string.get_secret_value(),
+        settings.table_prefix,
+        settings.storage_timeout_seconds,
+    )
     publisher = publisher or build_publisher(settings)
     metrics = BackendMetrics()
     now = clock or (lambda: datetime.now(UTC))
@@ -134,10 +140,11 @@ def create_app(
         title="SPY options backend",
         version=__version__,
         description=DESCRIPTION,
-        lifespan=_lifespan(store, publisher, metrics, now, purge),
+        lifespan=_lifespan(store, parts, publisher, metrics, now, purge),
     )
     app.state.settings = settings
     app.state.store = store
+    app.state.parts = parts
     app.state.publisher = publisher
     app.state.metrics = metrics
     app.state.clock = now
@@ -166,6 +173,7 @@ class PurgeSchedule:
 
 def _lifespan(
     store: TableStore,
+    parts: PartStore,
     publisher: Publisher,
     metrics: BackendMetrics,
     now: Callable[[], datetime],
@@ -183,7 +191,9 @@ def _lifespan(
         task = None
         if purge.enabled:
             task = asyncio.create_task(
-                run_purge_loop(store, now, purge.retention_days, purge.interval_seconds, metrics)
+                run_purge_loop(
+                    store, now, purge.retention_days, purge.interval_seconds, metrics, parts
+                )
             )
         try:
             yield
@@ -193,6 +203,7 @@ def _lifespan(
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await publisher.close()
+            await parts.close()
             await store.close()
 
     return lifespan

@@ -19,6 +19,7 @@ from spy_backend.ratelimit import TokenBuckets, retry_after
 from spy_backend.realtime import Publisher
 from spy_backend.settings import Settings
 from spy_backend.storage import TableStore
+from spy_backend.storage.parts import PartStore
 
 
 async def get_settings(request: Request) -> Settings:
@@ -29,6 +30,11 @@ async def get_settings(request: Request) -> Settings:
 async def get_store(request: Request) -> TableStore:
     store: TableStore = request.app.state.store
     return store
+
+
+async def get_parts(request: Request) -> PartStore:
+    parts: PartStore = request.app.state.parts
+    return parts
 
 
 async def get_publisher(request: Request) -> Publisher:
@@ -48,6 +54,7 @@ async def get_clock(request: Request) -> Callable[[], datetime]:
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[TableStore, Depends(get_store)]
+PartsDep = Annotated[PartStore, Depends(get_parts)]
 PublisherDep = Annotated[Publisher, Depends(get_publisher)]
 MetricsDep = Annotated[BackendMetrics, Depends(get_metrics)]
 ClockDep = Annotated[Callable[[], datetime], Depends(get_clock)]
