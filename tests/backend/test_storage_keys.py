@@ -12,6 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from spy_backend.models import AnomalyKind, IngestBatch, MarketCreate, Resource
 from spy_backend.storage.entities import BODY_MAX_CHARS, from_entity, to_entity
+from spy_backend.storage.errors import rejection_reason
+from spy_backend.storage.filters import FILTER_MAX_COMPARISONS, KEY_COMPARISONS, build_equals_filter
 from spy_backend.storage.keys import (
     Cursor,
     day_text,
@@ -21,13 +23,7 @@ from spy_backend.storage.keys import (
     row_range,
     trading_day,
 )
-from spy_backend.storage.tables import (
-    FILTER_MAX_COMPARISONS,
-    KEY_COMPARISONS,
-    _chunks,
-    build_equals_filter,
-    rejection_reason,
-)
+from spy_backend.storage.writes import chunks, entity_weight
 from spy_dev.samplefeed import sample_batch
 
 timestamps = st.datetimes(
@@ -138,9 +134,9 @@ def test_entities_round_trip_small_and_compressed() -> None:
 
 def test_transactions_hold_at_most_100_entities_and_3_mb() -> None:
     small = [{"PartitionKey": "p", "RowKey": str(i), "body": "x"} for i in range(250)]
-    assert [len(c) for c in _chunks(small)] == [100, 100, 50]
+    assert [len(c) for c in chunks(small, entity_weight)] == [100, 100, 50]
     big = [{"PartitionKey": "p", "RowKey": str(i), "body": "x" * 1_000_000} for i in range(7)]
-    sizes = [len(c) for c in _chunks(big)]
+    sizes = [len(c) for c in chunks(big, entity_weight)]
     assert sum(sizes) == 7 and max(sizes) <= 2
 
 

@@ -11,6 +11,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from fastapi import FastAPI, Request
@@ -133,42 +134,13 @@ def create_app(
     publisher = publisher or build_publisher(settings)
     metrics = BackendMetrics()
     now = clock or (lambda: datetime.now(UTC))
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        try:
-            await store.open()
-        except StorageUnavailableError as exc:
-            # Temporary: readiness stays false and tables are created on first use.
-            log.warning("storage unavailable at startup", extra={"error": str(exc)})
-        purge = None
-        if run_purge:
-            purge = asyncio.create_task(
-                run_purge_loop(
-                    store,
-                    now,
-                    settings.retention_days,
-                    settings.purge_interval_seconds,
-                    metrics,
-                    parts,
-                )
-            )
-        try:
-            yield
-        finally:
-            if purge is not None:
-                purge.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await purge
-            await publisher.close()
-            await parts.close()
-            await store.close()
+    purge = PurgeSchedule(settings.retention_days, settings.purge_interval_seconds, run_purge)
 
     app = FastAPI(
         title="SPY options backend",
         version=__version__,
         description=DESCRIPTION,
-        lifespan=lifespan,
+        lifespan=_lifespan(store, parts, publisher, metrics, now, purge),
     )
     app.state.settings = settings
     app.state.store = store
@@ -179,7 +151,65 @@ def create_app(
     app.state.query_buckets = TokenBuckets(
         settings.query_rate_per_second, settings.query_burst, time.monotonic
     )
+    _add_exception_handlers(app, metrics)
+    _add_middleware(app, settings, metrics)
+    app.include_router(api_router)
+    app.include_router(probe_router)
+    if isinstance(publisher, LocalHub):
+        hub = publisher
+        app.add_api_websocket_route(hub.path, hub.serve)
+        metrics.hub_connections.set_function(lambda: float(hub.connection_count()))
+    if settings.dashboard_dir is not None and settings.dashboard_dir.is_dir():
+        app.mount("/", StaticFiles(directory=settings.dashboard_dir, html=True), name="dashboard")
+    return app
 
+
+@dataclass(frozen=True)
+class PurgeSchedule:
+    retention_days: int
+    interval_seconds: float
+    enabled: bool
+
+
+def _lifespan(
+    store: TableStore,
+    parts: PartStore,
+    publisher: Publisher,
+    metrics: BackendMetrics,
+    now: Callable[[], datetime],
+    purge: PurgeSchedule,
+) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
+    """Open storage (or carry on without it), run the purge, close everything at exit."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            await store.open()
+        except StorageUnavailableError as exc:
+            # Temporary: readiness stays false and tables are created on first use.
+            log.warning("storage unavailable at startup", extra={"error": str(exc)})
+        task = None
+        if purge.enabled:
+            task = asyncio.create_task(
+                run_purge_loop(
+                    store, now, purge.retention_days, purge.interval_seconds, metrics, parts
+                )
+            )
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await publisher.close()
+            await parts.close()
+            await store.close()
+
+    return lifespan
+
+
+def _add_exception_handlers(app: FastAPI, metrics: BackendMetrics) -> None:
     @app.exception_handler(StorageUnavailableError)
     async def storage_unavailable(request: Request, exc: StorageUnavailableError) -> JSONResponse:
         metrics.storage_unavailable.inc()
@@ -194,6 +224,8 @@ def create_app(
         detail = [{"type": e["type"], "loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
         return JSONResponse({"detail": detail}, status_code=422)
 
+
+def _add_middleware(app: FastAPI, settings: Settings, metrics: BackendMetrics) -> None:
     # Added innermost first: a request meets TransportAbort, RequestMetrics, the ingest
     # token check (headers only), the body limit, CORS, then the 405 guard.
     app.add_middleware(MethodGuard, methods=lambda: _api_methods(app))
@@ -209,12 +241,3 @@ def create_app(
     )
     app.add_middleware(RequestMetrics, metrics=metrics)
     app.add_middleware(TransportAbort)
-    app.include_router(api_router)
-    app.include_router(probe_router)
-    if isinstance(publisher, LocalHub):
-        hub = publisher
-        app.add_api_websocket_route(hub.path, hub.serve)
-        metrics.hub_connections.set_function(lambda: float(hub.connection_count()))
-    if settings.dashboard_dir is not None and settings.dashboard_dir.is_dir():
-        app.mount("/", StaticFiles(directory=settings.dashboard_dir, html=True), name="dashboard")
-    return app
