@@ -62,10 +62,14 @@ _KINDS = {
     "pods": ("v1", "Pod"),
     "configmaps": ("v1", "ConfigMap"),
     "leases": ("coordination.k8s.io/v1", "Lease"),
+    "serviceaccounts": ("v1", "ServiceAccount"),  # a bot's identity (bot_access.py)
+    "roles": ("rbac.authorization.k8s.io/v1", "Role"),
+    "rolebindings": ("rbac.authorization.k8s.io/v1", "RoleBinding"),
     **{plural: (c.API_VERSION, kind) for kind, plural in c.PLURAL.items()},
 }
 _PLURAL_OF = {kind: plural for plural, (_, kind) in _KINDS.items()}
-_NO_STATUS = {"secrets", "configmaps", "leases"}  # no status subresource
+# No status subresource:
+_NO_STATUS = {"secrets", "configmaps", "leases", "serviceaccounts", "roles", "rolebindings"}
 _USER_META = ("labels", "annotations", "ownerReferences", "finalizers")
 # Associative lists and their keys (the Kubernetes OpenAPI's x-kubernetes-list-map-keys).
 _LIST_KEYS: dict[str, tuple[str, ...]] = {
