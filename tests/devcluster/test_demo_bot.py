@@ -118,7 +118,8 @@ def demo_flow(state_dir: Path, output: str) -> None:
     assert order["bot"] == "spy-paper/mean-reversion"
     # It reached the fake gateway: the stand-in prints every order it receives.
     tws_log = (state_dir / "logs" / "fake-tws.log").read_text()
-    assert re.search(rf"\[fake-tws\] order {order['order_id']} .* ref {order['order_ref']}", tws_log)
+    received = rf"\[fake-tws\] order {order['order_id']} .* ref {order['order_ref']}"
+    assert re.search(received, tws_log), tws_log[-2000:]
     # ... and the demo prints it.
     shown = demo(state_dir, "orders", timeout=60)
     assert order["order_ref"] in shown.stdout and str(audit_file) in shown.stdout, shown.stdout
