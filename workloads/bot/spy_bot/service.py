@@ -379,6 +379,12 @@ async def run_bot(settings: Settings, stop: asyncio.Event | None = None) -> int:
     metrics = BotMetrics()
     audit = AuditLog(settings.bot, settings.audit_file)
     audit.keep = False  # a long-running process keeps its audit in files, not memory
+    shipper = None
+    if settings.backend_url and settings.backend_token:
+        from spy_bot.audit_shipper import AuditShipper
+
+        shipper = AuditShipper(settings.backend_url, settings.backend_token, metrics)
+        audit.sinks.append(shipper.offer)
     reader = TradingBotReader(
         credentials(settings.kubeconfig), settings.bot_namespace, settings.bot_name
     )
@@ -412,6 +418,8 @@ async def run_bot(settings: Settings, stop: asyncio.Event | None = None) -> int:
         asyncio.create_task(feed.run(), name="feed"),
     ]
     stopping = asyncio.create_task(stop.wait(), name="stop")
+    # Not among `tasks`: the backend's copy of the audit never stops the bot.
+    shipping = asyncio.create_task(shipper.run(), name="audit") if shipper else None
     done, _ = await asyncio.wait([stopping, *tasks], return_when=asyncio.FIRST_COMPLETED)
     # A part that ended on its own is a bug (each loops forever): stop cleanly and exit
     # non-zero so the kubelet restarts the pod, rather than run half a bot.
@@ -424,6 +432,10 @@ async def run_bot(settings: Settings, stop: asyncio.Event | None = None) -> int:
         task.cancel()
     await asyncio.gather(stopping, *tasks, return_exceptions=True)
     await bot.shutdown(f"task {crashed[0].get_name()} ended" if crashed else "SIGTERM")
+    if shipping is not None and shipper is not None:
+        shipping.cancel()
+        await asyncio.gather(shipping, return_exceptions=True)
+        await shipper.close()  # the shutdown line included, within a deadline
     await feed.close()
     await reader.close()
     await health.stop()
