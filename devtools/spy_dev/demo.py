@@ -295,7 +295,10 @@ def start_paper_bot(state_dir: Path, state: ClusterState, url: str) -> dict[str,
         PY, "-m", "spy_dev.demo_bot", "--state-dir", str(state_dir), "--namespace", namespace,
         "--name", name, "--tws-port", str(tws_port), "--backend-url", url,
     ]  # fmt: skip
-    pids["bot"] = _spawn(state_dir, "demo-bot", argv, {})
+    from spy_backend.settings import DEV_AUDIT_TOKEN
+
+    # Inherited by the bot: its audit lines also go to the backend (GET /api/v1/audit).
+    pids["bot"] = _spawn(state_dir, "demo-bot", argv, {"SPY_BACKEND_TOKEN": DEV_AUDIT_TOKEN})
     return pids
 
 

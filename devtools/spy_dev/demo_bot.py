@@ -7,7 +7,8 @@ fake IB Gateway (spy_dev.fake_tws, the real TWS wire protocol, paper account). E
 `spec.replicas` >= 1 starts the bot with the environment the operator put in the pod
 template, except what only exists inside a cluster (the gateway's Service address: the
 fake TWS on 127.0.0.1; the in-cluster token: a kubeconfig with a token of the bot's own
-ServiceAccount, which may only get/watch its TradingBot). 0 sends SIGTERM, as the kubelet
+ServiceAccount, which may only get/watch its TradingBot; Secret references: this
+process's environment, e.g. SPY_BACKEND_TOKEN, is passed on). 0 sends SIGTERM, as the kubelet
 does, and SIGKILL after the pod's grace period. A bot that exits while wanted is
 restarted after a back-off. New `order` lines of the bot's audit log are printed to
 this process's log. `state` (bot.json in the state dir) says what runs, for
@@ -128,7 +129,6 @@ class BotSupervisor:
         self.name: str = args.name
         self.tws_port: int = args.tws_port
         self.backend_url: str = args.backend_url
-        self.extra_env: dict[str, str] = dict(kv.split("=", 1) for kv in args.env)
         self.proc: subprocess.Popen[bytes] | None = None
         self.not_before = 0.0  # restart back-off
         self.audit = audit_path(self.state_dir, self.namespace, self.name)
@@ -166,7 +166,6 @@ class BotSupervisor:
             "SPY_HTTP_HOST": "127.0.0.1",
             "SPY_HTTP_PORT": str(free_port()),
             "SPY_AUDIT_FILE": str(self.audit),
-            **self.extra_env,
         }  # fmt: skip
         log = (self.state_dir / "logs" / "bot.log").open("ab")
         self.proc = subprocess.Popen(
@@ -258,9 +257,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", required=True)
     parser.add_argument("--tws-port", type=int, required=True)
     parser.add_argument("--backend-url", required=True)
-    parser.add_argument(
-        "--env", action="append", default=[], help="NAME=VALUE for the bot (e.g. its backend token)"
-    )
     return run(parser.parse_args(argv))
 
 

@@ -305,6 +305,9 @@ def build_bot_deployment(
     env += _env({"SPY_HTTP_PORT": "8080", "SPY_AUDIT_FILE": "/var/log/spy-bot/audit.jsonl"})
     if bot.backend_url:
         env.append({"name": "SPY_BACKEND_URL", "value": bot.backend_url})
+    if bot.token_secret:  # the audit lines also go to the backend (docs/bot.md)
+        ref = {"name": bot.token_secret, "key": bot.token_key or "token"}
+        env.append({"name": "SPY_BACKEND_TOKEN", "valueFrom": {"secretKeyRef": ref}})
     container = _container(
         bot.resources,
         name="bot",

@@ -20,8 +20,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from k8s_support import wait_for
+from spy_backend.settings import DEV_AUDIT_TOKEN
 from spy_dev.devcluster import DEFAULT_BIN, REPO_ROOT, free_port
 
 pytestmark = [
@@ -120,6 +122,19 @@ def demo_flow(state_dir: Path, output: str) -> None:
     tws_log = (state_dir / "logs" / "fake-tws.log").read_text()
     received = rf"\[fake-tws\] order {order['order_id']} .* ref {order['order_ref']}"
     assert re.search(received, tws_log), tws_log[-2000:]
+    # ... and the backend has the bot's audit trail (POST /api/v1/audit by the bot).
+    url = json.loads((state_dir / "demo.json").read_text())["url"]
+
+    def at_backend() -> list[dict[str, Any]]:
+        reply = httpx.get(
+            f"{url}/api/v1/audit",
+            params={"bot": "spy-paper/mean-reversion", "event": "order"},
+            headers={"Authorization": f"Bearer {DEV_AUDIT_TOKEN}"},
+            timeout=10,
+        )
+        return [r for r in reply.json().get("items", []) if r["order_ref"] == order["order_ref"]]
+
+    wait_for("the order line at the backend", at_backend, 30, 0.5)
     # ... and the demo prints it.
     shown = demo(state_dir, "orders", timeout=60)
     assert order["order_ref"] in shown.stdout and str(audit_file) in shown.stdout, shown.stdout

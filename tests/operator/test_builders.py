@@ -102,6 +102,26 @@ def test_bot_identity_reads_only_its_own_bot() -> None:
     assert "serviceAccountName" not in gw_pod
 
 
+def test_bot_backend_token_is_a_secret_reference() -> None:
+    """spec.backend.tokenSecretRef -> SPY_BACKEND_TOKEN from the Secret, never a copy."""
+    with_token = dict(
+        BOT,
+        spec={
+            **BOT["spec"],
+            "backend": {"url": "http://b:8000", "tokenSecretRef": {"name": "audit"}},
+        },
+    )
+    pod = builders.build_bot_deployment(view(with_token), 0, 1, 4002)["spec"]["template"]
+    env = {e["name"]: e for e in pod["spec"]["containers"][0]["env"]}
+    assert env["SPY_BACKEND_URL"]["value"] == "http://b:8000"
+    assert env["SPY_BACKEND_TOKEN"] == {
+        "name": "SPY_BACKEND_TOKEN",
+        "valueFrom": {"secretKeyRef": {"name": "audit", "key": "token"}},
+    }
+    plain = builders.build_bot_deployment(view(BOT), 0, 1, 4002)["spec"]["template"]
+    assert "SPY_BACKEND_TOKEN" not in {e["name"] for e in plain["spec"]["containers"][0]["env"]}
+
+
 def test_bot_replicas_must_be_zero_or_one() -> None:
     with pytest.raises(ValueError, match="0 or 1"):
         builders.build_bot_deployment(view(BOT), 2, 1, 4002)
