@@ -298,7 +298,14 @@ def start_paper_bot(state_dir: Path, state: ClusterState, url: str) -> dict[str,
     from spy_backend.settings import DEV_AUDIT_TOKEN
 
     # Inherited by the bot: its audit lines also go to the backend (GET /api/v1/audit).
+    demo_bot.state_path(state_dir).unlink(missing_ok=True)  # a previous run's
     pids["bot"] = _spawn(state_dir, "demo-bot", argv, {"SPY_BACKEND_TOKEN": DEV_AUDIT_TOKEN})
+    _wait(
+        "the bot supervisor",
+        lambda: demo_bot.state_path(state_dir).exists(),
+        30,
+        state_dir / "logs" / "demo-bot.log",
+    )
     return pids
 
 
