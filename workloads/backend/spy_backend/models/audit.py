@@ -13,7 +13,15 @@ import json
 import math
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
+    Strict,
+    model_validator,
+)
 
 from spy_backend.models.common import UtcTimestamp
 
@@ -83,6 +91,17 @@ class AuditRecord(BaseModel):
     bot: BotRef
     event: AuditEvent
 
+    _ts_text: str | None = PrivateAttr(default=None)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _keep_ts_as_sent(cls, data: Any, handler: ModelWrapValidatorHandler[AuditRecord]) -> Any:
+        # The stored copy is the line as the bot wrote it (its file has the same text).
+        record = handler(data)
+        if isinstance(data, dict) and isinstance(data.get("ts"), str):
+            record._ts_text = data["ts"]
+        return record
+
     @model_validator(mode="after")
     def _bounded(self) -> AuditRecord:
         for key, value in (self.model_extra or {}).items():
@@ -94,7 +113,10 @@ class AuditRecord(BaseModel):
 
     def text(self) -> str:
         """The record as stored and returned (compact JSON, all fields)."""
-        return json.dumps(self.model_dump(mode="json"), separators=(",", ":"), allow_nan=False)
+        fields = self.model_dump(mode="json")
+        if self._ts_text is not None:
+            fields["ts"] = self._ts_text
+        return json.dumps(fields, separators=(",", ":"), allow_nan=False)
 
 
 class AuditBatch(BaseModel):
