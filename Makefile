@@ -47,7 +47,7 @@ lint: venv ## ruff + mypy strict + import-linter layer contracts
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/ruff format --check . >/dev/null || { $(VENV)/bin/ruff format --diff . | head -50; exit 1; }
 	@echo "[lint] mypy --strict"
-	@$(VENV)/bin/mypy operator/spy_operator workloads/analytics/spy_analytics devtools/spy_dev
+	@$(VENV)/bin/mypy operator/spy_operator workloads/analytics/spy_analytics workloads/runtime/spy_runtime devtools/spy_dev
 	@echo "[lint] import-linter (layers: pyproject.toml [tool.importlinter])"
 	@out=$$($(VENV)/bin/lint-imports --no-cache 2>&1) || { echo "$$out"; exit 1; }; \
 		echo "$$out" | grep -E "KEPT|BROKEN|^Contracts:" | sed 's/^/  /'
@@ -81,9 +81,10 @@ demo: venv tools $(DEMO_DEPS) ## bring the platform up locally and show it worki
 demo-down: venv ## stop everything `make demo` started (and the control plane)
 	@$(PY) -m spy_dev.demo down --state-dir .local
 
-crds: venv ## regenerate crds/*.yaml (and the chart's copies, docs/api.md, crd_defaults.py)
+crds: venv ## regenerate crds/*.yaml (and the chart's copies of them and of deploy/admission/, docs/api.md, crd_defaults.py)
 	@$(PY) crds/generate.py
 	@cp crds/ibgateways.yaml crds/optionsdetectors.yaml crds/tradingbots.yaml helm/spy-options/crds/
+	@rm -f helm/spy-options/files/admission/*.yaml && cp deploy/admission/*.yaml helm/spy-options/files/admission/
 
 bench: venv tools ## run the benchmarks (see docs/benchmarks.md)
 	@$(PY) bench/operator_convergence.py

@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
@@ -45,7 +46,7 @@ def log(msg: str) -> None:
     print(f"[bench] {msg}", file=sys.stderr, flush=True)
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bench/chaos.py",
         description=__doc__.split("\n\n")[0] if __doc__ else None,
@@ -62,6 +63,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--keep", action="store_true", help="keep the state directory (logs) afterwards"
     )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.runs < 1 or args.steps < 1:
         parser.error("--runs and --steps must be at least 1")
@@ -100,11 +106,24 @@ def main(argv: list[str] | None = None) -> int:
         operator.stop()
         dev.stop()
         ProcessControl.stop_started()
+    _finish(summary, operator, started, state_dir, keep=args.keep)
+    print(json.dumps(summary, sort_keys=True))
+    return 0
+
+
+def _finish(
+    summary: dict[str, Any],
+    operator: OperatorProcess,
+    started: float,
+    state_dir: Path,
+    keep: bool,
+) -> None:
+    """Add the operator's record and the machine's load to the summary; clean up."""
     summary["operator_crashes_logged"] = operator.log_text().count("reconcile crashed")
     summary["operator_starts"] = operator.starts
     summary["load_average"] = [round(x, 2) for x in os.getloadavg()]
     summary["wall_seconds"] = round(time.monotonic() - started, 1)
-    if args.keep:
+    if keep:
         log(f"state and logs kept in {state_dir}")
     else:
         import shutil
@@ -112,8 +131,6 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(state_dir, ignore_errors=True)
     for line in summary["violation_list"]:
         log(f"violation: {line}")
-    print(json.dumps(summary, sort_keys=True))
-    return 0
 
 
 if __name__ == "__main__":

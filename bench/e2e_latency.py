@@ -90,28 +90,7 @@ async def run_rate(
                         return
 
             receiver = asyncio.create_task(receive())
-            headers = {"Authorization": f"Bearer {TOKEN}"}
-            errors = 0
-
-            async def post(first: int) -> None:
-                nonlocal errors
-                rows = [payload(i, base)["anomalies"][0] for i in range(first, first + per_post)]
-                now = time.perf_counter()
-                for row in rows:
-                    sent_at[row["reason"]] = now
-                body = {"anomalies": rows}
-                response = await http.post("/api/v1/ingest", json=body, headers=headers)
-                if response.status_code != 200 or response.json()["stored"] != len(rows):
-                    errors += 1
-
-            start = time.perf_counter()
-            tasks = []
-            for n, first in enumerate(range(0, count, per_post)):
-                delay = start + n * per_post / rate - time.perf_counter()
-                if delay > 0:
-                    await asyncio.sleep(delay)  # the offered-load schedule
-                tasks.append(asyncio.create_task(post(first)))
-            await asyncio.gather(*tasks)
+            errors = await _offer(http, rate, count, per_post, base, sent_at)
             await asyncio.wait_for(done.wait(), 30)
             receiver.cancel()
     return {
@@ -122,6 +101,41 @@ async def run_rate(
         "p99_ms": round(percentile(latencies, 99), 2),
         "max_ms": round(max(latencies), 2),
     }
+
+
+async def _offer(
+    http: httpx.AsyncClient,
+    rate: float,
+    count: int,
+    per_post: int,
+    base: datetime,
+    sent_at: dict[str, float],
+) -> int:
+    """Post `count` anomalies, `per_post` at a time, on the offered-load schedule;
+    record when each was sent; the number of posts not fully stored."""
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    errors = 0
+
+    async def post(first: int) -> None:
+        nonlocal errors
+        rows = [payload(i, base)["anomalies"][0] for i in range(first, first + per_post)]
+        now = time.perf_counter()
+        for row in rows:
+            sent_at[row["reason"]] = now
+        body = {"anomalies": rows}
+        response = await http.post("/api/v1/ingest", json=body, headers=headers)
+        if response.status_code != 200 or response.json()["stored"] != len(rows):
+            errors += 1
+
+    start = time.perf_counter()
+    tasks = []
+    for n, first in enumerate(range(0, count, per_post)):
+        delay = start + n * per_post / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)  # the offered-load schedule
+        tasks.append(asyncio.create_task(post(first)))
+    await asyncio.gather(*tasks)
+    return errors
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:

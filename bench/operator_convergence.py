@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -33,146 +31,27 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
-from spy_dev.devcluster import ClusterState, DevCluster, client_options, free_port, running
-from spy_dev.webhook import WebhookProcess, operator_env
+from convergence_world import (
+    BOTS_PER_GATEWAY,
+    Operator,
+    bounded,
+    client,
+    create_crs,
+    crs,
+    log,
+    rss_sampler,
+    setup_namespace,
+    wait_converged,
+)
+from spy_dev.devcluster import ClusterState, DevCluster, running
+from spy_dev.webhook import WebhookProcess
 from spy_operator import builders
 from spy_operator import constants as c
 from spy_operator.api import view
 
 REPO = Path(__file__).resolve().parents[1]
-CONCURRENCY = 8
-BOTS_PER_GATEWAY = 50
-
-
-def log(msg: str) -> None:
-    print(f"[bench] {msg}", file=sys.stderr, flush=True)
-
-
-def client(state: ClusterState, user: str = "admin") -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        **client_options(state, user), timeout=60, limits=httpx.Limits(max_connections=32)
-    )
-
-
-async def bounded(coros: list[Any], limit: int = CONCURRENCY) -> list[Any]:
-    sem = asyncio.Semaphore(limit)
-
-    async def run(coro: Any) -> Any:
-        async with sem:
-            return await coro
-
-    return await asyncio.gather(*(run(co) for co in coros))
-
-
-def crs(ns: str, n: int, armed_every: int = 2) -> list[dict[str, Any]]:
-    expires = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    gateways = max(1, n // BOTS_PER_GATEWAY)
-    out: list[dict[str, Any]] = []
-    for g in range(gateways):
-        out.append(
-            {
-                "apiVersion": c.API_VERSION,
-                "kind": "IBGateway",
-                "metadata": {"name": f"gw{g}", "namespace": ns},
-                "spec": {
-                    "tradingMode": "paper",
-                    "readOnlyApi": False,
-                    "credentialsSecretRef": {"name": "creds"},
-                    "imagePullSecrets": [{"name": "pull"}],
-                    "image": "spyoptions.azurecr.io/gw:1",
-                },
-            }
-        )
-    for i in range(n):
-        spec: dict[str, Any] = {
-            "image": "spyoptions.azurecr.io/bot:1",
-            "gatewayRef": {"name": f"gw{i % gateways}"},
-            "imagePullSecrets": [{"name": "pull"}],
-            "mode": "paper",
-            "armed": i % armed_every == 0,
-        }
-        if i % armed_every == 0:
-            spec["approval"] = {"approvedBy": "bob", "reason": "bench", "expiresAt": expires}
-        out.append(
-            {
-                "apiVersion": c.API_VERSION,
-                "kind": "TradingBot",
-                "metadata": {"name": f"bot{i:04d}", "namespace": ns},
-                "spec": spec,
-            }
-        )
-    return out
-
-
-async def setup_namespace(api: httpx.AsyncClient, ns: str) -> None:
-    (await api.post("/api/v1/namespaces", json={"metadata": {"name": ns}})).raise_for_status()
-    auths = json.dumps({"auths": {"spyoptions.azurecr.io": {"auth": "eDp4"}}})
-    for body in (
-        {
-            "metadata": {"name": "pull"},
-            "type": "kubernetes.io/dockerconfigjson",
-            "stringData": {".dockerconfigjson": auths},
-        },
-        {
-            "metadata": {"name": "creds"},
-            "type": "Opaque",
-            "stringData": {"username": "u", "password": "p"},
-        },
-    ):
-        (
-            await api.post(
-                f"/api/v1/namespaces/{ns}/secrets",
-                json={"apiVersion": "v1", "kind": "Secret", **body},
-            )
-        ).raise_for_status()
-
-
-async def create_crs(api: httpx.AsyncClient, objs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    async def one(obj: dict[str, Any]) -> dict[str, Any]:
-        ns = obj["metadata"]["namespace"]
-        resp = await api.post(
-            f"/apis/{c.API_VERSION}/namespaces/{ns}/{c.PLURAL[obj['kind']]}", json=obj
-        )
-        resp.raise_for_status()
-        created: dict[str, Any] = resp.json()
-        return created
-
-    return await bounded([one(o) for o in objs], 16)
-
-
-async def converged(api: httpx.AsyncClient, ns: str, n: int) -> bool:
-    bots = (await api.get(f"/apis/{c.API_VERSION}/namespaces/{ns}/tradingbots")).json()["items"]
-    deps = (await api.get(f"/apis/apps/v1/namespaces/{ns}/deployments")).json()["items"]
-    gws = (await api.get(f"/apis/{c.API_VERSION}/namespaces/{ns}/ibgateways")).json()["items"]
-    if len(bots) < n or len(deps) < n:
-        return False
-    replicas = {d["metadata"]["name"]: d["spec"].get("replicas", 0) for d in deps}
-    for obj in gws:
-        if obj.get("status", {}).get("observedGeneration") != obj["metadata"]["generation"]:
-            return False
-    for b in bots:
-        st = b.get("status", {})
-        want = 1 if b["spec"].get("armed") else 0
-        if (
-            st.get("observedGeneration") != b["metadata"]["generation"]
-            or st.get("replicas") != want
-        ):
-            return False
-        if replicas.get(f"{b['metadata']['name']}-bot") != want:
-            return False
-    return True
-
-
-async def wait_converged(api: httpx.AsyncClient, ns: str, n: int, timeout: float = 600) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await converged(api, ns, n):
-            return
-        await asyncio.sleep(0.1)
-    raise TimeoutError(f"{ns} did not converge in {timeout} s")
-
-
+# bench/halt_at_scale.py imports these from here.
+__all__ = ["Operator", "client", "create_crs", "crs", "log", "setup_namespace", "wait_converged"]
 # -------------------------------------------------------------------------- floor
 
 
@@ -230,67 +109,6 @@ async def floor_run(state: ClusterState, n: int) -> float:
 
 
 # ----------------------------------------------------------------------- operator
-
-
-class Operator:
-    def __init__(self, state: ClusterState, ns: str, log_path: Path) -> None:
-        self.metrics_port = free_port()
-        env = dict(
-            os.environ,
-            KUBECONFIG=str(state.kubeconfig_for(c.MANAGED_BY)),
-            SPY_METRICS_ADDR="127.0.0.1",
-            SPY_RESYNC_SECONDS="5",
-            **operator_env(Path(state.state_dir)),
-        )
-        self.log = log_path.open("wb")
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "spy_operator",
-                "--namespace",
-                ns,
-                "--metrics-port",
-                str(self.metrics_port),
-            ],
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        self.ps = psutil.Process(self.proc.pid)
-        self.peak_rss = 0
-
-    def sample_rss(self) -> None:
-        self.peak_rss = max(self.peak_rss, self.ps.memory_info().rss)
-
-    def writes(self) -> float:
-        text = httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).text
-        total = 0.0
-        for line in text.splitlines():
-            if (
-                line.startswith("spy_operator_api_writes_total{")
-                and 'resource="leases"' not in line
-            ):
-                total += float(line.rsplit(" ", 1)[1])
-        return total
-
-    def leader(self) -> bool:
-        try:
-            text = httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2).text
-        except httpx.HTTPError:
-            return False
-        return "spy_operator_leader 1.0" in text
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(20)
-        self.log.close()
-
-
-async def rss_sampler(op: Operator, stop: asyncio.Event) -> None:
-    while not stop.is_set():
-        op.sample_rss()
-        await asyncio.sleep(0.2)
 
 
 async def operator_run(state: ClusterState, n: int, reverts: int, logs: Path) -> dict[str, Any]:
@@ -374,32 +192,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     existing = running(REPO / ".local") if args.reuse_local else None
     dev = None
     if existing is None:
-        log("starting a private control plane")
-        dev = DevCluster(state_dir)
-        state = dev.start()
-        subprocess.run(
-            [
-                str(REPO / ".bin" / "kubectl"),
-                f"--kubeconfig={state.kubeconfig}",
-                "apply",
-                "-f",
-                str(REPO / "crds"),
-            ],
-            check=True,
-            capture_output=True,
-        )
-        subprocess.run(
-            [
-                str(REPO / ".bin" / "kubectl"),
-                f"--kubeconfig={state.kubeconfig}",
-                "wait",
-                "--for=condition=Established",
-                "crd",
-                "--all",
-            ],
-            check=True,
-            capture_output=True,
-        )
+        dev, state = _private_cluster(state_dir)
     else:
         state = existing
     # The approval webhook records the bench's (GitOps identity) approvals, as in a cluster.
@@ -411,25 +204,43 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             floor = await floor_run(state, n)
             log(f"N={n}: floor {floor:.2f} s; operator")
             op = await operator_run(state, n, args.reverts, state_dir)
-            ratio = op["seconds"] / floor
-            rev = op["revert_ms"]
-            results[str(n)] = {
-                "floor_s": round(floor, 3),
-                "operator_s": round(op["seconds"], 3),
-                "ratio": round(ratio, 2),
-                "writes_per_cr": round(op["writes_per_cr"], 2),
-                "noop_writes": op["noop_writes"],
-                "peak_rss_mb": round(op["peak_rss_mb"], 1),
-                "revert_p50_ms": round(pct(rev, 0.5), 1),
-                "revert_p99_ms": round(pct(rev, 0.99), 1),
-                "revert_samples": len(rev),
-            }
+            results[str(n)] = _row(floor, op)
             log(f"N={n}: {results[str(n)]}")
     finally:
         hook.stop()
         if dev is not None:
             dev.stop()
     return results
+
+
+def _private_cluster(state_dir: Path) -> tuple[DevCluster, ClusterState]:
+    log("starting a private control plane")
+    dev = DevCluster(state_dir)
+    state = dev.start()
+    kubectl = [str(REPO / ".bin" / "kubectl"), f"--kubeconfig={state.kubeconfig}"]
+    subprocess.run([*kubectl, "apply", "-f", str(REPO / "crds")], check=True, capture_output=True)
+    subprocess.run(
+        [*kubectl, "wait", "--for=condition=Established", "crd", "--all"],
+        check=True,
+        capture_output=True,
+    )
+    return dev, state
+
+
+def _row(floor: float, op: dict[str, Any]) -> dict[str, Any]:
+    """One size's figures, rounded as the table prints them."""
+    rev = op["revert_ms"]
+    return {
+        "floor_s": round(floor, 3),
+        "operator_s": round(op["seconds"], 3),
+        "ratio": round(op["seconds"] / floor, 2),
+        "writes_per_cr": round(op["writes_per_cr"], 2),
+        "noop_writes": op["noop_writes"],
+        "peak_rss_mb": round(op["peak_rss_mb"], 1),
+        "revert_p50_ms": round(pct(rev, 0.5), 1),
+        "revert_p99_ms": round(pct(rev, 0.99), 1),
+        "revert_samples": len(rev),
+    }
 
 
 def main() -> int:

@@ -194,6 +194,62 @@ async def run(
     }
 
 
+def _bot_env(tws_port: int, backend_url: str, kubeconfig: Path, tmp: Path) -> dict[str, str]:
+    """The bot's environment: paper mode on the fake TWS, limits that never bind."""
+    risk = {"tradingHours": "any", "maxContractsPerOrder": 1, "maxContracts": 10000, "maxPositionPerExpiry": 10000,
+            "maxOpenOrders": 1000, "maxOrdersPerMinute": 600, "maxOrderNotional": 100000}  # fmt: skip
+    return {
+        **os.environ,
+        "SPY_TRADINGBOT_NAME": NAME,
+        "SPY_TRADINGBOT_NAMESPACE": NS,
+        "SPY_BOT_MODE": "paper",
+        "SPY_IB_HOST": "127.0.0.1",
+        "SPY_IB_PORT": str(tws_port),
+        "SPY_IB_CLIENT_ID": "21",
+        "SPY_RISK": json.dumps(risk),
+        "SPY_BACKEND_URL": backend_url,
+        "KUBECONFIG": str(kubeconfig),
+        "SPY_HTTP_HOST": "127.0.0.1",
+        "SPY_HTTP_PORT": str(free_port()),
+        "SPY_LOG_LEVEL": "WARNING",
+        "SPY_AUDIT_FILE": str(tmp / "audit.jsonl"),
+    }
+
+
+async def _wait_ready(bot: asyncio.subprocess.Process, port: str) -> None:
+    """Until the bot's /readyz answers 200 (at most ~60 s); RuntimeError if it exits."""
+    async with httpx.AsyncClient() as http:
+        for _ in range(600):
+            if bot.returncode is not None:
+                raise RuntimeError(f"the bot exited with {bot.returncode}")
+            try:
+                if (await http.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.1)
+
+
+def _stage_medians(audit: Path, last: int) -> dict[str, float]:
+    """Median latency of each bot stage over the last `last` orders of the audit file."""
+    stages = [
+        json.loads(x)["latency_ms"]
+        for x in audit.read_text().splitlines()
+        if '"event":"order"' in x
+    ]
+    return {k: round(statistics.median(s[k] for s in stages[-last:]), 2) for k in stages[-1]}
+
+
+def _print_decisions(audit: Path) -> None:
+    """Why the bot did not order: its decisions by reason and its last audit lines."""
+    lines = [json.loads(x) for x in audit.read_text().splitlines()] if audit.exists() else []
+    reasons: dict[str, int] = {}
+    for r in lines:
+        if r["event"] == "decision":
+            reasons[r["reason"]] = reasons.get(r["reason"], 0) + 1
+    print(f"bot decisions: {reasons}; last audit lines: {lines[-3:]}", file=sys.stderr)
+
+
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     from spy_dev.devcluster import DEFAULT_BIN
 
@@ -213,40 +269,13 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         bot = None
         try:
             armed_tradingbot(DEFAULT_BIN, state.kubeconfig)
-            risk = {"tradingHours": "any", "maxContractsPerOrder": 1, "maxContracts": 10000, "maxPositionPerExpiry": 10000,
-                    "maxOpenOrders": 1000, "maxOrdersPerMinute": 600, "maxOrderNotional": 100000}  # fmt: skip
-            env = {
-                **os.environ,
-                "SPY_TRADINGBOT_NAME": NAME,
-                "SPY_TRADINGBOT_NAMESPACE": NS,
-                "SPY_BOT_MODE": "paper",
-                "SPY_IB_HOST": "127.0.0.1",
-                "SPY_IB_PORT": str(tws.port),
-                "SPY_IB_CLIENT_ID": "21",
-                "SPY_RISK": json.dumps(risk),
-                "SPY_BACKEND_URL": backend.url,
-                "KUBECONFIG": str(state.kubeconfig),
-                "SPY_HTTP_HOST": "127.0.0.1",
-                "SPY_HTTP_PORT": str(free_port()),
-                "SPY_LOG_LEVEL": "WARNING",
-                "SPY_AUDIT_FILE": str(Path(tmp) / "audit.jsonl"),
-            }
+            env = _bot_env(tws.port, backend.url, state.kubeconfig, Path(tmp))
             bot = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "spy_bot", "run", env=env, stdout=asyncio.subprocess.DEVNULL
             )
             publisher = Publisher(backend.url, TOKEN, DetectorMetrics())
             await publisher.start()
-            async with httpx.AsyncClient() as http:
-                port = env["SPY_HTTP_PORT"]
-                for _ in range(600):
-                    if bot.returncode is not None:
-                        raise RuntimeError(f"the bot exited with {bot.returncode}")
-                    try:
-                        if (await http.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200:
-                            break
-                    except httpx.TransportError:
-                        pass
-                    await asyncio.sleep(0.1)
+            await _wait_ready(bot, env["SPY_HTTP_PORT"])
             base = datetime.now(UTC).replace(microsecond=0)
             await run(
                 publisher,
@@ -268,27 +297,10 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 print(f"run {k + 1}: {stats}  load {os.getloadavg()[0]:.2f}", flush=True)
                 results.append(stats)
             await publisher.stop()
-            audit = Path(tmp) / "audit.jsonl"
-            stages = [
-                json.loads(x)["latency_ms"]
-                for x in audit.read_text().splitlines()
-                if '"event":"order"' in x
-            ]
-            out_stages = {
-                k: round(statistics.median(s[k] for s in stages[-args.signals :]), 2)
-                for k in stages[-1]
-            }
+            out_stages = _stage_medians(Path(tmp) / "audit.jsonl", args.signals)
             print(f"bot stages, median ms since receipt: {out_stages}", flush=True)
         except RuntimeError:
-            audit = Path(tmp) / "audit.jsonl"
-            lines = (
-                [json.loads(x) for x in audit.read_text().splitlines()] if audit.exists() else []
-            )
-            reasons: dict[str, int] = {}
-            for r in lines:
-                if r["event"] == "decision":
-                    reasons[r["reason"]] = reasons.get(r["reason"], 0) + 1
-            print(f"bot decisions: {reasons}; last audit lines: {lines[-3:]}", file=sys.stderr)
+            _print_decisions(Path(tmp) / "audit.jsonl")
             raise
         finally:
             if bot is not None and bot.returncode is None:

@@ -255,15 +255,16 @@ def tcp_listener() -> Iterator[tuple[socket.socket, int]]:
 
 @contextlib.contextmanager
 def admission_suspended(kubectl: Kubectl) -> Iterator[None]:
-    """Lift the bot-guard admission bindings (deploy/admission/) for the block.
+    """Lift the bot-guard admission bindings (deploy/admission/) for the block (Audit
+    only: spy_dev.admission.suspend_bindings says why they are never deleted).
 
     For tests of the operator's revert path only: with the bindings in place a hand
     scale-up or a rogue bot Deployment is refused before the operator could see it
     (tests/operator/test_admission_policy_cluster.py). Restored, and waited for, after.
     """
     argv = [str(DEFAULT_BIN / "kubectl"), f"--kubeconfig={kubectl.kubeconfig}"]
-    saved = admission.delete_bindings(argv, c.DEFAULT_OPERATOR_NAMESPACE)
+    saved = admission.suspend_bindings(argv, c.DEFAULT_OPERATOR_NAMESPACE)
     try:
         yield
     finally:
-        admission.restore_bindings(argv, c.DEFAULT_OPERATOR_NAMESPACE, saved)
+        admission.resume_bindings(argv, c.DEFAULT_OPERATOR_NAMESPACE, saved)

@@ -9,8 +9,7 @@
 # An image is rebuilt only when its inputs (Dockerfile, sources, pins, base) changed:
 # their hash is a label on the image; buildah's layer cache (--layers, in its global
 # storage) reuses the dependency layer when only sources changed.
-# IMAGES="operator detector backend" by default; spy_bot has no entry point yet, so
-# bot is built only when asked (IMAGES="bot").
+# IMAGES="operator detector backend bot" by default (IMAGES="bot" builds one).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
@@ -19,7 +18,7 @@ export STORAGE_DRIVER=vfs BUILDAH_ISOLATION=chroot
 say() { printf '[images] %s\n' "$*" >&2; }
 for t in buildah debootstrap; do command -v $t >/dev/null || { say "$t missing: run make delivery-apt"; exit 1; }; done
 
-IMAGES=${IMAGES:-operator detector backend}
+IMAGES=${IMAGES:-operator detector backend bot}
 VERSION=$(python3 -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["version"])')
 out="$root/.local/images"
 ctx="$out/context"
@@ -33,9 +32,9 @@ declare -A DOCKERFILE=(
 )
 declare -A SOURCES=(
   [operator]="operator/spy_operator"
-  [detector]="workloads/analytics/spy_analytics workloads/detector/spy_detector"
+  [detector]="workloads/analytics/spy_analytics workloads/runtime/spy_runtime workloads/detector/spy_detector"
   [backend]="workloads/analytics/spy_analytics workloads/backend/spy_backend dashboard"
-  [bot]="workloads/analytics/spy_analytics workloads/bot/spy_bot"
+  [bot]="workloads/runtime/spy_runtime workloads/bot/spy_bot"
 )
 
 # The base's tag names its recipe (suite + packages), so editing comments rebuilds nothing.

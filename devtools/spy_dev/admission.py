@@ -8,6 +8,7 @@ ConfigMap's `operators` list is replaced here with the dev cluster's token users
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 from collections.abc import Sequence
@@ -109,9 +110,16 @@ def install(kubectl: Sequence[str], source: Path, operators: Sequence[str], name
     wait_enforced(kubectl, namespace, want=True)
 
 
-def delete_bindings(kubectl: Sequence[str], namespace: str) -> list[dict[str, Any]]:
-    """Remove the bindings (tests of the operator's revert path); returns what it removed
-    for restore_bindings. A cluster without them (SPY_TEST_KUBECONFIG) returns []."""
+def suspend_bindings(kubectl: Sequence[str], namespace: str) -> list[tuple[str, list[str]]]:
+    """Switch the bindings to Audit only (tests of the operator's revert path); returns
+    their validationActions for resume_bindings. A cluster without them
+    (SPY_TEST_KUBECONFIG) returns [].
+
+    Patched, never deleted: once no binding names ConfigMap parameters, even for a
+    moment, kube-apiserver stops its informer of them for the rest of its life
+    (kubernetes/kubernetes#130887): parameter changes are never seen again and a binding
+    created later finds no parameter (with parameterNotFoundAction Deny: refuses all).
+    """
     saved = []
     for name in BINDINGS:  # the probed one last, as in install()
         proc = subprocess.run(
@@ -125,23 +133,26 @@ def delete_bindings(kubectl: Sequence[str], namespace: str) -> list[dict[str, An
             continue
         if proc.returncode != 0:
             raise ClusterError(f"kubectl get validatingadmissionpolicybinding: {proc.stderr}")
-        binding = yaml.safe_load(proc.stdout)
-        saved.append(
-            {
-                "apiVersion": binding["apiVersion"],
-                "kind": binding["kind"],
-                "metadata": {"name": name, "labels": binding["metadata"].get("labels", {})},
-                "spec": binding["spec"],
-            }
-        )
-        _kubectl(kubectl, "delete", "validatingadmissionpolicybinding", name)
+        actions = list(yaml.safe_load(proc.stdout)["spec"]["validationActions"])
+        _set_actions(kubectl, name, ["Audit"])
+        saved.append((name, actions))
     if saved:
         wait_enforced(kubectl, namespace, want=False)
     return saved
 
 
-def restore_bindings(kubectl: Sequence[str], namespace: str, saved: list[dict[str, Any]]) -> None:
+def resume_bindings(
+    kubectl: Sequence[str], namespace: str, saved: list[tuple[str, list[str]]]
+) -> None:
     if not saved:
         return
-    _kubectl(kubectl, "apply", "-f", "-", stdin=yaml.safe_dump_all(saved))
+    for name, actions in saved:
+        _set_actions(kubectl, name, actions)
     wait_enforced(kubectl, namespace, want=True)
+
+
+def _set_actions(kubectl: Sequence[str], binding: str, actions: list[str]) -> None:
+    patch = json.dumps({"spec": {"validationActions": actions}})
+    _kubectl(
+        kubectl, "patch", "validatingadmissionpolicybinding", binding, "--type=merge", "-p", patch
+    )

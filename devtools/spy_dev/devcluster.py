@@ -2,38 +2,47 @@
 
 etcd + kube-apiserver (RBAC, token users, audit log of writes) + kube-controller-manager
 + kube-scheduler + KWOK with simulated nodes, on free loopback ports, with certificates
-made here (spy_dev.pki), command lines from spy_dev.components, start-up objects
-from spy_dev.bootstrap, and the bot-guard admission policies of deploy/admission/
-(spy_dev.admission). Used by the pytest session fixture (tests/conftest.py), by `make
-cluster` (`python -m spy_dev.devcluster up`), by the demo and by the benches. A single
-component can be stopped, frozen, thawed and restarted on the same port and
-certificates (DevCluster.stop_component & co.) for chaos tests. Nothing here is imported
-by the operator itself.
+made here (spy_dev.pki), command lines from spy_dev.components, start-up objects from
+spy_dev.bootstrap, the state file and client options from spy_dev.clusterstate, and
+the bot-guard admission policies of deploy/admission/ (spy_dev.admission). Used by the
+pytest session fixture (tests/conftest.py), by `make cluster` (`python -m
+spy_dev.devcluster up`, whose command line is spy_dev.cluster_cli), by the demo and by
+the benches. A single component can be stopped, frozen, thawed and restarted on the
+same port and certificates (DevCluster.stop_component & co.) for chaos tests. Nothing
+here is imported by the operator itself.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import secrets
 import signal
-import ssl
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
 import yaml
 
 from spy_dev import admission, bootstrap, components, pki
+from spy_dev.clusterstate import (
+    ADMISSION_DIR,
+    DEFAULT_BIN,
+    OPERATOR_NAMESPACE,
+    OPERATOR_USER,
+    OPERATOR_USERS,
+    REPO_ROOT,
+    USERS,
+    ClusterState,
+    admin_client,
+    apiserver_ready,
+    client_options,
+    running,
+)
 from spy_dev.components import FAKE_NODE_ANNOTATION
 from spy_dev.processes import (
     START_ORDER,
     ClusterError,
-    alive,
     free_port,
     log,
     signal_pid,
@@ -43,95 +52,25 @@ from spy_dev.processes import (
 )
 
 __all__ = [
+    "ADMISSION_DIR",
     "DEFAULT_BIN",
     "FAKE_NODE_ANNOTATION",
+    "OPERATOR_NAMESPACE",
+    "OPERATOR_USER",
+    "OPERATOR_USERS",
     "REPO_ROOT",
+    "USERS",
     "ClusterError",
     "ClusterState",
     "DevCluster",
     "admin_client",
+    "apiserver_ready",
     "client_options",
     "free_port",
     "running",
 ]
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_BIN = REPO_ROOT / ".bin"
-ADMISSION_DIR = REPO_ROOT / "deploy" / "admission"
 BINARIES = (*START_ORDER, "kubectl")
-OPERATOR_NAMESPACE = "spy-system"
-OPERATOR_USER = "spy-operator"
-# The identities the bot-guard admission policy exempts here (two operator replicas).
-OPERATOR_USERS = (OPERATOR_USER, "spy-operator-2")
-# name -> groups. admin and the operator are cluster admins here (least-privilege RBAC
-# for the operator ships with the Helm chart); alice and bob are plain users for RBAC
-# and two-person-rule tests. Being a cluster admin does not exempt admin from the
-# bot-guard admission policy: only OPERATOR_USERS are.
-USERS: dict[str, tuple[str, ...]] = {
-    "admin": ("system:masters",),
-    OPERATOR_USERS[0]: ("system:masters",),
-    OPERATOR_USERS[1]: ("system:masters",),
-    "alice": ("traders", "system:authenticated"),
-    "bob": ("approvers", "system:authenticated"),
-    "components": ("system:masters",),
-}
-
-
-@dataclass
-class ClusterState:
-    """What a running cluster is: persisted as state_dir/cluster.json."""
-
-    state_dir: str
-    server: str
-    etcd_url: str
-    tokens: dict[str, str]
-    pids: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def kubeconfig(self) -> Path:
-        return Path(self.state_dir) / "kubeconfig"
-
-    @property
-    def ca_file(self) -> Path:
-        return Path(self.state_dir) / "pki" / "ca.crt"
-
-    @property
-    def audit_log(self) -> Path:
-        return Path(self.state_dir) / "logs" / "audit.log"
-
-    def kubeconfig_for(self, user: str) -> Path:
-        return Path(self.state_dir) / f"kubeconfig-{user}"
-
-    def save(self) -> None:
-        path = Path(self.state_dir) / "cluster.json"
-        path.write_text(json.dumps(self.__dict__, indent=2))
-        path.chmod(0o600)
-
-    @classmethod
-    def load(cls, state_dir: Path) -> ClusterState | None:
-        path = state_dir / "cluster.json"
-        if not path.exists():
-            return None
-        return cls(**json.loads(path.read_text()))
-
-
-def client_options(state: ClusterState, user: str = "admin") -> dict[str, Any]:
-    """httpx client options for the apiserver as one of the token users (sync or async)."""
-    return {
-        "base_url": state.server,
-        "headers": {"Authorization": f"Bearer {state.tokens[user]}"},
-        "verify": ssl.create_default_context(cafile=str(state.ca_file)),
-    }
-
-
-def admin_client(state: ClusterState, user: str = "admin") -> httpx.Client:
-    """A plain HTTP client to the apiserver as one of the token users."""
-    return httpx.Client(**client_options(state, user), timeout=30)
-
-
-def apiserver_ready(state: ClusterState) -> bool:
-    with admin_client(state) as client:
-        return client.get("/readyz", timeout=2).status_code == 200
 
 
 class DevCluster:
@@ -311,72 +250,29 @@ class DevCluster:
     # ------------------------------------------------------------------- bootstrap
 
     def _install_crds(self) -> None:
-        if self.crds is None:
-            return
-        # Before the controllers start: the garbage collector discovers resource
-        # types at start-up and then only every 30 s, and it cannot collect the
-        # children of an owner kind it does not know yet.
-        log(f"installing CRDs from {self.crds}")
-        for step in (
-            ["apply", "-f", str(self.crds)],
-            ["wait", "--for=condition=Established", "crd", "--all", "--timeout=60s"],
-        ):
-            proc = subprocess.run(
-                [*self.kubectl(), *step], capture_output=True, text=True, check=False
-            )
-            if proc.returncode != 0:
-                raise ClusterError(f"kubectl {' '.join(step)}: {proc.stderr.strip()}")
+        if self.crds is not None:
+            bootstrap.install_crds(self.kubectl(), self.crds)
 
     def _bootstrap(self, state: ClusterState) -> None:
         """Objects every test and the demo expect: fake nodes, storage, namespaces,
         the admission policies."""
         with admin_client(state) as client:
-            for idx in range(self.nodes):
-                client.post(
-                    "/api/v1/nodes", json=bootstrap.node(f"kwok-node-{idx}")
-                ).raise_for_status()
-            client.post(
-                "/apis/storage.k8s.io/v1/storageclasses", json=bootstrap.STORAGE_CLASS
-            ).raise_for_status()
-            # No volume provisioner runs here; pre-made volumes let the PV binder (a
-            # real controller) bind the gateways' settings PVCs.
-            for idx in range(self.persistent_volumes):
-                client.post(
-                    "/api/v1/persistentvolumes", json=bootstrap.persistent_volume(idx)
-                ).raise_for_status()
-            client.post(
-                "/api/v1/namespaces",
-                json={
-                    "apiVersion": "v1",
-                    "kind": "Namespace",
-                    "metadata": {"name": OPERATOR_NAMESPACE},
-                },
-            ).raise_for_status()
+            bootstrap.populate(client, self.nodes, self.persistent_volumes, OPERATOR_NAMESPACE)
             if self.admission_dir is not None:
                 log(f"installing admission policies from {self.admission_dir}")
                 admission.install(
                     self.kubectl(), self.admission_dir, OPERATOR_USERS, OPERATOR_NAMESPACE
                 )
-
-            def nodes_ready() -> bool:
-                items = client.get("/api/v1/nodes").json()["items"]
-                ready = [
-                    n
-                    for n in items
-                    for c in n.get("status", {}).get("conditions", [])
-                    if c["type"] == "Ready" and c["status"] == "True"
-                ]
-                return len(ready) == self.nodes
-
             wait(
-                "kwok nodes Ready", nodes_ready, 60, self.procs.get("kwok"), self.logs / "kwok.log"
+                "kwok nodes Ready",
+                lambda: bootstrap.nodes_ready(client, self.nodes),
+                60,
+                self.procs.get("kwok"),
+                self.logs / "kwok.log",
             )
             wait(
                 "default service account (controller-manager)",
-                lambda: (
-                    client.get("/api/v1/namespaces/default/serviceaccounts/default").status_code
-                    == 200
-                ),
+                lambda: bootstrap.default_service_account(client),
                 60,
                 self.procs.get("kube-controller-manager"),
                 self.logs / "kube-controller-manager.log",
@@ -395,78 +291,8 @@ class DevCluster:
         self.procs.clear()
 
 
-def running(state_dir: Path) -> ClusterState | None:
-    """The cluster recorded in state_dir if all its processes are alive and it answers."""
-    state = ClusterState.load(state_dir)
-    if state is None or not state.pids or not all(alive(p) for p in state.pids.values()):
-        return None
-    try:
-        if apiserver_ready(state):
-            return state
-    except (httpx.HTTPError, OSError):
-        return None
-    return None
-
-
-def _usage(state: ClusterState) -> str:
-    return (
-        f"\nLocal control plane is up at {state.server}\n"
-        f"  export KUBECONFIG={state.kubeconfig}\n"
-        f"  {DEFAULT_BIN / 'kubectl'} get nodes\n"
-        f"  kubeconfigs per user: {Path(state.state_dir)}/kubeconfig-{{admin,alice,bob}}\n"
-        f"  bot-guard admission policies: {ADMISSION_DIR} (exempt: {', '.join(OPERATOR_USERS)})\n"
-        f"  stop it with: make cluster-down\n"
-    )
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m spy_dev.devcluster",
-        description="Start or stop the local control plane (etcd, kube-apiserver, "
-        "kube-controller-manager, kube-scheduler, kwok) built in .bin/.",
-    )
-    parser.add_argument("command", choices=["up", "down", "status"])
-    parser.add_argument(
-        "--state-dir",
-        type=Path,
-        default=REPO_ROOT / ".local",
-        help="where certificates, logs, etcd data and the kubeconfig live",
-    )
-    parser.add_argument("--nodes", type=int, default=2, help="simulated KWOK nodes")
-    args = parser.parse_args(argv)
-    state_dir: Path = args.state_dir.resolve()
-    current = running(state_dir)
-    if args.command == "status":
-        print("running" if current else "stopped")
-        return 0 if current else 1
-    if args.command == "down":
-        state = ClusterState.load(state_dir)
-        if state is None:
-            log("no cluster recorded in " + str(state_dir))
-            return 0
-        stop_pids(state.pids)
-        (state_dir / "cluster.json").unlink(missing_ok=True)
-        log("stopped")
-        return 0
-    if current is not None:
-        log("already running")
-        print(_usage(current))
-        return 0
-    stale = ClusterState.load(state_dir)
-    if stale is not None:
-        stop_pids(stale.pids)
-    for sub in ("etcd-data",):
-        target = state_dir / sub
-        if target.exists():
-            subprocess.run(["rm", "-rf", str(target)], check=True)
-    try:
-        state = DevCluster(state_dir, nodes=args.nodes, detach=True).start()
-    except ClusterError as err:
-        log(f"failed: {err}")
-        return 1
-    print(_usage(state))
-    return 0
-
-
 if __name__ == "__main__":
+    # The command line (`make cluster`, `make cluster-down`) lives in spy_dev.cluster_cli.
+    from spy_dev.cluster_cli import main
+
     sys.exit(main())

@@ -1,88 +1,131 @@
 """Certificates, token files, kubeconfigs and the audit policy of the local control plane.
 
-Called by spy_dev.devcluster.DevCluster.start() once per fresh cluster; nothing else
-imports it. Everything here writes files under the cluster's state directory.
+Called by spy_dev.devcluster.DevCluster.start() once per fresh cluster; `new_ca` and
+`server_cert` also make the approval webhook's certificates (spy_dev.webhook). Files are
+written under the cluster's state directory.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 
-def write_pki(pki: Path) -> None:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec, rsa
-    from cryptography.x509.oid import NameOID
+@dataclass(frozen=True)
+class Issued:
+    """A private key and its certificate (cryptography objects), PEM-encoded on demand."""
 
-    pki.mkdir(parents=True, exist_ok=True)
-    now = dt.datetime.now(dt.UTC)
+    key: Any
+    cert: Any
 
-    def pem_key(key: Any) -> bytes:
-        data: bytes = key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
+    def cert_pem(self) -> bytes:
+        from cryptography.hazmat.primitives import serialization
+
+        data: bytes = self.cert.public_bytes(serialization.Encoding.PEM)
         return data
 
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "spyoptions-dev-ca")])
-    ca_cert = (
+    def key_pem(self) -> bytes:
+        return pem_key(self.key)
+
+
+def pem_key(key: Any) -> bytes:
+    """A private key as unencrypted PKCS#8 PEM."""
+    from cryptography.hazmat.primitives import serialization
+
+    data: bytes = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return data
+
+
+def new_ca(common_name: str, days: int) -> Issued:
+    """A self-signed P-256 CA valid from 5 minutes ago for `days`."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = dt.datetime.now(dt.UTC)
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    usage = x509.KeyUsage(
+        digital_signature=True,
+        key_cert_sign=True,
+        crl_sign=True,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        encipher_only=False,
+        decipher_only=False,
+    )
+    cert = (
         x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=365))
+        .not_valid_after(now + dt.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                key_cert_sign=True,
-                crl_sign=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .sign(ca_key, hashes.SHA256())
+        .add_extension(usage, critical=True)
+        .sign(key, hashes.SHA256())
     )
-    srv_key = ec.generate_private_key(ec.SECP256R1())
-    sans: list[x509.GeneralName] = [
-        x509.DNSName("localhost"),
-        x509.DNSName("kubernetes"),
-        x509.DNSName("kubernetes.default.svc"),
-        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-        x509.IPAddress(ipaddress.ip_address("10.96.0.1")),
-    ]
-    srv_cert = (
+    return Issued(key, cert)
+
+
+def server_cert(ca: Issued, common_name: str, sans: list[str], days: int) -> Issued:
+    """A P-256 TLS server certificate signed by `ca` for the names and IPs in `sans`."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = dt.datetime.now(dt.UTC)
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
         x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")]))
-        .issuer_name(ca_name)
-        .public_key(srv_key.public_key())
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+        .issuer_name(ca.cert.subject)
+        .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=365))
-        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        .add_extension(
-            x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
-        )
-        .sign(ca_key, hashes.SHA256())
+        .not_valid_after(now + dt.timedelta(days=days))
+        .add_extension(x509.SubjectAlternativeName([_san(s) for s in sans]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(ca.key, hashes.SHA256())
     )
+    return Issued(key, cert)
+
+
+def _san(name: str) -> Any:
+    from cryptography import x509
+
+    try:
+        return x509.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        return x509.DNSName(name)
+
+
+def write_pki(pki: Path) -> None:
+    """The control plane's CA, kube-apiserver serving certificate and service-account key."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    pki.mkdir(parents=True, exist_ok=True)
+    ca = new_ca("spyoptions-dev-ca", days=365)
+    sans = ["localhost", "kubernetes", "kubernetes.default.svc", "127.0.0.1", "10.96.0.1"]
+    srv = server_cert(ca, "kube-apiserver", sans, days=365)
     sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    (pki / "ca.crt").write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-    (pki / "ca.key").write_bytes(pem_key(ca_key))
-    (pki / "apiserver.crt").write_bytes(srv_cert.public_bytes(serialization.Encoding.PEM))
-    (pki / "apiserver.key").write_bytes(pem_key(srv_key))
+    (pki / "ca.crt").write_bytes(ca.cert_pem())
+    (pki / "ca.key").write_bytes(ca.key_pem())
+    (pki / "apiserver.crt").write_bytes(srv.cert_pem())
+    (pki / "apiserver.key").write_bytes(srv.key_pem())
     (pki / "sa.key").write_bytes(pem_key(sa_key))
     (pki / "sa.pub").write_bytes(
         sa_key.public_key().public_bytes(

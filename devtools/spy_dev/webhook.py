@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import datetime as dt
-import ipaddress
 import os
 import secrets
 import ssl
@@ -32,6 +30,7 @@ from typing import Any
 
 import httpx
 
+from spy_dev import pki
 from spy_dev.devcluster import ClusterState, client_options, free_port
 
 CONFIG_NAME = "spyoptions-approval"
@@ -48,11 +47,6 @@ class Material:
 
 def material(state_dir: Path) -> Material:
     """Create (once) and return the webhook's key and certificates under state_dir."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
     root = Path(state_dir) / "approval"
     out = Material(root / "signing.key", root / "tls.crt", root / "tls.key", b"")
     if out.key_file.exists() and out.cert_file.exists() and (root / "ca.crt").exists():
@@ -60,42 +54,12 @@ def material(state_dir: Path) -> Material:
             out.key_file, out.cert_file, out.cert_key_file, (root / "ca.crt").read_bytes()
         )
     root.mkdir(parents=True, exist_ok=True)
-    now = dt.datetime.now(dt.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "spyoptions-webhook-ca")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "spyoptions-webhook")]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    pem = serialization.Encoding.PEM
-    ca_pem = ca.public_bytes(pem)
+    ca = pki.new_ca("spyoptions-webhook-ca", days=30)
+    serving = pki.server_cert(ca, "spyoptions-webhook", ["127.0.0.1"], days=30)
+    ca_pem = ca.cert_pem()
     (root / "ca.crt").write_bytes(ca_pem)
-    out.cert_file.write_bytes(cert.public_bytes(pem))
-    out.cert_key_file.write_bytes(
-        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
+    out.cert_file.write_bytes(serving.cert_pem())
+    out.cert_key_file.write_bytes(serving.key_pem())
     out.key_file.write_text(secrets.token_hex(32))
     for path in (out.cert_key_file, out.key_file):
         path.chmod(0o600)

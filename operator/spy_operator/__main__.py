@@ -24,6 +24,34 @@ def watched_namespaces(namespaces: list[str], operator_namespace: str) -> list[s
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        hook_settings = _webhook_settings(args)
+    except WebhookConfigError as err:
+        print(f"spy-operator: {err}", file=sys.stderr)
+        return 2
+    _configure(args)
+    if args.webhook_only:
+        return _serve_webhook_only(args, hook_settings)
+    if hook_settings is not None:
+        os.environ["SPY_WEBHOOK_PORT"] = str(args.webhook_port)
+        os.environ["SPY_WEBHOOK_HOST"] = args.webhook_host
+        os.environ["SPY_WEBHOOK_CERT"] = args.webhook_cert
+        os.environ["SPY_WEBHOOK_KEY"] = args.webhook_key
+
+    import spy_operator.handlers  # registers the handlers  # noqa: F401
+
+    liveness = f"http://0.0.0.0:{args.health_port}/healthz" if args.health_port else None
+    kopf.run(
+        clusterwide=not args.namespace,
+        namespaces=watched_namespaces(args.namespace, args.operator_namespace),
+        standalone=True,  # HA is the leader Lease (leader.py), not kopf peering
+        liveness_endpoint=liveness,
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m spy_operator",
         description="Reconcile TradingBot, IBGateway and OptionsDetector resources "
@@ -65,6 +93,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="act without holding the leader Lease (one replica only)",
     )
+    _webhook_arguments(parser)
+    parser.add_argument("--verbose", "-v", action="store_true", help="debug logs")
+    return parser
+
+
+def _webhook_arguments(parser: argparse.ArgumentParser) -> None:
     hook = parser.add_argument_group(
         "approval webhook", "two-person rule for arming (docs/operations.md)"
     )
@@ -82,14 +116,10 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="serve only the webhook (no controller); for a separate webhook Deployment",
     )
-    parser.add_argument("--verbose", "-v", action="store_true", help="debug logs")
-    args = parser.parse_args(argv)
-    try:
-        hook_settings = _webhook_settings(args)
-    except WebhookConfigError as err:
-        print(f"spy-operator: {err}", file=sys.stderr)
-        return 2
 
+
+def _configure(args: argparse.Namespace) -> None:
+    """Hand the settings to the handlers (they read the environment) and set up logging."""
     os.environ["SPY_OPERATOR_NAMESPACE"] = args.operator_namespace
     os.environ["SPY_METRICS_PORT"] = str(args.metrics_port)
     os.environ["SPY_RESYNC_SECONDS"] = str(args.resync_seconds)
@@ -100,25 +130,6 @@ def main(argv: list[str] | None = None) -> int:
     if not args.verbose:
         # kopf logs every handled watch event at info; our reconcilers log what matters.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
-
-    if args.webhook_only:
-        return _serve_webhook_only(args, hook_settings)
-    if hook_settings is not None:
-        os.environ["SPY_WEBHOOK_PORT"] = str(args.webhook_port)
-        os.environ["SPY_WEBHOOK_HOST"] = args.webhook_host
-        os.environ["SPY_WEBHOOK_CERT"] = args.webhook_cert
-        os.environ["SPY_WEBHOOK_KEY"] = args.webhook_key
-
-    import spy_operator.handlers  # registers the handlers  # noqa: F401
-
-    liveness = f"http://0.0.0.0:{args.health_port}/healthz" if args.health_port else None
-    kopf.run(
-        clusterwide=not args.namespace,
-        namespaces=watched_namespaces(args.namespace, args.operator_namespace),
-        standalone=True,  # HA is the leader Lease (leader.py), not kopf peering
-        liveness_endpoint=liveness,
-    )
-    return 0
 
 
 def _webhook_settings(args: argparse.Namespace) -> tuple[Policy, bytes] | None:

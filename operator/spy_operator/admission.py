@@ -121,37 +121,13 @@ def review(
             "cannot be set or changed by hand"
         )
     spec, old_spec = _spec(obj), _spec(old)
-    approval = spec.get("approval") if isinstance(spec.get("approval"), Mapping) else None
-    old_approval = old_spec.get("approval")
-    gitops = username in policy.gitops_identities
     record: dict[str, str | None] = {}
-    recorded_by = notes_old.get(APPROVAL_RECORDED_BY)
-    via = notes_old.get(APPROVAL_VIA)
-
-    if approval != old_approval:
-        if approval is None:
-            recorded_by = via = None
-            record.update({APPROVAL_RECORDED_BY: None, APPROVAL_RECORDED_AT: None})
-            record[APPROVAL_VIA] = None
-        else:
-            refusal = _check_approval(approval, spec, username, gitops, policy, now)
-            if refusal is not None:
-                return refusal
-            recorded_by = str(approval.get("approvedBy")) if gitops else username
-            via = VIA_GITOPS if gitops else VIA_USER
-            record[APPROVAL_RECORDED_BY] = recorded_by
-            record[APPROVAL_RECORDED_AT] = now.strftime("%Y-%m-%dT%H:%M:%SZ")
-            record[APPROVAL_VIA] = via
-
-    armed, was_armed = spec.get("armed") is True, old_spec.get("armed") is True
-    armed_by = notes_old.get(ARMED_BY)
-    if armed and not was_armed:
-        armed_by = username
-        record[ARMED_BY] = username
-        record[ARMED_AT] = now.strftime("%Y-%m-%dT%H:%M:%SZ")
-    elif not armed:
-        armed_by = None
-        record.update({ARMED_BY: None, ARMED_AT: None})
+    approved = _record_approval(spec, old_spec, notes_old, username, policy, now, record)
+    if isinstance(approved, Review):
+        return approved
+    recorded_by, via = approved
+    armed_by = _record_arming(spec, old_spec, notes_old, username, now, record)
+    armed = spec.get("armed") is True
     if armed and via == VIA_USER and armed_by is not None and armed_by == recorded_by:
         return _refuse(
             f"two-person rule: {armed_by} approved this bot and cannot also arm it; "
@@ -163,6 +139,58 @@ def review(
         key, str(meta.get("namespace") or ""), str(meta.get("name") or ""), spec, notes
     )
     return Review(True, "recorded", record)
+
+
+def _record_approval(
+    spec: Mapping[str, Any],
+    old_spec: Mapping[str, Any],
+    notes_old: Mapping[str, str],
+    username: str,
+    policy: Policy,
+    now: dt.datetime,
+    record: dict[str, str | None],
+) -> Review | tuple[str | None, str | None]:
+    """A refusal, or (who the approval is recorded for, via whom) after this write; adds
+    the approval annotations to `record` when the approval changed."""
+    approval = spec.get("approval") if isinstance(spec.get("approval"), Mapping) else None
+    gitops = username in policy.gitops_identities
+    recorded_by = notes_old.get(APPROVAL_RECORDED_BY)
+    via = notes_old.get(APPROVAL_VIA)
+    if approval == old_spec.get("approval"):
+        return recorded_by, via
+    if approval is None:
+        record.update({APPROVAL_RECORDED_BY: None, APPROVAL_RECORDED_AT: None})
+        record[APPROVAL_VIA] = None
+        return None, None
+    refusal = _check_approval(approval, spec, username, gitops, policy, now)
+    if refusal is not None:
+        return refusal
+    recorded_by = str(approval.get("approvedBy")) if gitops else username
+    via = VIA_GITOPS if gitops else VIA_USER
+    record[APPROVAL_RECORDED_BY] = recorded_by
+    record[APPROVAL_RECORDED_AT] = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    record[APPROVAL_VIA] = via
+    return recorded_by, via
+
+
+def _record_arming(
+    spec: Mapping[str, Any],
+    old_spec: Mapping[str, Any],
+    notes_old: Mapping[str, str],
+    username: str,
+    now: dt.datetime,
+    record: dict[str, str | None],
+) -> str | None:
+    """Who armed the bot after this write; adds the arming annotations to `record`."""
+    armed, was_armed = spec.get("armed") is True, old_spec.get("armed") is True
+    if armed and not was_armed:
+        record[ARMED_BY] = username
+        record[ARMED_AT] = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return username
+    if not armed:
+        record.update({ARMED_BY: None, ARMED_AT: None})
+        return None
+    return notes_old.get(ARMED_BY)
 
 
 def _check_approval(

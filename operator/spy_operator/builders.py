@@ -198,19 +198,18 @@ def analytics_overrides(thresholds: Any) -> dict[str, Any]:
     return {THRESHOLD_PATHS[k]: v for k, v in sorted(thresholds.items()) if k in THRESHOLD_PATHS}
 
 
-def build_detector_statefulset(
+def _detector_env(
     det: OptionsDetector, client_ids: list[int], gateway_port_: int
-) -> Manifest:
-    name = det.meta.name
+) -> list[dict[str, Any]]:
+    """The detector's environment: names and meanings as spy_detector.settings reads them
+    (docs/detector.md)."""
     ns = det.meta.namespace
-    shards = det.shards
     gw = det.gateway
-    # Names and meanings as spy_detector.settings reads them (docs/detector.md).
     env = _env(
         {
             "SPY_SOURCE": "ibkr",
             "SPY_SYMBOL": det.symbol,
-            "SPY_SHARD_COUNT": str(shards),
+            "SPY_SHARD_COUNT": str(det.shards),
             "SPY_IB_HOST": f"{gw}.{ns}.svc",
             "SPY_IB_PORT": str(gateway_port_),
             # Shard i connects as SPY_IB_CLIENT_ID_BASE + i; the operator reserves the
@@ -242,6 +241,15 @@ def build_detector_statefulset(
     if det.token_secret:
         ref = {"name": det.token_secret, "key": det.token_key}
         env.append({"name": "SPY_BACKEND_TOKEN", "valueFrom": {"secretKeyRef": ref}})
+    return env
+
+
+def build_detector_statefulset(
+    det: OptionsDetector, client_ids: list[int], gateway_port_: int
+) -> Manifest:
+    name = det.meta.name
+    shards = det.shards
+    env = _detector_env(det, client_ids, gateway_port_)
     container = _container(
         det.resources,
         name="detector",

@@ -9,6 +9,7 @@ Secret; a child's event queues its owner; the halt ConfigMap queues every bot.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import Any
@@ -42,9 +43,10 @@ _INDEX = {c.KIND_BOT: World.BOTS, c.KIND_GATEWAY: World.GATEWAYS, c.KIND_DETECTO
 # Key kind of a bot-labelled Deployment that no TradingBot owns (enforce.stop_stray).
 STRAY = "StrayBotDeployment"
 # A replica that does not hold the Lease lowers a bot only after it has seen it above
-# the floor this long: the leader, if alive, is faster, and a cache that is a few ms
-# behind an arming must not fight it. A restarted operator alone enforces after this.
-STANDBY_GRACE_SECONDS = 1.0
+# the floor this long: a cache that is a few ms behind an arming must not fight the
+# writer. Lowering too early only costs availability (the leader raises the bot again),
+# never safety, so it is short: a restarted operator alone enforces after this.
+STANDBY_GRACE_SECONDS = 0.25
 
 
 class Controller:
@@ -90,6 +92,7 @@ class Controller:
         if not self.synced.is_set():
             self.ctx.world.attach(indices)
             self.synced.set()
+            log.info("caches synced: enforcing the gate")
             self.enqueue_all()
 
     @property
@@ -238,6 +241,8 @@ class Controller:
     async def _process(self, key: ReconcileKey) -> None:
         kind = key[0]
         started = time.perf_counter()
+        if kind == c.KIND_BOT:
+            self._record_approval_expiry(key)
         try:
             outcome = await self.reconcile(key)
         except ApiError as err:
@@ -338,6 +343,17 @@ class Controller:
         """A replica without the Lease lowers bots only while no live leader does: a
         standby with a stale cache (a halt it has not seen lifted) never fights one."""
         return self.synced.is_set() and (self.leader is None or not self.leader.leader_alive())
+
+    def _record_approval_expiry(self, key: ReconcileKey) -> None:
+        """The bot's approval expiry as a metric, from the cache; dropped once the bot
+        is gone or carries no readable approval (its reconcile reports why)."""
+        body = self.ctx.world.get(World.BOTS, (key[1], key[2]))
+        expires = None
+        if body is not None:
+            with contextlib.suppress(SpecError):  # an invalid spec: no expiry to show
+                approval = TradingBot.from_body(body).approval
+                expires = approval.expires_at if approval is not None else None
+        metrics.record_approval_expiry(key[1], key[2], expires)
 
     def _schedule_expiry(self, key: ReconcileKey) -> None:
         body = self.ctx.world.get(World.BOTS, (key[1], key[2]))

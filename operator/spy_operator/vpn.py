@@ -2,7 +2,8 @@
 
 `probe` is the only I/O, run in the background by `VpnProber` (one probe per target
 every few seconds, shared by every object using it); `check_vpn` is the pure policy
-behind the VPNReady condition. The RTT goes to status.vpnRttMs (target: under 30 ms).
+behind the VPNReady condition. The RTT goes to status.vpnRttMs (target: under 30 ms)
+and to the metric spy_operator_vpn_rtt_seconds{target} (alert SpyVpnRttHigh).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from spy_operator import metrics
 from spy_operator.api import VpnTarget as VpnTarget
 from spy_operator.conditions import Check
 
@@ -102,6 +104,7 @@ class VpnProber:
         try:
             result = await self.probe(key[0], key[1], timeout)
             self._results[key] = (self.clock(), result)
+            metrics.record_vpn_rtt(key[0], key[1], result.rtt_ms if result.ok else None)
         finally:
             self._running.pop(key, None)
 

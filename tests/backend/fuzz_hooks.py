@@ -1,8 +1,9 @@
-"""schemathesis hooks for the backend's spec: the three cross-field rules JSON Schema can
+"""schemathesis hooks for the backend's spec: the cross-field rules JSON Schema can
 not state (each is in the spec's description text).
 
 - a smile curve's `k` and `iv`, and a GEX record's `strikes` and `gex`, have the same
   length;
+- a shard part's `shard.index` is below its `shard.count`;
 - an ingest batch holds at most 1000 items in all its lists.
 
 Generated *positive* cases are made to respect them (the longer list is cut to the
@@ -34,6 +35,11 @@ def equalize(value: Any) -> Any:
         if isinstance(out.get(a), list) and isinstance(out.get(b), list):
             n = min(len(out[a]), len(out[b]))
             out[a], out[b] = out[a][:n], out[b][:n]
+    shard = out.get("shard")
+    if isinstance(shard, dict) and isinstance(shard.get("index"), int):
+        count = shard.get("count")
+        if isinstance(count, int) and count >= 1 and shard["index"] >= count:
+            out["shard"] = {**shard, "index": count - 1}
     return out
 
 

@@ -115,17 +115,18 @@ def build(now: datetime | None = None) -> Seed:
     }
 
     flow = []
-    calls = puts = 0.0
     for i in range(30):
-        calls += 4.0e4 + 1.5e4 * math.sin(i / 3)
-        puts += 3.2e4 + 1.2e4 * math.cos(i / 4)
+        # per interval, as the detector sends it: gross premium of each right, and the
+        # signed net (bought minus sold; calls +, puts -), which is not calls - puts
+        calls = 4.0e4 + 1.5e4 * math.sin(i / 3)
+        puts = 3.2e4 + 1.2e4 * math.cos(i / 4)
         flow.append(
             {
                 "ts": ts(now - timedelta(minutes=29 - i)),
                 "symbol": "SPY",
                 "call_premium": round(calls, 2),
                 "put_premium": round(puts, 2),
-                "net_premium": round(calls - puts, 2),
+                "net_premium": round(0.3 * calls - 0.2 * puts, 2),
                 "put_call_volume_ratio": round(0.8 + 0.1 * math.sin(i / 5), 3),
             }
         )

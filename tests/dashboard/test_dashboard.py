@@ -91,6 +91,10 @@ def test_page_loads_history_without_console_errors(
     assert pressed.inner_text().startswith(seeded.expiries[0])
     assert page.locator("#expiries button").count() == len(seeded.expiries)
     assert page.inner_text("#flip") == "596.5"
+    # net premium is the signed flow, labelled so (it is not call minus put premium)
+    net = page.locator("#net-premium").locator("xpath=..")
+    assert net.locator("dt").inner_text() == "Net signed premium"
+    assert "Not call premium minus put premium" in (net.get_attribute("title") or "")
     # Each chart drew its data (axis titles on the canvas) and describes it accessibly.
     for chart, title in [("smile", "Implied volatility"), ("gex", "Strike"), ("flow", "Time")]:
         assert title in page.evaluate(f"document.getElementById('{chart}').drawnText")
@@ -338,6 +342,10 @@ def test_history_error_is_shown_and_clears_when_storage_recovers(
     page.unroute("**/api/v1/gex?*")
     page.wait_for_selector("#history-error", state="hidden", timeout=7_000)
     assert page.inner_text("#flip") == "596.5"
+    # net premium is the signed flow, labelled so (it is not call minus put premium)
+    net = page.locator("#net-premium").locator("xpath=..")
+    assert net.locator("dt").inner_text() == "Net signed premium"
+    assert "Not call premium minus put premium" in (net.get_attribute("title") or "")
 
 
 def test_feed_filter_and_keyboard_jump_to_the_smile(

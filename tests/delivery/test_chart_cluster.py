@@ -1,8 +1,12 @@
 """The Helm chart on the real local control plane (spy_dev.devcluster, KWOK nodes, so
 `--wait` waits for real scheduling and rollout): install, then the operator process
 authenticated as the chart's ServiceAccount (a TokenRequest token in a kubeconfig of
-its own) passes the gate's core scenarios in namespaced mode; `kubectl auth can-i`
-as that account shows what it must not do; upgrade, rollback, uninstall.
+its own, chart_release.py) passes the gate's core scenarios in namespaced mode behind
+the chart's own admission objects: its approval webhook (served by that process with
+the chart's certificate, refusing an approval written for someone else) and its
+bot-guard ValidatingAdmissionPolicies (refusing an editor's hand scale-up, exempting
+the ServiceAccount); `kubectl auth can-i` as that account shows what it must not do;
+upgrade (certificate and key kept), rollback, uninstall.
 
 Tests in this module share one release and run in file order.
 """
@@ -10,81 +14,44 @@ Tests in this module share one release and run in file order.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-import yaml
-from delivery_support import CHART, THIRD_PARTY_CRDS, run, tool
+from chart_release import (
+    ADDED,
+    BINDINGS,
+    OUTSIDE,
+    RELEASE,
+    RELEASE_NS,
+    SA,
+    SA_USER,
+    WATCHED,
+    WEBHOOK_CONFIG,
+    WEBHOOK_SECRET,
+    DevAdmission,
+    Release,
+    SaOperator,
+    running_sa_operator,
+    sa_kubeconfig,
+)
+from delivery_support import CHART, THIRD_PARTY_CRDS
 from k8s_support import Cluster, Kubectl, wait_for
 from operator_support import (
-    admission_suspended,
     bot,
     condition,
     credentials,
     deployment_replicas,
     gateway,
+    in_seconds,
     pull_secret,
     wait_bot,
 )
-from spy_dev.devcluster import free_port
-from spy_dev.webhook import operator_env
+from spy_dev import admission
+from spy_dev.devcluster import DEFAULT_BIN
+from spy_dev.webhook import editors_rbac
 from spy_operator import constants as c
-
-SUFFIX = uuid.uuid4().hex[:6]
-RELEASE = f"spy-{SUFFIX}"
-RELEASE_NS = f"spy-sys-{SUFFIX}"  # the operator namespace: halt ConfigMap and Lease
-WATCHED = f"spy-paper-{SUFFIX}"
-ADDED = f"spy-live-{SUFFIX}"  # added by the upgrade
-OUTSIDE = f"spy-other-{SUFFIX}"  # never watched
-SA = f"{RELEASE}-spy-options-operator"
-SA_USER = f"system:serviceaccount:{RELEASE_NS}:{SA}"
-
-
-@dataclass
-class Release:
-    cluster: Cluster
-    kubectl: Kubectl
-    sa_kubectl: Kubectl
-    sa_kubeconfig: Path
-    log_dir: Path
-
-    def helm(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return run(
-            tool("helm"),
-            "--kubeconfig",
-            str(self.cluster.kubeconfig),
-            "--namespace",
-            RELEASE_NS,
-            *args,
-            check=check,
-            timeout=300,
-        )
-
-
-def sa_kubeconfig(admin_kubeconfig: Path, token: str, path: Path) -> Path:
-    """A kubeconfig that authenticates with the ServiceAccount's token only."""
-    admin = yaml.safe_load(admin_kubeconfig.read_text())
-    cluster = admin["clusters"][0]
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [cluster],
-        "users": [{"name": "operator-sa", "user": {"token": token}}],
-        "contexts": [
-            {"name": "operator-sa", "context": {"cluster": cluster["name"], "user": "operator-sa"}}
-        ],
-        "current-context": "operator-sa",
-    }
-    path.write_text(yaml.safe_dump(config))
-    path.chmod(0o600)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -114,80 +81,48 @@ def release(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Itera
     )
     tmp = tmp_path_factory.mktemp("chart")
     rel = Release(cluster, kubectl, kubectl, tmp / "sa.kubeconfig", tmp)
-    proc = rel.helm(
-        "install",
-        RELEASE,
-        str(CHART),
-        "--wait",
-        "--timeout",
-        "180s",
-        "--set",
-        f"operator.watchNamespaces={{{WATCHED}}}",
-        "--set",
-        "backend.existingSecret=spy-backend-azure",
-    )
-    assert "STATUS: deployed" in proc.stdout
-    token = kubectl("-n", RELEASE_NS, "create", "token", SA, "--duration=2h").strip()
-    sa_kubeconfig(cluster.kubeconfig, token, rel.sa_kubeconfig)
-    rel.sa_kubectl = Kubectl(rel.sa_kubeconfig)
+    dev = DevAdmission(cluster)
     try:
+        assert "STATUS: deployed" in rel.install().stdout
+        # Only now, so some binding of ConfigMap params always exists
+        # (spy_dev.admission.suspend_bindings).
+        dev.lift()
+        token = kubectl("-n", RELEASE_NS, "create", "token", SA, "--duration=2h").strip()
+        sa_kubeconfig(cluster.kubeconfig, token, rel.sa_kubeconfig)
+        rel.sa_kubectl = Kubectl(rel.sa_kubeconfig)
+        rel.dev_admission = dev
         yield rel
     finally:
+        dev.restore()
         rel.helm("uninstall", RELEASE, "--wait", check=False)
         for ns in (RELEASE_NS, WATCHED, ADDED, OUTSIDE):
             kubectl.run("delete", "namespace", ns, "--wait=false", check=False)
 
 
-@dataclass
-class SaOperator:
-    proc: subprocess.Popen[bytes]
-    log: Path
-
-    def text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
 @pytest.fixture(scope="module")
 def sa_operator(release: Release) -> Iterator[SaOperator]:
-    """`python -m spy_operator` exactly as the chart's Deployment runs it (namespaced
-    mode, operator namespace = release namespace), authenticated as the ServiceAccount."""
-    log = release.log_dir / "operator-sa.log"
-    env = dict(
-        os.environ,
-        KUBECONFIG=str(release.sa_kubeconfig),
-        SPY_METRICS_ADDR="127.0.0.1",
-        SPY_VPN_PROBE_TTL="0.5",
-        SPY_LEASE_SECONDS="5",
-        SPY_LEASE_RENEW_SECONDS="1",
-    )
-    if release.cluster.state is not None:
-        # The session's approval webhook signs with this key; the gate verifies with it.
-        env.update(operator_env(Path(release.cluster.state.state_dir)))
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "spy_operator",
-                f"--operator-namespace={RELEASE_NS}",
-                f"--namespace={WATCHED}",
-                f"--metrics-port={free_port()}",
-                "--resync-seconds=3",
-            ],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    op = SaOperator(proc, log)
+    yield from running_sa_operator(release)
+
+
+@contextmanager
+def chart_bot_guard_lifted(k: Kubectl) -> Iterator[None]:
+    """The release's bot guard set to Audit only, for the operator's revert path: with
+    it in place a hand scale-up never reaches the Deployment. Patched, never deleted
+    (spy_dev.admission.suspend_bindings says why)."""
+    argv = [str(DEFAULT_BIN / "kubectl"), f"--kubeconfig={k.kubeconfig}"]
+
+    def actions(value: list[str]) -> None:
+        patch = json.dumps({"spec": {"validationActions": value}})
+        for name in BINDINGS:
+            k("patch", "validatingadmissionpolicybinding", name, "--type=merge", "-p", patch)
+
+    actions(["Audit"])
+    admission.wait_enforced(argv, WATCHED, want=False, timeout=60)
     try:
-        yield op
+        yield
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        actions(["Deny", "Audit"])
+        admission.wait_enforced(argv, WATCHED, want=True, timeout=60)
 
 
 def test_install_rolled_out_and_applied_everything(release: Release) -> None:
@@ -222,16 +157,25 @@ def test_install_rolled_out_and_applied_everything(release: Release) -> None:
     assert [r["metadata"]["name"] for r in cluster_roles] == [f"{SA}-{RELEASE_NS}-observe"]
 
 
-@pytest.fixture
-def without_dev_bot_guard(release: Release) -> Iterator[None]:
-    """The dev cluster's bot-guard admission policy exempts only the dev cluster's
-    operator users (deploy/admission), not this release's ServiceAccount, and refuses
-    the hand scale-up below: it is lifted for this test (it has its own tests)."""
-    with admission_suspended(release.kubectl):
-        yield
+def test_install_registered_the_admission_objects(release: Release) -> None:
+    """The webhook registration and the bot guard, scoped to the watched namespace,
+    exempting exactly this release's ServiceAccount."""
+    k = release.kubectl
+    hook = k.get("mutatingwebhookconfiguration", WEBHOOK_CONFIG)["webhooks"][0]
+    assert hook["failurePolicy"] == "Fail"
+    assert hook["namespaceSelector"]["matchExpressions"][0]["values"] == [WATCHED]
+    secret = k.get("secret", WEBHOOK_SECRET, RELEASE_NS)
+    assert hook["clientConfig"]["caBundle"] == secret["data"]["ca.crt"]
+    params = k.get("configmap", f"{RELEASE}-spy-options-admission", RELEASE_NS)
+    assert params["data"]["operators"] == SA_USER
+    for name in BINDINGS:
+        binding = k.get("validatingadmissionpolicybinding", name)
+        assert binding["spec"]["paramRef"]["namespace"] == RELEASE_NS
+        selector = binding["spec"]["matchResources"]["namespaceSelector"]
+        assert selector["matchExpressions"][0]["values"] == [WATCHED]
+        assert k.get("validatingadmissionpolicy", binding["spec"]["policyName"]) is not None
 
 
-@pytest.mark.usefixtures("without_dev_bot_guard")
 def test_gate_core_scenarios_as_the_chart_service_account(
     release: Release, sa_operator: SaOperator
 ) -> None:
@@ -248,12 +192,17 @@ def test_gate_core_scenarios_as_the_chart_service_account(
         120,
         0.5,
     )
+    # Through the chart's approval webhook (admin is the release's GitOps identity),
+    # signed with the chart's key, verified by the operator with the same mounted key.
     k.apply(bot("b1"), ns)
     tb = wait_bot(k, ns, "b1", 1, "Armed", timeout=60)
     assert condition(tb, "Approved")["status"] == "True"
-    # A hand scale-up is set back.
-    k("scale", "-n", ns, "deployment/b1-bot", "--replicas=3")
-    wait_for("scale-up reverted", lambda: deployment_replicas(k, ns, "b1") == 1, 30, 0.05)
+    assert tb["metadata"]["annotations"]["spyoptions.io/approval-via"] == "gitops"
+    # A hand scale-up is set back (the chart's bot guard would refuse it outright:
+    # test_chart_bot_guard_refuses_an_editors_scale_up).
+    with chart_bot_guard_lifted(k):
+        k("scale", "-n", ns, "deployment/b1-bot", "--replicas=3")
+        wait_for("scale-up reverted", lambda: deployment_replicas(k, ns, "b1") == 1, 30, 0.05)
     # Disarm, then re-arm.
     k("patch", "-n", ns, "tradingbot/b1", "--type=merge", "-p", '{"spec":{"armed":false}}')
     wait_bot(k, ns, "b1", 0, "NotArmed", timeout=60)
@@ -299,6 +248,52 @@ def test_gate_core_scenarios_as_the_chart_service_account(
             if ours and event["user"]["username"] != "admin":
                 writers.add(event["user"]["username"])
         assert writers == {SA_USER}, writers
+
+
+def test_chart_webhook_refuses_an_approval_for_someone_else(
+    release: Release, sa_operator: SaOperator
+) -> None:
+    """The two-person rule, enforced by the webhook the operator serves under the
+    release (the session's own webhook is unregistered for this module)."""
+    k, ns = release.kubectl, WATCHED
+    k.apply(editors_rbac(), ns)
+    alice = Kubectl(release.cluster.kubeconfig_for("alice"))
+    k.apply(bot("tb2", armed=False, approved_by=None), ns)
+    approval = {"approvedBy": "bob", "reason": "chart test", "expiresAt": in_seconds(3600)}
+    proc = alice.run(
+        "-n", ns, "patch", "tradingbot", "tb2", "--type=merge",
+        "-p", json.dumps({"spec": {"approval": approval}}), check=False,
+    )  # fmt: skip
+    assert proc.returncode != 0, proc.stdout
+    assert 'admission webhook "approval.tradingbots.spyoptions.io"' in proc.stderr
+    assert "approvedBy must be the user who writes" in proc.stderr
+    assert "approval" not in k.get("tradingbot", "tb2", ns)["spec"]
+    assert "approval review" in sa_operator.text() and "alice" in sa_operator.text()
+
+
+def test_chart_bot_guard_refuses_an_editors_scale_up(
+    release: Release, sa_operator: SaOperator
+) -> None:
+    """A user with the `edit` ClusterRole in the namespace cannot raise a bot's
+    replicas (neither through /scale nor by patching the Deployment); the operator's
+    ServiceAccount may lower it and raise it back to what the gate allows."""
+    k, ns = release.kubectl, WATCHED
+    k("-n", ns, "create", "rolebinding", "alice-edit", "--clusterrole=edit", "--user=alice")
+    alice = Kubectl(release.cluster.kubeconfig_for("alice"))
+    can = alice("auth", "can-i", "patch", "deployments", "--subresource=scale", "-n", ns)
+    assert can.strip() == "yes"
+    wait_bot(k, ns, "b1", 1, "Armed", timeout=60)
+    proc = alice.run("-n", ns, "scale", "deployment/b1-bot", "--replicas=2", check=False)
+    assert proc.returncode != 0 and "spyoptions bot-guard rule bot-scale" in proc.stderr
+    proc = alice.run(
+        "-n", ns, "patch", "deployment", "b1-bot", "--type=merge",
+        "-p", '{"spec":{"replicas":2}}', check=False,
+    )  # fmt: skip
+    assert proc.returncode != 0 and "spyoptions bot-guard rule bot-replicas" in proc.stderr
+    assert deployment_replicas(k, ns, "b1") == 1
+    # The ServiceAccount lowers it; the operator (the same account) raises it back.
+    release.sa_kubectl("-n", ns, "scale", "deployment/b1-bot", "--replicas=0")
+    wait_for("operator raised b1 back", lambda: deployment_replicas(k, ns, "b1") == 1, 60, 0.1)
 
 
 MUST_NOT = [
@@ -375,9 +370,16 @@ def _approval_key(k: Kubectl) -> str:
     return str(secret["data"]["key"])
 
 
+def _webhook_cert(k: Kubectl) -> tuple[str, str]:
+    secret = k.get("secret", WEBHOOK_SECRET, RELEASE_NS)
+    hook = k.get("mutatingwebhookconfiguration", WEBHOOK_CONFIG)["webhooks"][0]
+    return secret["data"]["tls.crt"], hook["clientConfig"]["caBundle"]
+
+
 def test_upgrade_with_changed_values_then_rollback(release: Release) -> None:
     k = release.kubectl
     key = _approval_key(k)
+    cert = _webhook_cert(k)
     release.helm(
         "upgrade",
         RELEASE,
@@ -395,6 +397,10 @@ def test_upgrade_with_changed_values_then_rollback(release: Release) -> None:
     assert f"--namespace={ADDED}" in _operator_args(k)
     assert "--resync-seconds=15" in _operator_args(k)
     assert _approval_key(k) == key, "an upgrade must not rotate the approval key"
+    assert _webhook_cert(k) == cert, "an upgrade must not rotate the webhook certificate"
+    binding = k.get("validatingadmissionpolicybinding", BINDINGS[0])
+    selector = binding["spec"]["matchResources"]["namespaceSelector"]
+    assert selector["matchExpressions"][0]["values"] == [WATCHED, ADDED]
     history = json.loads(release.helm("history", RELEASE, "-o", "json").stdout)
     assert [h["revision"] for h in history] == [1, 2]
 
@@ -419,15 +425,19 @@ RELEASE_KINDS = (
 def _leftovers(k: Kubectl) -> list[str]:
     selector = f"app.kubernetes.io/instance={RELEASE}"
     names = k("get", RELEASE_KINDS, "-A", "-l", selector, "-o", "name").split()
-    names += k("get", "clusterroles,clusterrolebindings", "-l", selector, "-o", "name").split()
+    cluster_kinds = (
+        "clusterroles,clusterrolebindings,mutatingwebhookconfigurations,"
+        "validatingadmissionpolicies,validatingadmissionpolicybindings"
+    )
+    names += k("get", cluster_kinds, "-l", selector, "-o", "name").split()
     return names
 
 
 def test_uninstall_leaves_no_orphans(release: Release, sa_operator: SaOperator) -> None:
     k = release.kubectl
     assert _leftovers(k)
-    sa_operator.proc.terminate()
-    sa_operator.proc.wait(15)
+    sa_operator.stop()
+    release.dev_admission.restore()  # before the release's bindings go
     release.helm("uninstall", RELEASE, "--wait", "--timeout", "120s")
     wait_for("release objects gone", lambda: not _leftovers(k), 60)
     # Helm keeps CRDs on purpose (deleting them would delete every TradingBot).

@@ -1,7 +1,7 @@
 """The Helm chart without a cluster: lint, kubeconform, and what its objects must say
 (CRDs identical to crds/, RBAC without wildcards, PSS restricted, namespaced mode with
-no cluster-wide rights, schema errors that name the field, the admission extension
-points refusing to render)."""
+no cluster-wide rights, schema errors that name the field). The admission objects:
+test_chart_admission.py."""
 
 from __future__ import annotations
 
@@ -241,23 +241,6 @@ def test_schema_rejects_bad_values_naming_the_field(args: tuple[str, ...], field
     assert proc.returncode != 0
     assert "values don't meet the specifications of the schema" in proc.stderr
     assert field in proc.stderr
-
-
-@pytest.mark.parametrize("point", ["botReplicasPolicy", "approvalWebhook"])
-def test_admission_extension_points_refuse_to_render_until_implemented(point: str) -> None:
-    proc = run(
-        tool("helm"),
-        "template",
-        "t",
-        str(CHART),
-        "--kube-version",
-        "1.34.2",
-        "--set",
-        f"admission.{point}.enabled=true",
-        check=False,
-    )
-    assert proc.returncode != 0
-    assert f"admission.{point} is not part of this chart version yet" in proc.stderr
 
 
 def test_leader_election_off_needs_one_replica() -> None:

@@ -77,7 +77,20 @@ def test_required_alerts_exist() -> None:
         "SpyDetectorStale",
         "SpyIBDisconnected",
         "SpyBackend5xx",
+        "SpyVpnRttHigh",
+        "SpyBotApprovalExpiringSoon",
     } <= set(alert_exprs())
+
+
+def test_new_metrics_are_what_the_rules_and_dashboard_use() -> None:
+    """The per-bot expiry, VPN RTT and staleness-by-age series are used (by these names)
+    where they were missing: a rename on either side fails here and in the scrape test."""
+    used = {n for e in {**alert_exprs(), **dashboard_exprs()}.values() for n in metric_names(e)}
+    assert {
+        "spy_operator_vpn_rtt_seconds",
+        "spy_operator_bot_approval_expiry_timestamp_seconds",
+        "spy_detector_last_snapshot_timestamp_seconds",
+    } <= used
 
 
 def test_every_dashboard_query_parses(tmp_path: Path) -> None:

@@ -203,8 +203,10 @@ async def test_run_service_against_gateway_stand_in(
     assert 'spy_detector_ib_connection_state{spy_detector_ib_connection_state="connected"} 1.0' in (
         metrics
     )
-    # shard 1 of 3 owns expiry indices 1 and 4: option market data requested only for them
-    mine = {fake_tws.chain.expiries[1], fake_tws.chain.expiries[4]}
+    # shard 1 of 3 owns expiry indices 1 and 4 and reads 2 and 5 (the next ones) for the
+    # calendar rule: option market data requested only for them
+    exps = fake_tws.chain.expiries
+    mine = {exps[1], exps[4], exps[2], exps[5]}
     option_reqs = [f for f in fake_tws.requests_of(1) if f[5] == "OPT"]
     assert option_reqs and {f[6] for f in option_reqs} == mine
     assert _started(log)["ib"] == f"127.0.0.1:{fake_tws.port} client 101"

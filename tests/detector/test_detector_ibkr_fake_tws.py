@@ -76,12 +76,16 @@ async def test_snapshot_from_streamed_ticks(fake_tws: FakeTWS) -> None:
     chain = fake_tws.chain
     iso = [f"{e[:4]}-{e[4:6]}-{e[6:]}" for e in chain.expiries]
     got_expiries = sorted(set(snap.expiry.astype(str)))
-    assert got_expiries == [iso[0], iso[2], iso[4]], "shard 0 of 2 takes even expiry indices"
-    # 3 expiries x 5 strikes (590..610) x C/P, less the 2 the expiry does not list
-    assert len(snap) == 28
+    own = sorted(set(got_expiries) - snap.context_expiries)
+    assert own == [iso[0], iso[2], iso[4]], "shard 0 of 2 takes even expiry indices"
+    # and the expiry after each of its own, read-only, for calendars across shards
+    assert snap.context_expiries == {iso[1], iso[3], iso[5]}
+    assert got_expiries == iso
+    # 6 expiries x 5 strikes (590..610) x C/P, less the 2 the expiry does not list
+    assert len(snap) == 58
     assert not any(r["expiry"] == iso[2] and r["strike"] == 605.0 for r in snap.to_records())
     # qualifyContracts for the underlying + one wildcard details request per expiry
-    assert len(fake_tws.requests_of(9)) == 1 + 3
+    assert len(fake_tws.requests_of(9)) == 1 + 6
     assert snap.spot == pytest.approx(600.0)
     assert snap.rejected == {}
     records = snap.to_records()
@@ -293,3 +297,25 @@ def test_settings_validate() -> None:
         IBSettings(max_msgs_per_sec=80)
     assert IBSettings(max_lines=100).option_lines == 99
     assert datetime.now(UTC)  # keep the import honest for the clock injection below
+
+
+async def test_shards_snapshot_on_one_wall_clock_grid(fake_tws: FakeTWS) -> None:
+    """Two shards on their own connections stamp snapshots with the same slot times
+    (multiples of the interval), so the backend can merge their GEX/flow parts."""
+    interval = 0.5
+
+    async def stamps(index: int) -> list[float]:
+        settings = _settings(fake_tws.port, client_id=20 + index, snapshot_interval=interval)
+        src = IBKRSource(settings, ShardSpec(index, 2), DetectorMetrics())
+        agen = src.snapshots()
+        try:
+            return [(await _next(agen)).ts_epoch for _ in range(5)]
+        finally:
+            await agen.aclose()
+            await src.close()
+
+    a, b = await asyncio.gather(stamps(0), stamps(1))
+    for ts in a + b:
+        assert ts / interval == pytest.approx(round(ts / interval), abs=1e-6), ts
+    assert len(a) == len(set(a)) and len(b) == len(set(b)), "one snapshot per slot"
+    assert len(set(a[1:]) & set(b[1:])) >= 2, (a, b)

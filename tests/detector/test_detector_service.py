@@ -102,8 +102,11 @@ async def test_replay_to_backend_with_probes(tmp_path: Path, ingest_sink: Ingest
         await health.stop()
 
     assert len(analyzer.seen) == 3
-    # shard 1 of 2 owns the 2nd and 4th of the four expiries
-    assert sorted(set(analyzer.seen[0].expiry.astype(str))) == ["2026-12-11", "2027-01-16"]
+    # shard 1 of 2 owns the 2nd and 4th of the four expiries, and reads the 3rd (the one
+    # after its 2nd) for the calendar rule
+    seen = analyzer.seen[0]
+    assert sorted(set(seen.expiry.astype(str))) == ["2026-12-11", "2026-12-19", "2027-01-16"]
+    assert seen.context_expiries == {"2026-12-19"}
     assert sorted(ingest_sink.anomaly_ids) == ["id-1", "id-2", "id-3"]
     assert ingest_sink.count("market") == 3
     assert 'spy_detector_anomalies_total{kind="iv_residual",severity="HIGH"} 3.0' in text
@@ -194,6 +197,30 @@ async def test_analysis_error_is_counted_not_fatal() -> None:
     await detector.process(flat_chain())
     assert metrics.registry.get_sample_value("spy_detector_analysis_errors_total") == 1.0
     assert detector.analysed == 1
+
+
+async def test_last_snapshot_timestamp_is_zero_until_a_snapshot_then_its_wall_time() -> None:
+    """spy_detector_last_snapshot_timestamp_seconds, which SpyDetectorStale watches:
+    0 before the first snapshot (so a detector that never got one is stale too), then
+    the Unix time each analysed snapshot was recorded; a failed analysis leaves it."""
+    import time
+
+    from detector_chains import flat_chain
+
+    metrics = DetectorMetrics()
+    name = "spy_detector_last_snapshot_timestamp_seconds"
+    assert metrics.registry.get_sample_value(name) == 0.0
+    detector = Detector(BlockingSource([]), StubAnalyzer(), metrics)
+    before = time.time()
+    await detector.process(flat_chain())
+    stamp = metrics.registry.get_sample_value(name)
+    assert stamp is not None and before <= stamp <= time.time()
+
+    def broken(snap: ChainSnapshot) -> Any:
+        raise RuntimeError("bug")
+
+    await Detector(BlockingSource([]), broken, metrics).process(flat_chain())
+    assert metrics.registry.get_sample_value(name) == stamp
 
 
 async def test_recorder_round_trips_through_replay(tmp_path: Path) -> None:

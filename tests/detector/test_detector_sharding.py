@@ -69,7 +69,7 @@ def test_shard_env_errors(env: dict[str, str]) -> None:
         ShardSpec.from_env(env)
 
 
-def test_shard_snapshot_keeps_only_owned_expiries() -> None:
+def test_shard_snapshot_keeps_owned_and_context_expiries() -> None:
     exp = np.array(["2026-12-19", "2026-11-27", "2026-12-05", "2026-11-27"], dtype="datetime64[D]")
     snap = ChainSnapshot.from_arrays(
         ts=datetime(2026, 11, 25, 15, tzinfo=UTC),
@@ -84,6 +84,11 @@ def test_shard_snapshot_keeps_only_owned_expiries() -> None:
         ask=[1.1, 2.1, 3.1, 4.1],
     )
     mine = shard_snapshot(snap, ShardSpec(0, 2))  # sorted: 11-27 (0), 12-05 (1), 12-19 (2)
-    assert sorted(set(mine.expiry.astype(str))) == ["2026-11-27", "2026-12-19"]
-    assert len(mine) == 3
+    # owned 0 and 2, and 1 (the expiry after 0) as read-only context for calendars
+    assert sorted(set(mine.expiry.astype(str))) == ["2026-11-27", "2026-12-05", "2026-12-19"]
+    assert mine.context_expiries == {"2026-12-05"}
+    assert len(mine) == 4
+    other = shard_snapshot(snap, ShardSpec(1, 2))
+    assert sorted(set(other.expiry.astype(str))) == ["2026-12-05", "2026-12-19"]
+    assert other.context_expiries == {"2026-12-19"}
     assert shard_snapshot(snap, ShardSpec(0, 1)) is snap

@@ -272,7 +272,7 @@ def test_restarted_operator_enforces_within_seconds_of_a_sigkill(
 ) -> None:
     """Finding 4: after SIGKILL a restarted operator waited a full Lease (15 s by
     default) before enforcing anything. Now any synced replica lowers bots at once
-    (after a 1 s grace): a hand scale-up made while it was down and an approval that
+    (after a 0.25 s grace): a hand scale-up made while it was down and an approval that
     expired meanwhile are both at 0 within about 5 s of the restart on a quiet machine
     (the measured figure is in docs/safety-gate.md). Asserted at 12 s, which the old
     operator could never meet (it waited the dead holder's whole 15 s Lease after

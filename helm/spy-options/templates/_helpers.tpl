@@ -88,3 +88,7 @@ true
 {{- define "spy-options.approvalSecretName" -}}
 {{- default (printf "%s-approval-key" (include "spy-options.fullname" .)) .Values.approval.existingSecret -}}
 {{- end -}}
+
+{{- define "spy-options.webhookName" -}}
+{{- printf "%s-webhook" (include "spy-options.operatorName" .) -}}
+{{- end -}}

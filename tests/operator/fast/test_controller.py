@@ -362,7 +362,8 @@ async def test_a_standby_lowers_a_hand_scale_up_only_after_its_grace_and_never_r
     standby.api.patch("Deployment", NS, "b-bot", {"spec": {"replicas": 3}}, manager="kubectl")
     took = await standby.wait_until("lowered", lambda: standby.replicas("b") == 0, within=15)
     # Another pod's standby acts once the holder has not renewed for 3 renew periods
-    # (6 s) plus its 1 s grace; a restarted pod's own predecessor counts as dead at once.
+    # (6 s) plus its grace (STANDBY_GRACE_SECONDS); a restarted pod's own predecessor
+    # counts as dead at once.
     assert 1.0 <= took <= 8.5, f"lowered after {took:.2f} s"
     assert scale_writes(standby, "standby", mark) == [0]
     await standby.stop()

@@ -78,6 +78,10 @@ class ChainSnapshot:
     dividends: DividendSchedule = field(default_factory=DividendSchedule)
     spot_ts: FloatArray = field(default_factory=lambda: np.empty(0))
     spot_px: FloatArray = field(default_factory=lambda: np.empty(0))
+    #: expiries (YYYY-MM-DD) present only as read-only context: a detector shard holds
+    #: the expiry after each of its own so the calendar rule checks every adjacent pair
+    #: across shards; nothing else is reported on them (`spy_analytics.shards`)
+    context_expiries: frozenset[str] = frozenset()
 
     def __len__(self) -> int:
         return int(self.strike.shape[0])
@@ -142,6 +146,7 @@ class ChainSnapshot:
                 return np.full(n, default)
             return np.asarray(values, dtype=np.float64).reshape(n)
 
+        spot_ts, spot_px = _history(spot_history)
         return cls(
             ts=_aware(ts),
             symbol=symbol,
@@ -159,7 +164,8 @@ class ChainSnapshot:
             quote_ts=col(quote_ts, math.nan),
             rejected=dict(rejected or {}),
             dividends=dividends or DividendSchedule(),
-            **_history(spot_history),
+            spot_ts=spot_ts,
+            spot_px=spot_px,
         )
 
     @classmethod
@@ -261,6 +267,7 @@ class ChainSnapshot:
             dividends=self.dividends,
             spot_ts=self.spot_ts,
             spot_px=self.spot_px,
+            context_expiries=self.context_expiries,
         )
 
     def with_dividends(self, dividends: DividendSchedule) -> ChainSnapshot:
@@ -323,16 +330,17 @@ def contract_keys(
     return days * 10**10 + milli.astype(np.int64) * 2 + is_call.astype(np.int64)
 
 
-def _history(spot_history: tuple[Any, Any] | None) -> dict[str, FloatArray]:
+def _history(spot_history: tuple[Any, Any] | None) -> tuple[FloatArray, FloatArray]:
+    """(epoch seconds ascending, prices) of the finite, positive history points."""
     if spot_history is None:
-        return {"spot_ts": np.empty(0), "spot_px": np.empty(0)}
+        return np.empty(0), np.empty(0)
     ts = np.asarray(spot_history[0], dtype=np.float64).ravel()
     px = np.asarray(spot_history[1], dtype=np.float64).ravel()
     if ts.shape != px.shape:
         raise ValueError("spot_history: times and prices differ in length")
     keep = np.isfinite(ts) & np.isfinite(px) & (px > 0.0)
     order = np.argsort(ts[keep], kind="stable")
-    return {"spot_ts": ts[keep][order], "spot_px": px[keep][order]}
+    return ts[keep][order], px[keep][order]
 
 
 def _aware(ts: datetime) -> datetime:

@@ -174,6 +174,10 @@ class StructureConfig:
     flip_grid_points: int = 33
     #: Contracts further out than this (years) are left out of the flip search.
     flip_max_t: float = 0.25
+    #: Longer than this (seconds) since the previous snapshot (a reconnect, a stalled
+    #: feed), the volume traded meanwhile is not counted as one interval's flow, nor as
+    #: a volume_z sample: it would be minutes of trading shown as a spike.
+    max_increment_gap_s: float = 300.0
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,8 @@ BoolArray = NDArray[np.bool_]
 IntArray = NDArray[np.intp]
 
 _INV_SQRT2PI = float(1.0 / np.sqrt(2.0 * np.pi))
+#: how far the vega at a quote's IV may exceed the vega at the smile (`_implied_vols`)
+_VEGA_RATIO = 2.0
 #: Seconds in a trading year (252 sessions of 6.5 hours): spot moves happen in them.
 _TRADING_YEAR_S = 252 * 6.5 * 3600.0
 #: Passes of the early-exercise correction of the implied forward.
@@ -167,8 +169,9 @@ def build_frame(snap: ChainSnapshot, cfg: AnalyzerConfig, prev_spot: float | Non
     if cfg.iv_residual.test_itm:
         itm = usable & ~otm & np.isfinite(fit_iv)
         _implied_vols(
-            itm, mid, eep, half, abs_delta, spot_unc, fwd, strike, t, r, call, cfg, iv, sigma
-        )
+            itm, mid, eep, half, abs_delta, spot_unc, fwd, strike, t, r, call, cfg, iv, sigma,
+            vega_vol=fit_iv,
+        )  # fmt: skip
     return Frame(
         snap=snap,
         usable=usable,
@@ -218,10 +221,17 @@ def _implied_vols(
     cfg: AnalyzerConfig,
     iv: FloatArray,
     sigma: FloatArray,
+    vega_vol: FloatArray | None = None,
 ) -> None:
     """IV of ``mid - eep`` on the forward (Black: spot = F, yield = r) and its
     uncertainty ``sqrt((half/vega)^2 + floor^2 + (u eep/vega)^2 + (|delta| dS/vega)^2)``,
-    written into ``iv`` and ``sigma`` at ``rows``."""
+    written into ``iv`` and ``sigma`` at ``rows``.
+
+    ``vega_vol`` (the fitted IV, in-the-money pass): vega is at most ``_VEGA_RATIO``
+    times the vega at this vol. A deep in-the-money 0DTE quote whose forward is off by a
+    few cents has an IV far above the smile, where its vega is 10-100x the vega at the
+    smile: linearised there, a price error of cents looked like a 5-sigma IV residual.
+    Within that ratio (every ordinary quote) the quote's own vega is kept."""
     sel = np.flatnonzero(rows)
     if sel.size == 0:
         return
@@ -230,6 +240,10 @@ def _implied_vols(
     with np.errstate(all="ignore"):
         d1, _sd = d1_sd(f, kk, tt, r, r, iv_sel)
         vega = f * np.exp(-r * tt - 0.5 * d1 * d1) * _INV_SQRT2PI * np.sqrt(tt)
+        if vega_vol is not None:
+            d1v, _sd = d1_sd(f, kk, tt, r, r, vega_vol[sel])
+            vega_fit = f * np.exp(-r * tt - 0.5 * d1v * d1v) * _INV_SQRT2PI * np.sqrt(tt)
+            vega = np.fmin(vega, _VEGA_RATIO * vega_fit)
         price_unc2 = (
             half[sel] ** 2
             + (cfg.iv_residual.eep_uncertainty * eep[sel]) ** 2

@@ -24,6 +24,7 @@ from .baseline import BaselineState
 from .chain import ChainSnapshot
 from .config import DEFAULT_CONFIG, AnalyzerConfig
 from .frame import Frame, build_frame
+from .shards import owned_findings
 from .smile import Z_SCALE_VOL
 from .structure import gamma_exposure, premium_flow
 from .types import (
@@ -104,6 +105,10 @@ def _analyze(
     keys = snapshot.contract_keys()
     pos, known = state.lookup(keys)
     increment = _increments(snapshot, keys, state, pos, known, previous)
+    if previous is not None and (
+        (snapshot.ts - previous.ts).total_seconds() > config.structure.max_increment_gap_s
+    ):
+        increment = np.full(len(snapshot), np.nan)  # a gap: not one interval's volume
 
     def prior(values: NDArray[Any], fill: float) -> FloatArray:
         if len(state) == 0:
@@ -127,9 +132,15 @@ def _analyze(
     findings += rules.calendar(f, config.static_arb)
     findings += rules.spread_blowout(f, config.spread_blowout, spread_mean, spread_n)
 
+    if snapshot.context_expiries:  # a shard: other shards report on context expiries
+        findings, f_own = owned_findings(f, findings)
+    else:
+        f_own = f
     anomalies = _to_anomalies(f, findings)
-    strikes, gex, net, flip = gamma_exposure(f, config.structure)
-    call_prem, put_prem, call_signed, put_signed, pcr = premium_flow(f, increment, config.structure)
+    strikes, gex, net, flip, curve = gamma_exposure(f_own, config.structure)
+    call_prem, put_prem, call_signed, put_signed, pcr, call_vol, put_vol = premium_flow(
+        f_own, increment, config.structure
+    )
     new_state = _update_state(
         f, keys, state, increment, inc_mean, inc_var, inc_n, spread_mean, spread_n, config
     )
@@ -155,6 +166,7 @@ def _analyze(
             gex=tuple(gex),
             net_gex=net,
             flip=flip,
+            flip_curve=tuple(curve.tolist()),
         ),
         flow=PremiumFlow(
             ts=ts,
@@ -165,6 +177,8 @@ def _analyze(
             put_call_volume_ratio=pcr,
             call_signed=call_signed,
             put_signed=put_signed,
+            call_volume=call_vol,
+            put_volume=put_vol,
         ),
         data_quality=quality,
         baseline=new_state,

@@ -502,6 +502,11 @@ def calendar(f: Frame, cfg: StaticArbConfig) -> list[Finding]:
     near, far = order[:-1], order[1:]
     same = (s.strike[near] == s.strike[far]) & (s.is_call[near] == s.is_call[far])
     near, far = near[same], far[same]
+    if s.context_expiries:
+        # a detector shard: a pair is checked by the shard that owns its near leg (the
+        # far leg may be the context expiry after it), so each adjacent pair once
+        own = ~np.isin(f.expiry_str[near], sorted(s.context_expiries))
+        near, far = near[own], far[own]
     bid, ask = _synced(f)
     brk = bid[near] - ask[far] - _sync_unc(f, near, far)
     hit = brk >= cfg.tolerance * cfg.bands.low

@@ -37,8 +37,12 @@ _INV_SQRT2PI = float(1.0 / np.sqrt(2.0 * np.pi))
 
 def gamma_exposure(
     f: Frame, cfg: StructureConfig
-) -> tuple[list[float], list[float], float, float | None]:
-    """(strikes, GEX per strike, net GEX, flip level or None)."""
+) -> tuple[list[float], list[float], float, float | None, FloatArray]:
+    """(strikes, GEX per strike, net GEX, flip level or None, net GEX on the flip grid).
+
+    The last item (`flip_curve`) is additive across disjoint sets of expiries: a
+    sharded detector publishes it so the backend can sum the shards' curves and find
+    the flip of the whole chain with `flip_level` (`spy_analytics.shards`)."""
     s = f.snap
     use = f.usable & (s.open_interest > 0.0) & (f.gamma > 0.0)
     with np.errstate(all="ignore"):
@@ -49,7 +53,7 @@ def gamma_exposure(
         )
     rows = np.flatnonzero(use)
     if rows.size == 0:
-        return [], [], 0.0, None
+        return [], [], 0.0, None, np.zeros(cfg.flip_grid_points)
     sign = np.where(s.is_call[rows], 1.0, -1.0)
     weight = sign * s.open_interest[rows] * cfg.contract_multiplier
     gex = weight * f.gamma[rows] * s.spot * s.spot * 0.01
@@ -57,17 +61,25 @@ def gamma_exposure(
     per_strike = np.bincount(inv.ravel(), weights=gex, minlength=strikes.shape[0])
     per_strike = np.where(np.isfinite(per_strike), per_strike, 0.0)
     net = _finite(float(per_strike.sum()))
-    flip = _flip(f, rows, weight, cfg)
-    return strikes.tolist(), per_strike.tolist(), net, flip
+    curve = _flip_curve(f, rows, weight, cfg)
+    flip = flip_level(s.spot, curve, cfg.flip_range)
+    return strikes.tolist(), per_strike.tolist(), net, flip, curve
 
 
 def _finite(value: float) -> float:
     return value if math.isfinite(value) else 0.0
 
 
-def _flip(
+def flip_grid(spot: float, flip_range: float, points: int) -> FloatArray:
+    """Spot levels of the flip search: ``spot * (1 + linspace(-range, range, points))``."""
+    grid: FloatArray = spot * (1.0 + np.linspace(-flip_range, flip_range, points))
+    return grid
+
+
+def _flip_curve(
     f: Frame, rows: NDArray[np.intp], weight: FloatArray, cfg: StructureConfig
-) -> float | None:
+) -> FloatArray:
+    """Net GEX at every level of `flip_grid` (zeros when no contract qualifies)."""
     s = f.snap
     keep = (f.t[rows] <= cfg.flip_max_t) & np.isfinite(f.fit_iv[rows])
     # only contracts with gamma somewhere on the grid matter (|ln K/S| within the grid
@@ -76,7 +88,7 @@ def _flip(
     keep &= np.abs(np.log(s.strike[rows] / s.spot)) <= reach
     rows, weight = rows[keep], weight[keep]
     if rows.size == 0:
-        return None
+        return np.zeros(cfg.flip_grid_points)
     # a call and a put of the same expiry and strike share gamma (same fitted vol):
     # net their open-interest weights first
     pair_key = f.group[rows].astype(np.int64) * 10**9 + np.rint(s.strike[rows] * 1000).astype(
@@ -85,21 +97,31 @@ def _flip(
     uniq, first, inv = np.unique(pair_key, return_index=True, return_inverse=True)
     weight = np.bincount(inv.ravel(), weights=weight, minlength=uniq.shape[0]).astype(np.float64)
     rows = rows[first]
-    levels = s.spot * (1.0 + np.linspace(-cfg.flip_range, cfg.flip_range, cfg.flip_grid_points))
+    levels = flip_grid(s.spot, cfg.flip_range, cfg.flip_grid_points)
     t = f.t[rows][:, None]
     vol = f.fit_iv[rows][:, None]
     with np.errstate(all="ignore"):
         q = f.carry[rows][:, None]
         d1, sd = d1_sd(levels[None, :], s.strike[rows][:, None], t, s.rate, q, vol)
         gam = np.exp(-q * t - 0.5 * d1 * d1) * _INV_SQRT2PI / (levels[None, :] * sd)
-    net = (np.nan_to_num(gam) * weight[:, None]).sum(axis=0) * levels * levels * 0.01
+    net: FloatArray = (np.nan_to_num(gam) * weight[:, None]).sum(axis=0) * levels * levels * 0.01
+    return net
+
+
+def flip_level(spot: float, curve: FloatArray, flip_range: float) -> float | None:
+    """The gamma flip: where ``curve`` (net GEX on `flip_grid`) changes sign, the
+    crossing nearest to spot, linearly interpolated; None without a sign change."""
+    net = np.asarray(curve, dtype=np.float64)
+    if net.size < 2 or not np.isfinite(net).all():
+        return None
+    levels = flip_grid(spot, flip_range, net.size)
     sign = np.sign(net)
     cross = np.flatnonzero(sign[:-1] * sign[1:] < 0)
     if cross.size == 0:
         return None
     # the crossing nearest to spot
     mid_levels = 0.5 * (levels[cross] + levels[cross + 1])
-    j = int(cross[np.argmin(np.abs(mid_levels - s.spot))])
+    j = int(cross[np.argmin(np.abs(mid_levels - spot))])
     x0, x1, y0, y1 = levels[j], levels[j + 1], net[j], net[j + 1]
     flip = float(x0 - y0 * (x1 - x0) / (y1 - y0))
     return flip if math.isfinite(flip) else None
@@ -107,9 +129,9 @@ def _flip(
 
 def premium_flow(
     f: Frame, increment: FloatArray, cfg: StructureConfig
-) -> tuple[float, float, float, float, float | None]:
+) -> tuple[float, float, float, float, float | None, float, float]:
     """(gross call premium, gross put premium, signed call premium, signed put premium,
-    put/call volume ratio)."""
+    put/call volume ratio, call session volume, put session volume)."""
     s = f.snap
     price = s.last
     has_price = np.isfinite(price) & (price > 0.0)
@@ -130,4 +152,6 @@ def premium_flow(
         _finite(float(signed[calls].sum())),
         _finite(float(signed[~calls].sum())),
         ratio if ratio is not None and math.isfinite(ratio) else None,
+        _finite(call_vol),
+        _finite(put_vol),
     )

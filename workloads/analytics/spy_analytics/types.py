@@ -163,6 +163,9 @@ class GammaExposure:
     gex: tuple[float, ...]
     net_gex: float
     flip: float | None
+    #: net GEX on the flip search grid (`structure.flip_grid`); a sharded detector
+    #: publishes it so the backend can find the flip of the whole chain
+    flip_curve: tuple[float, ...] = ()
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -195,6 +198,9 @@ class PremiumFlow:
     put_call_volume_ratio: float | None
     call_signed: float = 0.0
     put_signed: float = 0.0
+    #: session volumes behind ``put_call_volume_ratio`` (a shard's partial carries them)
+    call_volume: float = 0.0
+    put_volume: float = 0.0
 
     def to_wire(self) -> dict[str, Any]:
         return {

@@ -34,6 +34,7 @@ from spy_backend.retention import run_purge_loop
 from spy_backend.settings import Settings
 from spy_backend.storage import StorageUnavailableError, TableStore
 from spy_backend.storage.audit import AuditStore
+from spy_backend.storage.parts import PartStore
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +128,11 @@ def create_app(
         settings.table_prefix,
         settings.storage_timeout_seconds,
     )
+    parts = PartStore(
+        settings.storage_connection_string.get_secret_value(),
+        settings.table_prefix,
+        settings.storage_timeout_seconds,
+    )
     audit_store = AuditStore(
         settings.storage_connection_string.get_secret_value(),
         settings.table_prefix,
@@ -147,7 +153,12 @@ def create_app(
         if run_purge:
             purge = asyncio.create_task(
                 run_purge_loop(
-                    store, now, settings.retention_days, settings.purge_interval_seconds, metrics
+                    store,
+                    now,
+                    settings.retention_days,
+                    settings.purge_interval_seconds,
+                    metrics,
+                    parts,
                 )
             )
         try:
@@ -158,6 +169,7 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await purge
             await publisher.close()
+            await parts.close()
             await store.close()
             await audit_store.close()
 
@@ -170,6 +182,7 @@ def create_app(
     app.state.settings = settings
     app.state.store = store
     app.state.audit_store = audit_store
+    app.state.parts = parts
     app.state.publisher = publisher
     app.state.metrics = metrics
     app.state.clock = now

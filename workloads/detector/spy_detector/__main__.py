@@ -37,6 +37,19 @@ SEVERITIES = ("LOW", "MEDIUM", "HIGH")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "scan":
+        return _scan(
+            args.file,
+            args.min_severity,
+            args.thresholds,
+            args.last_only,
+            (args.dividends, args.dividend_quarterly),
+        )
+    return _run(check_only=args.check_config)
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m spy_detector",
         description="SPY option-chain anomaly detector.",
@@ -52,6 +65,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument(
         "--check-config", action="store_true", help="validate the environment and exit"
     )
+    _add_scan(sub)
+    return parser
+
+
+def _add_scan(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     scan = sub.add_parser(
         "scan",
         help="analyse a recorded snapshot file and print one JSON object per anomaly",
@@ -89,16 +107,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="print anomalies of the last snapshot only (earlier ones still build baselines)",
     )
-    args = parser.parse_args(argv)
-    if args.command == "scan":
-        return _scan(
-            args.file,
-            args.min_severity,
-            args.thresholds,
-            args.last_only,
-            (args.dividends, args.dividend_quarterly),
-        )
-    return _run(check_only=args.check_config)
 
 
 def _scan(

@@ -71,9 +71,17 @@ def analyze_timed(
 
 
 def record_metrics(
-    metrics: DetectorMetrics, result: AnalysisResult, seconds: float, source: str, contracts: int
+    metrics: DetectorMetrics,
+    result: AnalysisResult,
+    seconds: float,
+    source: str,
+    contracts: int,
+    now: float | None = None,
 ) -> None:
+    """Count one analysed snapshot; `now` (Unix time, default the wall clock) becomes
+    spy_detector_last_snapshot_timestamp_seconds, which SpyDetectorStale watches."""
     metrics.snapshot_latency.observe(seconds)
+    metrics.last_snapshot.set(time.time() if now is None else now)
     metrics.snapshots.labels(source=source).inc()
     metrics.contracts.set(contracts)
     for a in result.anomalies:

@@ -15,13 +15,14 @@ import signal
 import time
 from collections.abc import Callable
 
-from spy_analytics import AnalysisResult, ChainSnapshot
+from spy_analytics import DEFAULT_CONFIG, AnalysisResult, ChainSnapshot
 
 from spy_detector.analysis import ChainAnalyzer, analyze_timed, load_config, record_metrics
 from spy_detector.health import HealthServer
 from spy_detector.metrics import DetectorMetrics
 from spy_detector.publisher import Publisher
 from spy_detector.settings import Settings
+from spy_detector.sharding import ShardSpec, result_wire
 from spy_detector.sources.base import MarketSource
 from spy_detector.sources.replay import SnapshotRecorder
 
@@ -39,6 +40,8 @@ class Detector:
         recorder: SnapshotRecorder | None = None,
         stale_after: float = 120.0,
         clock: Callable[[], float] = time.monotonic,
+        shard: ShardSpec | None = None,
+        flip_range: float = DEFAULT_CONFIG.structure.flip_range,
     ) -> None:
         self.source = source
         self.analyzer = analyzer
@@ -47,6 +50,8 @@ class Detector:
         self.recorder = recorder
         self.stale_after = stale_after
         self._clock = clock
+        self.shard = shard or ShardSpec()
+        self.flip_range = flip_range
         self.last_analysed_at: float | None = None
         self.analysed = 0
 
@@ -68,7 +73,7 @@ class Detector:
             return
         record_metrics(self.metrics, result, seconds, self.source.name, len(snapshot))
         if self.publisher is not None:
-            self.publisher.submit(result.to_wire())
+            self.publisher.submit(result_wire(result, self.shard, self.flip_range))
         self.last_analysed_at = self._clock()
         self.analysed += 1
         log.info(
@@ -136,13 +141,16 @@ async def run_service(settings: Settings, stop: asyncio.Event | None = None) -> 
         else None
     )
     recorder = SnapshotRecorder(settings.record_file) if settings.record_file else None
+    config = load_config(settings.analytics_overrides())
     detector = Detector(
         source,
-        ChainAnalyzer(load_config(settings.analytics_overrides()), settings.dividend_schedule),
+        ChainAnalyzer(config, settings.dividend_schedule),
         metrics,
         publisher=publisher,
         recorder=recorder,
         stale_after=settings.stale_after,
+        shard=settings.shard,
+        flip_range=config.structure.flip_range,
     )
     health = HealthServer(metrics, detector.not_ready, settings.http_host, settings.http_port)
     port = await health.start()

@@ -75,75 +75,16 @@ class Settings:
             shard = ShardSpec.from_env(env)
         except ValueError as exc:
             raise SettingsError(str(exc)) from exc
-        mdt = r.text("SPY_IB_MARKET_DATA_TYPE", "live")
-        if mdt not in MARKET_DATA_TYPES:
-            raise SettingsError(
-                f"SPY_IB_MARKET_DATA_TYPE must be one of {sorted(MARKET_DATA_TYPES)}, got {mdt!r}"
-            )
-        # All pods of a StatefulSet share one template, so the operator gives the set a
-        # block of ids (SPY_IB_CLIENT_ID_BASE) and each shard takes base + its index.
-        if r.has("SPY_IB_CLIENT_ID"):
-            client_id = r.integer("SPY_IB_CLIENT_ID", 1)
-        elif r.has("SPY_IB_CLIENT_ID_BASE"):
-            client_id = r.integer("SPY_IB_CLIENT_ID_BASE", 1) + shard.index
-        elif source == "ibkr":
-            raise SettingsError(
-                "SPY_IB_CLIENT_ID or SPY_IB_CLIENT_ID_BASE is required with SPY_SOURCE=ibkr"
-            )
-        else:
-            client_id = 1
-        try:
-            ib = IBSettings(
-                host=r.text("SPY_IB_HOST", "127.0.0.1"),
-                port=r.integer("SPY_IB_PORT", 4002),
-                client_id=client_id,
-                symbol=symbol,
-                market_data_type=mdt,
-                max_lines=r.integer("SPY_IB_MAX_LINES", 100),
-                max_msgs_per_sec=r.integer("SPY_IB_MAX_MSGS_PER_SEC", 40),
-                dte_min=r.integer("SPY_DTE_MIN", 0),
-                dte_max=r.integer("SPY_DTE_MAX", 60),
-                strike_range=r.number("SPY_STRIKE_RANGE", 0.10),
-                dwell=r.number("SPY_IB_DWELL", 3.0),
-                snapshot_interval=r.number("SPY_SNAPSHOT_INTERVAL", 5.0),
-                rate=r.number("SPY_RATE", 0.04),
-                div_yield=r.number("SPY_DIV_YIELD", 0.0),
-                backoff=Backoff(
-                    initial=r.number("SPY_IB_BACKOFF_INITIAL", 1.0),
-                    maximum=r.number("SPY_IB_BACKOFF_MAX", 60.0),
-                ),
-            )
-        except ValueError as exc:
-            raise SettingsError(str(exc)) from exc
+        ib = _ib_settings(r, source, symbol, shard)
         backend_url = r.text("SPY_BACKEND_URL", "")
-        token = r.text("SPY_BACKEND_TOKEN", "")
-        token_file = r.text("SPY_BACKEND_TOKEN_FILE", "")
-        if not token and token_file:
-            try:
-                token = Path(token_file).read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise SettingsError(
-                    f"SPY_BACKEND_TOKEN_FILE {token_file!r} cannot be read: {exc.strerror or exc}"
-                ) from exc
+        token = _backend_token(r)
         if backend_url and not token:
             raise SettingsError("SPY_BACKEND_URL is set but SPY_BACKEND_TOKEN is empty")
         replay = tuple(p for p in r.text("SPY_REPLAY_FILE", "").split(",") if p)
         if source == "replay" and not replay:
             raise SettingsError("SPY_REPLAY_FILE is required with SPY_SOURCE=replay")
-        raw_thresholds = r.text("SPY_THRESHOLDS", "")
-        try:
-            thresholds = json.loads(raw_thresholds) if raw_thresholds else {}
-        except json.JSONDecodeError as exc:
-            raise SettingsError(f"SPY_THRESHOLDS is not JSON: {exc}") from exc
-        if not isinstance(thresholds, dict):
-            raise SettingsError("SPY_THRESHOLDS must be a JSON object of dotted paths")
-        try:
-            dividends = DividendSchedule.parse(r.text("SPY_DIVIDENDS", ""))
-        except ValueError as exc:
-            raise SettingsError(f"SPY_DIVIDENDS: {exc}") from exc
-        quarterly = r.number("SPY_DIVIDEND_QUARTERLY", DEFAULT_QUARTERLY.get(symbol, 0.0))
-        if not (math.isfinite(quarterly) and quarterly >= 0.0):
-            raise SettingsError(f"SPY_DIVIDEND_QUARTERLY must be a number >= 0, got {quarterly}")
+        thresholds = _thresholds(r)
+        dividends, quarterly = _dividends(r, symbol)
         return cls(
             dividends=dividends,
             dividend_quarterly=quarterly,
@@ -230,3 +171,83 @@ class _Reader:
         if raw in ("0", "false", "no", "off"):
             return False
         raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+
+def _ib_settings(r: _Reader, source: str, symbol: str, shard: ShardSpec) -> IBSettings:
+    mdt = r.text("SPY_IB_MARKET_DATA_TYPE", "live")
+    if mdt not in MARKET_DATA_TYPES:
+        raise SettingsError(
+            f"SPY_IB_MARKET_DATA_TYPE must be one of {sorted(MARKET_DATA_TYPES)}, got {mdt!r}"
+        )
+    # All pods of a StatefulSet share one template, so the operator gives the set a
+    # block of ids (SPY_IB_CLIENT_ID_BASE) and each shard takes base + its index.
+    if r.has("SPY_IB_CLIENT_ID"):
+        client_id = r.integer("SPY_IB_CLIENT_ID", 1)
+    elif r.has("SPY_IB_CLIENT_ID_BASE"):
+        client_id = r.integer("SPY_IB_CLIENT_ID_BASE", 1) + shard.index
+    elif source == "ibkr":
+        raise SettingsError(
+            "SPY_IB_CLIENT_ID or SPY_IB_CLIENT_ID_BASE is required with SPY_SOURCE=ibkr"
+        )
+    else:
+        client_id = 1
+    try:
+        return IBSettings(
+            host=r.text("SPY_IB_HOST", "127.0.0.1"),
+            port=r.integer("SPY_IB_PORT", 4002),
+            client_id=client_id,
+            symbol=symbol,
+            market_data_type=mdt,
+            max_lines=r.integer("SPY_IB_MAX_LINES", 100),
+            max_msgs_per_sec=r.integer("SPY_IB_MAX_MSGS_PER_SEC", 40),
+            dte_min=r.integer("SPY_DTE_MIN", 0),
+            dte_max=r.integer("SPY_DTE_MAX", 60),
+            strike_range=r.number("SPY_STRIKE_RANGE", 0.10),
+            dwell=r.number("SPY_IB_DWELL", 3.0),
+            snapshot_interval=r.number("SPY_SNAPSHOT_INTERVAL", 5.0),
+            rate=r.number("SPY_RATE", 0.04),
+            div_yield=r.number("SPY_DIV_YIELD", 0.0),
+            backoff=Backoff(
+                initial=r.number("SPY_IB_BACKOFF_INITIAL", 1.0),
+                maximum=r.number("SPY_IB_BACKOFF_MAX", 60.0),
+            ),
+        )
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from exc
+
+
+def _backend_token(r: _Reader) -> str:
+    """SPY_BACKEND_TOKEN, else the contents of SPY_BACKEND_TOKEN_FILE."""
+    token = r.text("SPY_BACKEND_TOKEN", "")
+    token_file = r.text("SPY_BACKEND_TOKEN_FILE", "")
+    if not token and token_file:
+        try:
+            token = Path(token_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise SettingsError(
+                f"SPY_BACKEND_TOKEN_FILE {token_file!r} cannot be read: {exc.strerror or exc}"
+            ) from exc
+    return token
+
+
+def _thresholds(r: _Reader) -> dict[str, Any]:
+    raw_thresholds = r.text("SPY_THRESHOLDS", "")
+    try:
+        thresholds = json.loads(raw_thresholds) if raw_thresholds else {}
+    except json.JSONDecodeError as exc:
+        raise SettingsError(f"SPY_THRESHOLDS is not JSON: {exc}") from exc
+    if not isinstance(thresholds, dict):
+        raise SettingsError("SPY_THRESHOLDS must be a JSON object of dotted paths")
+    return thresholds
+
+
+def _dividends(r: _Reader, symbol: str) -> tuple[DividendSchedule, float]:
+    """(SPY_DIVIDENDS, SPY_DIVIDEND_QUARTERLY with the symbol's default)."""
+    try:
+        dividends = DividendSchedule.parse(r.text("SPY_DIVIDENDS", ""))
+    except ValueError as exc:
+        raise SettingsError(f"SPY_DIVIDENDS: {exc}") from exc
+    quarterly = r.number("SPY_DIVIDEND_QUARTERLY", DEFAULT_QUARTERLY.get(symbol, 0.0))
+    if not (math.isfinite(quarterly) and quarterly >= 0.0):
+        raise SettingsError(f"SPY_DIVIDEND_QUARTERLY must be a number >= 0, got {quarterly}")
+    return dividends, quarterly

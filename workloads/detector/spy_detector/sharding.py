@@ -9,12 +9,15 @@ is here too because it is the one place that knows the variable names.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-from spy_analytics import ChainSnapshot
+from spy_analytics import AnalysisResult, ChainSnapshot
+from spy_analytics.shards import flow_part, gex_part
 
 _ORDINAL = re.compile(r"-(\d+)$")
 
@@ -74,15 +77,39 @@ def select_expiries(expiries: Iterable[str], shard: ShardSpec) -> list[str]:
     return [e for pos, e in enumerate(ordered) if shard.owns(pos)]
 
 
-def shard_snapshot(snapshot: ChainSnapshot, shard: ShardSpec) -> ChainSnapshot:
-    """This shard's part of a whole-chain snapshot (replay and synthetic sources).
+def context_expiries(expiries: Iterable[str], shard: ShardSpec) -> list[str]:
+    """The expiry after each one ``shard`` owns (none after the last): read-only context
+    so the calendar rule compares every adjacent pair of the chain, each on one shard
+    (the one owning the near leg; ``spy_analytics.shards``). Empty with one shard."""
+    if shard.count == 1:
+        return []
+    ordered = sorted(set(expiries))
+    return [ordered[pos + 1] for pos in range(len(ordered) - 1) if shard.owns(pos)]
 
-    The IBKR source never subscribes to other shards' expiries, so it does not need
-    this; sources that produce the whole chain at once filter with it.
+
+def shard_snapshot(snapshot: ChainSnapshot, shard: ShardSpec) -> ChainSnapshot:
+    """This shard's part of a whole-chain snapshot (replay and synthetic sources): its
+    own expiries plus the context expiries (``context_expiries``), marked as such.
+
+    The IBKR source subscribes to the same set (``select_expiries`` +
+    ``context_expiries``) and marks its snapshots the same way.
     """
     if shard.count == 1:
         return snapshot
     expiries = snapshot.expiry.astype("datetime64[D]").astype(str)
-    mine = set(select_expiries(expiries.tolist(), shard))
-    mask = np.fromiter((e in mine for e in expiries), dtype=np.bool_, count=len(expiries))
-    return snapshot.take(mask)
+    distinct = np.unique(expiries).tolist()
+    context = context_expiries(distinct, shard)
+    keep = set(select_expiries(distinct, shard)) | set(context)
+    mask = np.fromiter((e in keep for e in expiries), dtype=np.bool_, count=len(expiries))
+    return dataclasses.replace(snapshot.take(mask), context_expiries=frozenset(context))
+
+
+def result_wire(result: AnalysisResult, shard: ShardSpec, flip_range: float) -> dict[str, Any]:
+    """The ingest items of one analysed snapshot: with several shards, GEX and flow go
+    as parts (shard id and count, the flip-grid curve, session volumes) that the
+    backend merges into one record per snapshot time once every shard's part is in."""
+    wire = result.to_wire()
+    if shard.count > 1 and wire["gex"]:
+        wire["gex"] = [gex_part(result.gex, shard.index, shard.count, flip_range)]
+        wire["flow"] = [flow_part(result.flow, shard.index, shard.count)]
+    return wire

@@ -1,6 +1,6 @@
-"""Injected anomalies: documented magnitudes, ground-truth labels and the injectors.
+"""The injectors: one per anomaly kind (labels and magnitudes are in `.labels`).
 
-Who calls this: `spy_analytics.synthetic.market` (``next_snapshot(inject=...)``);
+Who calls this: `spy_analytics.synthetic.market` and `.tape` (``next_snapshot(inject=...)``);
 bench/detection_quality.py reads `MAGNITUDES`. Each injector picks an eligible contract
 away from earlier injections, re-quotes it so the anomaly has exactly the documented
 size, and returns its `InjectedAnomaly` label.
@@ -9,14 +9,15 @@ size, and returns its `InjectedAnomaly` label.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
 
 from ..bsm import bsm_price, d1_sd
 from ..types import AnomalyKind
+from .labels import BREAK_USD, MAGNITUDES, InjectedAnomaly
 from .pricing import quote_on_tick
 
 if TYPE_CHECKING:
@@ -24,49 +25,7 @@ if TYPE_CHECKING:
     from .tape import TapeMarket
 
 FloatArray = NDArray[np.float64]
-
-#: The documented magnitude of every injected anomaly kind.
-MAGNITUDES: dict[AnomalyKind, str] = {
-    AnomalyKind.IV_RESIDUAL: "mid IV moved by +/-8 vol points on an OTM contract whose "
-    "bid/ask IV half-width is <= 0.3 vol points; quote re-centred, spread kept",
-    AnomalyKind.VOL_OI: "session volume set to 6x open interest (OI >= 200, mid >= $0.50, "
-    "DTE >= 2)",
-    AnomalyKind.VOLUME_Z: "one snapshot's traded volume = lambda + 20 sqrt(lambda + 1) + 200 "
-    "(lambda = expected volume per snapshot; contract worth >= $0.20)",
-    AnomalyKind.PARITY: "in-the-money leg re-quoted so the American put-call bound is broken "
-    "by $0.40 at bid/ask (DTE <= 10)",
-    AnomalyKind.EARLY_EXERCISE: "ask set $0.40 below the exercise value (intrinsic >= $2)",
-    AnomalyKind.CALL_SPREAD: "one leg of an adjacent-strike vertical re-quoted so the "
-    "spread is non-monotone by $0.40 at bid/ask",
-    AnomalyKind.BUTTERFLY: "body of a consecutive-strike butterfly re-quoted so "
-    "bid(K2) exceeds w1 ask(K1) + w3 ask(K3) by $0.40",
-    AnomalyKind.CALENDAR: "later expiry re-quoted so ask(T2) is $0.40 below bid(T1), "
-    "same strike and right",
-    AnomalyKind.SPREAD_BLOWOUT: "bid-ask spread widened to max(10x its normal spread, "
-    "normal + $0.50) around the same mid",
-}
-BREAK_USD = 0.40
-
-
-@dataclass(frozen=True)
-class InjectedAnomaly:
-    """Ground truth: the contract that was made anomalous, by what kind and how much."""
-
-    kind: AnomalyKind
-    expiry: str
-    strike: float
-    right: str
-    magnitude: str
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "type": "label",
-            "kind": self.kind.value,
-            "expiry": self.expiry,
-            "strike": self.strike,
-            "right": self.right,
-            "magnitude": self.magnitude,
-        }
+_P = TypeVar("_P")
 
 
 class InjectContext:
@@ -159,142 +118,191 @@ class InjectContext:
             magnitude=MAGNITUDES[kind],
         )
 
+    def _pick_with(
+        self, ok: NDArray[np.bool_], partner: Callable[[int], _P | None]
+    ) -> tuple[int, _P] | None:
+        """Up to 50 draws of an eligible contract that has a partner; a contract drawn
+        without one is protected so it is not drawn again."""
+        for _ in range(50):
+            i = self._pick(ok)
+            if i is None:
+                return None
+            found = partner(i)
+            if found is not None:
+                return i, found
+            self.protected[i] = True
+        return None
+
+    def _shift(self, i: int, shift: float) -> None:
+        """Move both sides of contract i's quote by `shift` (rounded to the cent)."""
+        self.bid[i] = round(self.bid[i] + shift + 0.005, 2)
+        self.ask[i] = round(self.ask[i] + shift + 0.005, 2)
+        self.touched[i] = True
+
+    def _ask_below(self, i: int, bound: float) -> None:
+        """Set contract i's ask the break size below `bound`, keeping its spread."""
+        spread = self.ask[i] - self.bid[i]
+        self.ask[i] = round(bound - self.brk, 2)
+        self.bid[i] = round(self.ask[i] - spread, 2)
+        self.touched[i] = True
+
     # -- one injector per kind -----------------------------------------------------
     def inject(self, kind: AnomalyKind) -> InjectedAnomaly | None:
+        injector = {
+            AnomalyKind.IV_RESIDUAL: self._iv_residual,
+            AnomalyKind.VOL_OI: self._vol_oi,
+            AnomalyKind.VOLUME_Z: self._volume_z,
+            AnomalyKind.SPREAD_BLOWOUT: self._spread_blowout,
+            AnomalyKind.EARLY_EXERCISE: self._exercise_bound,
+            AnomalyKind.PARITY: self._parity,
+            AnomalyKind.CALL_SPREAD: self._call_spread,
+            AnomalyKind.BUTTERFLY: self._butterfly,
+            AnomalyKind.CALENDAR: self._calendar,
+        }.get(kind)
+        return injector() if injector is not None else None
+
+    def inject_all(self, inject: Mapping[AnomalyKind, int]) -> list[InjectedAnomaly]:
+        """``inject[kind]`` anomalies of each kind, in order; the labels of those placed."""
+        labels: list[InjectedAnomaly] = []
+        for kind, count in inject.items():
+            for _ in range(count):
+                label = self.inject(AnomalyKind(kind))
+                if label is not None:
+                    labels.append(label)
+        return labels
+
+    def _iv_residual(self) -> InjectedAnomaly | None:
         m, cfg = self.m, self.m.cfg
-        s, r, q = self.spot, cfg.rate, cfg.div_yield
-        if kind is AnomalyKind.IV_RESIDUAL:
-            z = np.log(m.strike / self.fwd) / (self.vol * np.sqrt(self.t))
-            i = self._pick(
-                self.otm & (np.abs(z) <= 1.5) & (self.iv_halfwidth <= 0.003) & (self.model >= 0.5)
+        z = np.log(m.strike / self.fwd) / (self.vol * np.sqrt(self.t))
+        i = self._pick(
+            self.otm & (np.abs(z) <= 1.5) & (self.iv_halfwidth <= 0.003) & (self.model >= 0.5)
+        )
+        if i is None:
+            return None
+        down = self.rng.random() < 0.5 and self.vol[i] >= 0.18
+        shift = (-0.08 if down else 0.08) * self.sc
+        new_vol = max(float(self.vol[i]) + shift, 0.02)
+        price = float(
+            bsm_price(
+                self.spot, m.strike[i], self.t[i], cfg.rate, cfg.div_yield, new_vol, m.is_call[i]
             )
-            if i is None:
-                return None
-            down = self.rng.random() < 0.5 and self.vol[i] >= 0.18
-            shift = (-0.08 if down else 0.08) * self.sc
-            new_vol = max(float(self.vol[i]) + shift, 0.02)
-            price = float(bsm_price(s, m.strike[i], self.t[i], r, q, new_vol, m.is_call[i]))
-            self._requote(i, price)
-            return self._label(kind, i)
-        if kind is AnomalyKind.VOL_OI:
-            i = self._pick((m.oi >= 200) & (self.model >= 0.5) & (self.dte >= 2))
-            if i is None:
-                return None
-            self.volume[i] = 6.0 * self.sc * m.oi[i]
-            return self._label(kind, i)
-        if kind is AnomalyKind.VOLUME_Z:
-            i = self._pick((self.dte >= 1) & (self.model >= 0.2))
-            if i is None:
-                return None
-            lam = float(m.lam[i])
-            burst = (20.0 * math.sqrt(lam + 1.0) + 200.0) * self.sc
-            self.volume[i] += lam + burst - self.increment[i]
-            return self._label(kind, i)
-        if kind is AnomalyKind.SPREAD_BLOWOUT:
-            base = m.base_spread
-            wide = np.maximum((1.0 + 9.0 * self.sc) * base, base + 0.5 * self.sc)
-            i = self._pick(self.model >= 0.5 * wide + 0.3)
-            if i is None:
-                return None
-            mid = 0.5 * (self.bid[i] + self.ask[i])
-            self._requote(i, mid, 0.5 * float(wide[i]))
-            return self._label(kind, i)
-        if kind is AnomalyKind.EARLY_EXERCISE:
-            intrinsic = np.where(m.is_call, s - m.strike, m.strike - s)
-            i = self._pick((intrinsic >= 2.0) & (self.dte >= 2))
-            if i is None:
-                return None
-            t = self.t[i]
-            if m.is_call[i]:
-                fl = s * math.exp(-q * t) - m.strike[i] * math.exp(-r * t)
-            else:
-                fl = m.strike[i] * math.exp(-r * t) - s * math.exp(-q * t)
-            lower = max(float(intrinsic[i]), fl, 0.0)
-            spread = self.ask[i] - self.bid[i]
-            self.ask[i] = round(lower - self.brk, 2)
-            self.bid[i] = round(self.ask[i] - spread, 2)
-            self.touched[i] = True
-            return self._label(kind, i)
-        if kind is AnomalyKind.PARITY:
-            itm = ~self.otm & (self.dte <= 10) & (self.model >= 1.0)
-            for _ in range(50):
-                i = self._pick(itm)
-                if i is None:
-                    return None
-                j = self._partner(i)
-                if j is not None and self.bid[j] > 0:
-                    break
-                self.protected[i] = True
-            else:
-                return None
-            t, k = self.t[i], m.strike[i]
-            call, put = (i, j) if m.is_call[i] else (j, i)
-            if m.is_call[i]:
-                upper = s - k * math.exp(-r * t)
-                shift = upper + self.brk - (self.bid[call] - self.ask[put])
-            else:
-                lower = s * math.exp(-q * t) - k
-                shift = self.brk - (lower - (self.ask[call] - self.bid[put]))
-            self.bid[i] = round(self.bid[i] + shift + 0.005, 2)
-            self.ask[i] = round(self.ask[i] + shift + 0.005, 2)
-            self.touched[i] = True
-            self.protected[j] = True
-            return self._label(kind, i)
-        if kind is AnomalyKind.CALL_SPREAD:
-            for _ in range(50):
-                i = self._pick((self.dte >= 2) & (self.model >= 0.5))
-                if i is None:
-                    return None
-                # raise the higher-strike call above the lower, or the lower-strike put
-                # above the higher: a contract at the end of its strip has no partner
-                other = self._neighbour(i, -1 if m.is_call[i] else +1)
-                if other is not None:
-                    break
-                self.protected[i] = True
-            else:
-                return None
-            shift = self.ask[other] + self.brk - self.bid[i]
-            self.bid[i] = round(self.bid[i] + shift + 0.005, 2)
-            self.ask[i] = round(self.ask[i] + shift + 0.005, 2)
-            self.touched[i] = True
-            return self._label(kind, i)
-        if kind is AnomalyKind.BUTTERFLY:
-            for _ in range(50):
-                # within 180 days: further out $0.40 is ~0.2 vol points, inside the smile
-                # fit's noise, and the break is blamed on a wing as often as the body
-                i = self._pick((self.dte >= 2) & (self.dte <= 180) & (self.model >= 0.5))
-                if i is None:
-                    return None
-                a, c = self._neighbour(i, -1), self._neighbour(i, +1)
-                if a is not None and c is not None:
-                    break
-                self.protected[i] = True
-            else:
-                return None
-            k1, k2, k3 = m.strike[a], m.strike[i], m.strike[c]
-            w1, w3 = (k3 - k2) / (k3 - k1), (k2 - k1) / (k3 - k1)
-            shift = w1 * self.ask[a] + w3 * self.ask[c] + self.brk - self.bid[i]
-            self.bid[i] = round(self.bid[i] + shift + 0.005, 2)
-            self.ask[i] = round(self.ask[i] + shift + 0.005, 2)
-            self.touched[i] = True
-            return self._label(kind, i)
-        if kind is AnomalyKind.CALENDAR:
-            for _ in range(50):
-                i = self._pick((self.dte >= 2) & (self.model >= 1.0))
-                if i is None:
-                    return None
-                near = self._earlier(i)
-                if near is not None and self.bid[near] >= 1.0:
-                    break
-                self.protected[i] = True
-            else:
-                return None
-            spread = self.ask[i] - self.bid[i]
-            self.ask[i] = round(self.bid[near] - self.brk, 2)
-            self.bid[i] = round(max(self.ask[i] - spread, 0.01), 2)
-            self.touched[i] = True
-            return self._label(kind, i)
-        return None
+        )
+        self._requote(i, price)
+        return self._label(AnomalyKind.IV_RESIDUAL, i)
+
+    def _vol_oi(self) -> InjectedAnomaly | None:
+        m = self.m
+        i = self._pick((m.oi >= 200) & (self.model >= 0.5) & (self.dte >= 2))
+        if i is None:
+            return None
+        self.volume[i] = 6.0 * self.sc * m.oi[i]
+        return self._label(AnomalyKind.VOL_OI, i)
+
+    def _volume_z(self) -> InjectedAnomaly | None:
+        i = self._pick((self.dte >= 1) & (self.model >= 0.2))
+        if i is None:
+            return None
+        lam = float(self.m.lam[i])
+        burst = (20.0 * math.sqrt(lam + 1.0) + 200.0) * self.sc
+        self.volume[i] += lam + burst - self.increment[i]
+        return self._label(AnomalyKind.VOLUME_Z, i)
+
+    def _spread_blowout(self) -> InjectedAnomaly | None:
+        base = self.m.base_spread
+        wide = np.maximum((1.0 + 9.0 * self.sc) * base, base + 0.5 * self.sc)
+        i = self._pick(self.model >= 0.5 * wide + 0.3)
+        if i is None:
+            return None
+        mid = 0.5 * (self.bid[i] + self.ask[i])
+        self._requote(i, mid, 0.5 * float(wide[i]))
+        return self._label(AnomalyKind.SPREAD_BLOWOUT, i)
+
+    def _exercise_bound(self) -> InjectedAnomaly | None:
+        m, s, r, q = self.m, self.spot, self.m.cfg.rate, self.m.cfg.div_yield
+        intrinsic = np.where(m.is_call, s - m.strike, m.strike - s)
+        i = self._pick((intrinsic >= 2.0) & (self.dte >= 2))
+        if i is None:
+            return None
+        t = self.t[i]
+        if m.is_call[i]:
+            fl = s * math.exp(-q * t) - m.strike[i] * math.exp(-r * t)
+        else:
+            fl = m.strike[i] * math.exp(-r * t) - s * math.exp(-q * t)
+        self._ask_below(i, max(float(intrinsic[i]), fl, 0.0))
+        return self._label(AnomalyKind.EARLY_EXERCISE, i)
+
+    def _parity(self) -> InjectedAnomaly | None:
+        m, s, r, q = self.m, self.spot, self.m.cfg.rate, self.m.cfg.div_yield
+        itm = ~self.otm & (self.dte <= 10) & (self.model >= 1.0)
+        picked = self._pick_with(itm, self._quoted_partner)
+        if picked is None:
+            return None
+        i, j = picked
+        t, k = self.t[i], m.strike[i]
+        call, put = (i, j) if m.is_call[i] else (j, i)
+        if m.is_call[i]:
+            upper = s - k * math.exp(-r * t)
+            shift = upper + self.brk - (self.bid[call] - self.ask[put])
+        else:
+            lower = s * math.exp(-q * t) - k
+            shift = self.brk - (lower - (self.ask[call] - self.bid[put]))
+        self._shift(i, shift)
+        self.protected[j] = True
+        return self._label(AnomalyKind.PARITY, i)
+
+    def _call_spread(self) -> InjectedAnomaly | None:
+        m = self.m
+        # raise the higher-strike call above the lower, or the lower-strike put above the
+        # higher: a contract at the end of its strip has no partner
+        picked = self._pick_with(
+            (self.dte >= 2) & (self.model >= 0.5),
+            lambda i: self._neighbour(i, -1 if m.is_call[i] else +1),
+        )
+        if picked is None:
+            return None
+        i, other = picked
+        self._shift(i, self.ask[other] + self.brk - self.bid[i])
+        return self._label(AnomalyKind.CALL_SPREAD, i)
+
+    def _butterfly(self) -> InjectedAnomaly | None:
+        m = self.m
+        # within 180 days: further out $0.40 is ~0.2 vol points, inside the smile fit's
+        # noise, and the break is blamed on a wing as often as the body
+        picked = self._pick_with(
+            (self.dte >= 2) & (self.dte <= 180) & (self.model >= 0.5), self._wings
+        )
+        if picked is None:
+            return None
+        i, (a, c) = picked
+        k1, k2, k3 = m.strike[a], m.strike[i], m.strike[c]
+        w1, w3 = (k3 - k2) / (k3 - k1), (k2 - k1) / (k3 - k1)
+        self._shift(i, w1 * self.ask[a] + w3 * self.ask[c] + self.brk - self.bid[i])
+        return self._label(AnomalyKind.BUTTERFLY, i)
+
+    def _calendar(self) -> InjectedAnomaly | None:
+        picked = self._pick_with((self.dte >= 2) & (self.model >= 1.0), self._earlier_quoted)
+        if picked is None:
+            return None
+        i, near = picked
+        spread = self.ask[i] - self.bid[i]
+        self.ask[i] = round(self.bid[near] - self.brk, 2)
+        self.bid[i] = round(max(self.ask[i] - spread, 0.01), 2)
+        self.touched[i] = True
+        return self._label(AnomalyKind.CALENDAR, i)
+
+    # -- partners ------------------------------------------------------------------
+    def _quoted_partner(self, i: int) -> int | None:
+        """The other right at i's expiry and strike, if it has a bid."""
+        j = self._partner(i)
+        return j if j is not None and self.bid[j] > 0 else None
+
+    def _wings(self, i: int) -> tuple[int, int] | None:
+        a, c = self._neighbour(i, -1), self._neighbour(i, +1)
+        return (a, c) if a is not None and c is not None else None
+
+    def _earlier_quoted(self, i: int) -> int | None:
+        near = self._earlier(i)
+        return near if near is not None and self.bid[near] >= 1.0 else None
 
     def _partner(self, i: int) -> int | None:
         m = self.m
@@ -314,3 +322,6 @@ class InjectContext:
         if cand.size == 0:
             return None
         return int(cand[np.argmax(m.expiry[cand])])
+
+
+__all__ = ["BREAK_USD", "MAGNITUDES", "InjectContext", "InjectedAnomaly"]

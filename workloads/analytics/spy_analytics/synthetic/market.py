@@ -20,7 +20,7 @@ from ..chain import SECONDS_PER_YEAR, ChainSnapshot, contract_keys, expiry_close
 from ..types import AnomalyKind
 from .injection import InjectContext, InjectedAnomaly
 from .listing import listed_expiries, strike_grid
-from .pricing import cummax_in_maturity, quote_on_tick
+from .pricing import cummax_in_maturity, quote_on_tick, spoil_quotes, ssvi_iv
 
 FloatArray = NDArray[np.float64]
 
@@ -108,46 +108,19 @@ class SyntheticMarket:
 
     def ssvi_iv(self, k: FloatArray, t: FloatArray) -> FloatArray:
         """SSVI implied vol at log-moneyness ``k = ln(K/F)`` and maturity ``t``."""
-        c = self.cfg
-        atm = c.atm_vol_long - (c.atm_vol_long - c.atm_vol_short) * np.exp(-t / c.atm_decay)
-        atm = np.maximum(atm + self.vol_shift, 0.03)
-        theta = atm * atm * t
-        phi = c.ssvi_eta / (theta**c.ssvi_gamma * (1.0 + theta) ** (1.0 - c.ssvi_gamma))
-        rho = c.ssvi_rho
-        pk = phi * k
-        w = 0.5 * theta * (1.0 + rho * pk + np.sqrt((pk + rho) ** 2 + 1.0 - rho * rho))
-        out: FloatArray = np.sqrt(w / t)
-        return out
+        return ssvi_iv(self.cfg, self.vol_shift, k, t)
 
     def next_snapshot(self, inject: Mapping[AnomalyKind, int] | None = None) -> SyntheticSnapshot:
         """Advance one step and return the snapshot (with ``inject[kind]`` anomalies)."""
         cfg = self.cfg
         rng = np.random.default_rng([self.seed, 1, self.step])
         ts = cfg.start + timedelta(seconds=cfg.interval_s * self.step)
-        if self.step > 0:
-            dt = cfg.interval_s / SECONDS_PER_YEAR
-            ret = cfg.spot_vol * math.sqrt(dt) * float(rng.standard_normal())
-            self.spot *= math.exp(ret - 0.5 * cfg.spot_vol**2 * dt)
-            self.vol_shift += cfg.vol_beta * ret
-        increment = rng.poisson(self.lam).astype(np.float64)
-        self.volume = self.volume + increment
-        self.step += 1
-
+        increment = self._advance(rng)
         t = self._t(ts)
         live = t > 0.0
         t_live = np.where(live, t, 1e-9)
-        spot, r, q = self.spot, cfg.rate, cfg.div_yield
-        fwd = spot * np.exp((r - q) * t_live)
-        k = np.log(self.strike / fwd)
-        vol = self.ssvi_iv(k, t_live)
-        euro = bsm_price(spot, self.strike, t_live, r, q, vol, self.is_call)
-        # American puts carry an early-exercise premium (the fast closed form here;
-        # `synthetic.tape` prices on a tree for the detection-quality yardstick)
-        nan = np.full(fwd.shape, np.nan)
-        eep = early_exercise_premium(fwd, self.strike, t_live, r, vol, self.is_call, nan, nan)
-        intrinsic = np.maximum(np.where(self.is_call, spot - self.strike, self.strike - spot), 0)
-        american = np.maximum(euro + np.nan_to_num(eep), intrinsic)
-        model = cummax_in_maturity(american, self.strike, self.is_call)
+        spot = self.spot
+        fwd, vol, model = self._model(t_live)
         spread = np.maximum(
             0.01, (0.01 + 0.004 * model * (1.0 + 0.5 * t_live)) * self.spread_factor
         )
@@ -164,50 +137,75 @@ class SyntheticMarket:
 
         labels: list[InjectedAnomaly] = []
         volume = self.volume.copy()
+        protected = None
         if inject:
             ctx = InjectContext(
                 self, rng, t_live, spot, model, bid, ask, half, vol, fwd, volume, increment
             )
-            for kind, count in inject.items():
-                for _ in range(count):
-                    label = ctx.inject(AnomalyKind(kind))
-                    if label is not None:
-                        labels.append(label)
+            labels = ctx.inject_all(inject)
             bid, ask, volume = ctx.bid, ctx.ask, ctx.volume
             last = np.where(ctx.touched, 0.5 * (bid + ask), last)
             self.volume = volume.copy()
-        # data-quality noise (never labelled, never an anomaly)
-        bad = np.flatnonzero(rng.random(model.shape[0]) < cfg.bad_quote_rate)
-        if inject:
-            bad = bad[~ctx.protected[bad]]
-        kinds = rng.integers(0, 4, bad.shape[0])
-        bid = bid.copy()
-        ask = ask.copy()
-        bid[bad[kinds == 0]] = ask[bad[kinds == 0]] + 0.05  # crossed
-        bid[bad[kinds == 1]] = ask[bad[kinds == 1]]  # locked
-        quote_ts[bad[kinds == 2]] -= 3600.0  # stale
-        ask[bad[kinds == 3]] = np.nan  # missing side
-        snap = ChainSnapshot.from_arrays(
+            protected = ctx.protected
+        bid, ask, quote_ts = spoil_quotes(rng, cfg.bad_quote_rate, bid, ask, quote_ts, protected)
+        quotes = {"bid": bid, "ask": ask, "last": last, "volume": volume, "quote_ts": quote_ts}
+        snap = self._snapshot(ts, live, quotes)
+        self.last_labels = tuple(labels)
+        return SyntheticSnapshot(snap, tuple(labels))
+
+    def _advance(self, rng: np.random.Generator) -> FloatArray:
+        """One step of spot (GBM), the leverage effect on vol, and traded volume; the
+        step's volume increment."""
+        cfg = self.cfg
+        if self.step > 0:
+            dt = cfg.interval_s / SECONDS_PER_YEAR
+            ret = cfg.spot_vol * math.sqrt(dt) * float(rng.standard_normal())
+            self.spot *= math.exp(ret - 0.5 * cfg.spot_vol**2 * dt)
+            self.vol_shift += cfg.vol_beta * ret
+        increment: FloatArray = rng.poisson(self.lam).astype(np.float64)
+        self.volume = self.volume + increment
+        self.step += 1
+        return increment
+
+    def _model(self, t_live: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """(forward, SSVI vol, American model price) of every contract at the spot."""
+        spot, r, q = self.spot, self.cfg.rate, self.cfg.div_yield
+        fwd = spot * np.exp((r - q) * t_live)
+        k = np.log(self.strike / fwd)
+        vol = self.ssvi_iv(k, t_live)
+        euro = bsm_price(spot, self.strike, t_live, r, q, vol, self.is_call)
+        # American puts carry an early-exercise premium (the fast closed form here;
+        # `synthetic.tape` prices on a tree for the detection-quality yardstick)
+        nan = np.full(fwd.shape, np.nan)
+        eep = early_exercise_premium(fwd, self.strike, t_live, r, vol, self.is_call, nan, nan)
+        intrinsic = np.maximum(np.where(self.is_call, spot - self.strike, self.strike - spot), 0)
+        american = np.maximum(euro + np.nan_to_num(eep), intrinsic)
+        model = cummax_in_maturity(american, self.strike, self.is_call)
+        return fwd, vol, model
+
+    def _snapshot(
+        self, ts: datetime, live: NDArray[np.bool_], quotes: dict[str, FloatArray]
+    ) -> ChainSnapshot:
+        cfg, spot = self.cfg, round(self.spot, 4)
+        return ChainSnapshot.from_arrays(
             ts=ts,
             symbol=cfg.symbol,
-            spot=round(spot, 4),
-            rate=r,
-            div_yield=q,
+            spot=spot,
+            rate=cfg.rate,
+            div_yield=cfg.div_yield,
             expiry=self.expiry[live],
             strike=self.strike[live],
             is_call=self.is_call[live],
-            bid=bid[live],
-            ask=ask[live],
-            last=last[live],
-            volume=volume[live],
+            bid=quotes["bid"][live],
+            ask=quotes["ask"][live],
+            last=quotes["last"][live],
+            volume=quotes["volume"][live],
             open_interest=self.oi[live],
-            quote_ts=quote_ts[live],
+            quote_ts=quotes["quote_ts"][live],
             # every quote here is priced off the snapshot's spot: a flat history over
             # the quotes' ages says so (the live source records the real ticks)
             spot_history=(
                 [ts.timestamp() - cfg.max_quote_age_s - 3600.0, ts.timestamp()],
-                [round(spot, 4), round(spot, 4)],
+                [spot, spot],
             ),
         )
-        self.last_labels = tuple(labels)
-        return SyntheticSnapshot(snap, tuple(labels))

@@ -34,7 +34,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
 from numpy.typing import NDArray
@@ -42,59 +42,19 @@ from scipy.special import ndtr
 
 from ..bsm import bsm_price, d1_sd
 from ..chain import SECONDS_PER_YEAR, ChainSnapshot, contract_keys, expiry_close_epoch
-from ..dividends import DividendSchedule, pv_dividends
+from ..dividends import DividendSchedule
 from ..nyse_calendar import is_trading_day
 from ..types import AnomalyKind
-from .injection import MAGNITUDES, InjectContext, InjectedAnomaly
-from .pricing import quote_on_tick
+from .injection import MAGNITUDES, InjectedAnomaly
+from .pricing import quote_on_tick, spoil_quotes, ssvi_iv
+from .tape_config import REGIMES, STARTS, TapeConfig
+from .tape_inject import TapeInject
 from .tree import call_one_dividend, early_exercise_premium_tree
 
 FloatArray = NDArray[np.float64]
 
-REGIMES = ("normal", "ex_dividend", "spot_lag", "open")
-_STARTS = {
-    "normal": datetime(2026, 11, 24, 15, 30, tzinfo=UTC),
-    "ex_dividend": datetime(2026, 12, 11, 15, 30, tzinfo=UTC),  # ex-date 2026-12-18
-    "spot_lag": datetime(2026, 11, 24, 15, 30, tzinfo=UTC),
-    "open": datetime(2026, 11, 24, 14, 30, 5, tzinfo=UTC),  # 09:30:05 New York (EST)
-}
 _PATH_STEP_S = 0.1
 _HISTORY_S = 10.0
-
-
-@dataclass(frozen=True)
-class TapeConfig:
-    regime: str = "normal"
-    start: datetime | None = None  # None: the regime's start
-    spot: float = 600.0
-    rate: float = 0.043
-    dividend: float = 1.90
-    published_dividend: float = 1.85
-    dte_max: int = 60
-    strike_range: float = 0.10
-    interval_s: float = 5.0
-    spot_vol: float = 0.14
-    atm_vol_short: float = 0.12
-    atm_vol_long: float = 0.18
-    atm_decay: float = 0.25
-    ssvi_rho: float = -0.7
-    ssvi_eta: float = 1.0
-    ssvi_gamma: float = 0.5
-    quote_age_mean_s: float = 0.4
-    quote_age_max_s: float = 3.0
-    lag_move: float = 0.15
-    open_spread_mult: float = 3.0
-    bad_quote_rate: float = 0.002
-    spot_history: bool = True
-    magnitude_scale: float = 1.0
-    tree_steps: int = 80
-    symbol: str = "SPY"
-    #: continuous yield: none (the dividend is discrete); `InjectContext` reads it
-    div_yield: float = 0.0
-
-    def __post_init__(self) -> None:
-        if self.regime not in REGIMES:
-            raise ValueError(f"regime must be one of {REGIMES}, got {self.regime!r}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -109,7 +69,7 @@ class TapeMarket:
     def __init__(self, seed: int = 0, config: TapeConfig | None = None) -> None:
         self.seed = seed
         self.cfg = cfg = config or TapeConfig()
-        self.start = cfg.start or _STARTS[cfg.regime]
+        self.start = cfg.start or STARTS[cfg.regime]
         self.step = 0
         rng = np.random.default_rng([seed, 11])
         today = self.start.date()
@@ -156,16 +116,7 @@ class TapeMarket:
         return out
 
     def _ssvi(self, k: FloatArray, t: FloatArray) -> FloatArray:
-        c = self.cfg
-        atm = c.atm_vol_long - (c.atm_vol_long - c.atm_vol_short) * np.exp(-t / c.atm_decay)
-        atm = np.maximum(atm + self.vol_shift, 0.03)
-        theta = atm * atm * t
-        phi = c.ssvi_eta / (theta**c.ssvi_gamma * (1.0 + theta) ** (1.0 - c.ssvi_gamma))
-        pk = phi * k
-        rho = c.ssvi_rho
-        w = 0.5 * theta * (1.0 + rho * pk + np.sqrt((pk + rho) ** 2 + 1.0 - rho * rho))
-        out: FloatArray = np.sqrt(w / t)
-        return out
+        return ssvi_iv(self.cfg, self.vol_shift, k, t)
 
     def fair(
         self, spot: float, now: float, rows: NDArray[np.intp], vol_bump: float = 0.0
@@ -253,41 +204,19 @@ class TapeMarket:
         self.step += 1
         t = self._t(now)
         live = np.flatnonzero(t > 0.0)
-        n = len(self)
-        value = np.zeros(n)
-        vol = np.full(n, 0.2)
-        fwd = np.full(n, self.spot)
-        delta = np.zeros(n)
-        gamma = np.zeros(n)
-        value[live], vol[live], fwd[live], delta[live], gamma[live] = self.fair(
-            self.spot, now, live
-        )
+        value, vol, fwd, delta, gamma = self._fair_all(now, live)
+        age = self._quote_ages(rng)
         # asynchronous quotes: each priced off the spot at its own time
-        if cfg.regime == "spot_lag":
-            age = np.where(rng.random(n) < 0.8, rng.uniform(1.0, 3.0, n), rng.uniform(0, 1.0, n))
-        elif cfg.regime == "open":
-            age = np.minimum(rng.exponential(1.0, n), 5.0)
-        else:
-            age = np.minimum(rng.exponential(cfg.quote_age_mean_s, n), cfg.quote_age_max_s)
         idx = np.clip(np.searchsorted(offsets, -age, side="right") - 1, 0, offsets.size - 1)
         move = path[idx] - self.spot
         quoted = value + delta * move + 0.5 * gamma * move * move
         intrinsic_q = np.where(self.is_call, path[idx] - self.strike, self.strike - path[idx])
         quoted = np.maximum(quoted, intrinsic_q)
-        mult = 1.0
-        if cfg.regime == "open":
-            minutes = cfg.interval_s * (self.step - 1) / 60.0
-            mult = 1.0 + (cfg.open_spread_mult - 1.0) * math.exp(-minutes / 5.0)
-        ticks = np.maximum(
-            1.0, np.round(0.3 * quoted * self.spread_factor * (1.0 + 0.5 * np.maximum(t, 0)) * mult)
-        )
-        spread = 0.01 * ticks
-        self.base_spread = spread
-        half = 0.5 * spread
-        noise = np.clip(rng.normal(0.0, 0.1, n), -0.25, 0.25) * half
+        half = 0.5 * self._spread(quoted, t)
+        noise = np.clip(rng.normal(0.0, 0.1, len(self)), -0.25, 0.25) * half
         bid, ask = quote_on_tick(quoted + noise, half)
         bid = np.where(quoted < 0.005, 0.0, bid)
-        last = np.where(rng.random(n) < 0.5, ask, bid)
+        last = np.where(rng.random(len(self)) < 0.5, ask, bid)
         quote_ts = now - age
 
         labels: list[InjectedAnomaly] = []
@@ -298,29 +227,70 @@ class TapeMarket:
             ctx = TapeInject(
                 self, rng, t_live, self.spot, value, bid, ask, half, vol, fwd, volume, increment
             )
-            for kind, count in inject.items():
-                for _ in range(count):
-                    label = ctx.inject(AnomalyKind(kind))
-                    if label is not None:
-                        labels.append(label)
+            labels = ctx.inject_all(inject)
             bid, ask, volume = ctx.bid, ctx.ask, ctx.volume
             last = np.where(ctx.touched, 0.5 * (bid + ask), last)
             quote_ts = np.where(ctx.touched, now - 0.05, quote_ts)
             self.volume = volume.copy()
-        bad = np.flatnonzero(rng.random(n) < cfg.bad_quote_rate)
-        if ctx is not None:
-            bad = bad[~ctx.protected[bad]]
-        kinds = rng.integers(0, 4, bad.shape[0])
-        bid, ask = bid.copy(), ask.copy()
-        bid[bad[kinds == 0]] = ask[bad[kinds == 0]] + 0.05  # crossed
-        bid[bad[kinds == 1]] = ask[bad[kinds == 1]]  # locked
-        quote_ts[bad[kinds == 2]] -= 3600.0  # stale
-        ask[bad[kinds == 3]] = np.nan  # one side missing
-        history = (
-            now + offsets[-int(_HISTORY_S / _PATH_STEP_S) - 1 :],
-            path[-int(_HISTORY_S / _PATH_STEP_S) - 1 :],
+        protected = ctx.protected if ctx is not None else None
+        bid, ask, quote_ts = spoil_quotes(rng, cfg.bad_quote_rate, bid, ask, quote_ts, protected)
+        quotes = {"bid": bid, "ask": ask, "last": last, "volume": volume, "quote_ts": quote_ts}
+        snap = self._snapshot(ts, live, quotes, offsets, path)
+        return TapeSnapshot(snap, tuple(labels))
+
+    def _fair_all(
+        self, now: float, live: NDArray[np.intp]
+    ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
+        """`fair` of the live contracts, neutral values for the expired ones."""
+        n = len(self)
+        value = np.zeros(n)
+        vol = np.full(n, 0.2)
+        fwd = np.full(n, self.spot)
+        delta = np.zeros(n)
+        gamma = np.zeros(n)
+        value[live], vol[live], fwd[live], delta[live], gamma[live] = self.fair(
+            self.spot, now, live
         )
-        snap = ChainSnapshot.from_arrays(
+        return value, vol, fwd, delta, gamma
+
+    def _quote_ages(self, rng: np.random.Generator) -> FloatArray:
+        """Seconds since each contract was last quoted, by regime."""
+        cfg, n = self.cfg, len(self)
+        if cfg.regime == "spot_lag":
+            age = np.where(rng.random(n) < 0.8, rng.uniform(1.0, 3.0, n), rng.uniform(0, 1.0, n))
+        elif cfg.regime == "open":
+            age = np.minimum(rng.exponential(1.0, n), 5.0)
+        else:
+            age = np.minimum(rng.exponential(cfg.quote_age_mean_s, n), cfg.quote_age_max_s)
+        out: FloatArray = age
+        return out
+
+    def _spread(self, quoted: FloatArray, t: FloatArray) -> FloatArray:
+        """Whole-tick spreads, wider with price and maturity (and after the open)."""
+        cfg = self.cfg
+        mult = 1.0
+        if cfg.regime == "open":
+            minutes = cfg.interval_s * (self.step - 1) / 60.0
+            mult = 1.0 + (cfg.open_spread_mult - 1.0) * math.exp(-minutes / 5.0)
+        ticks = np.maximum(
+            1.0, np.round(0.3 * quoted * self.spread_factor * (1.0 + 0.5 * np.maximum(t, 0)) * mult)
+        )
+        spread: FloatArray = 0.01 * ticks
+        self.base_spread = spread
+        return spread
+
+    def _snapshot(
+        self,
+        ts: datetime,
+        live: NDArray[np.intp],
+        quotes: dict[str, FloatArray],
+        offsets: FloatArray,
+        path: FloatArray,
+    ) -> ChainSnapshot:
+        cfg, now = self.cfg, ts.timestamp()
+        keep = int(_HISTORY_S / _PATH_STEP_S) + 1
+        history = (now + offsets[-keep:], path[-keep:])
+        return ChainSnapshot.from_arrays(
             ts=ts,
             symbol=cfg.symbol,
             spot=self.spot,
@@ -329,103 +299,15 @@ class TapeMarket:
             expiry=self.expiry[live],
             strike=self.strike[live],
             is_call=self.is_call[live],
-            bid=bid[live],
-            ask=ask[live],
-            last=last[live],
-            volume=volume[live],
+            bid=quotes["bid"][live],
+            ask=quotes["ask"][live],
+            last=quotes["last"][live],
+            volume=quotes["volume"][live],
             open_interest=self.oi[live],
-            quote_ts=quote_ts[live],
+            quote_ts=quotes["quote_ts"][live],
             dividends=self.published,
             spot_history=history if cfg.spot_history else None,
         )
-        return TapeSnapshot(snap, tuple(labels))
-
-
-class TapeInject(InjectContext):
-    """`InjectContext` with the model-dependent kinds defined on the tape's own
-    American prices and true dividend (the others are quote-only and shared)."""
-
-    m: TapeMarket
-
-    def inject(self, kind: AnomalyKind) -> InjectedAnomaly | None:
-        if kind is AnomalyKind.IV_RESIDUAL:
-            return self._iv_residual()
-        if kind is AnomalyKind.PARITY:
-            return self._parity()
-        if kind is AnomalyKind.EARLY_EXERCISE:
-            return self._exercise_bound()
-        return super().inject(kind)
-
-    def _true_bounds(self, i: int) -> tuple[float, float, float]:
-        """(S - PV(D), e^{-rT}, PV(D)) of contract i's expiry with the true dividend."""
-        m, t = self.m, float(self.t[i])
-        now = m.start.timestamp() + m.cfg.interval_s * (m.step - 1)
-        pvd = float(
-            pv_dividends(m.true_dividends, now, np.array([now + t * SECONDS_PER_YEAR]), m.cfg.rate)[
-                0
-            ]
-        )
-        return self.spot - pvd, math.exp(-m.cfg.rate * t), pvd
-
-    def _iv_residual(self) -> InjectedAnomaly | None:
-        m = self.m
-        z = np.log(m.strike / self.fwd) / (self.vol * np.sqrt(self.t))
-        i = self._pick(
-            (np.abs(z) <= 1.5)
-            & (self.iv_halfwidth <= 0.003)
-            & (self.model >= 0.5)
-            & (self.dte >= 1)
-        )
-        if i is None:
-            return None
-        down = self.rng.random() < 0.5 and self.vol[i] >= 0.18
-        bump = (-0.08 if down else 0.08) * self.sc
-        now = m.start.timestamp() + m.cfg.interval_s * (m.step - 1)
-        price = m.fair(self.spot, now, np.array([i]), vol_bump=bump)[0]
-        self._requote(i, float(price[0]))
-        return self._label(AnomalyKind.IV_RESIDUAL, i)
-
-    def _parity(self) -> InjectedAnomaly | None:
-        m = self.m
-        itm = ~self.otm & (self.dte <= 10) & (self.model >= 1.0)
-        for _ in range(50):
-            i = self._pick(itm)
-            if i is None:
-                return None
-            j = self._partner(i)
-            if j is not None and self.bid[j] > 0:
-                break
-            self.protected[i] = True
-        else:
-            return None
-        escrowed, disc, _pvd = self._true_bounds(i)
-        k = float(m.strike[i])
-        call, put = (i, j) if m.is_call[i] else (j, i)
-        if m.is_call[i]:
-            shift = (self.spot - k * disc) + self.brk - (self.bid[call] - self.ask[put])
-        else:
-            shift = self.brk - ((escrowed - k) - (self.ask[call] - self.bid[put]))
-        self.bid[i] = round(self.bid[i] + shift + 0.005, 2)
-        self.ask[i] = round(self.ask[i] + shift + 0.005, 2)
-        self.touched[i] = True
-        self.protected[j] = True
-        return self._label(AnomalyKind.PARITY, i)
-
-    def _exercise_bound(self) -> InjectedAnomaly | None:
-        m = self.m
-        intrinsic = np.where(m.is_call, self.spot - m.strike, m.strike - self.spot)
-        i = self._pick((intrinsic >= 2.0) & (self.dte >= 2))
-        if i is None:
-            return None
-        escrowed, disc, _pvd = self._true_bounds(i)
-        k = float(m.strike[i])
-        euro_lower = (escrowed - k * disc) if m.is_call[i] else (k * disc - escrowed)
-        lower = max(float(intrinsic[i]), euro_lower, 0.0)
-        spread = self.ask[i] - self.bid[i]
-        self.ask[i] = round(lower - self.brk, 2)
-        self.bid[i] = round(self.ask[i] - spread, 2)
-        self.touched[i] = True
-        return self._label(AnomalyKind.EARLY_EXERCISE, i)
 
 
 __all__ = ["MAGNITUDES", "REGIMES", "TapeConfig", "TapeInject", "TapeMarket", "TapeSnapshot"]

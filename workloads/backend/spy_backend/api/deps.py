@@ -20,6 +20,7 @@ from spy_backend.realtime import Publisher
 from spy_backend.settings import Settings
 from spy_backend.storage import TableStore
 from spy_backend.storage.audit import AuditStore
+from spy_backend.storage.parts import PartStore
 
 
 async def get_settings(request: Request) -> Settings:
@@ -35,6 +36,11 @@ async def get_store(request: Request) -> TableStore:
 async def get_audit_store(request: Request) -> AuditStore:
     store: AuditStore = request.app.state.audit_store
     return store
+
+
+async def get_parts(request: Request) -> PartStore:
+    parts: PartStore = request.app.state.parts
+    return parts
 
 
 async def get_publisher(request: Request) -> Publisher:
@@ -55,6 +61,7 @@ async def get_clock(request: Request) -> Callable[[], datetime]:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[TableStore, Depends(get_store)]
 AuditStoreDep = Annotated[AuditStore, Depends(get_audit_store)]
+PartsDep = Annotated[PartStore, Depends(get_parts)]
 PublisherDep = Annotated[Publisher, Depends(get_publisher)]
 MetricsDep = Annotated[BackendMetrics, Depends(get_metrics)]
 ClockDep = Annotated[Callable[[], datetime], Depends(get_clock)]

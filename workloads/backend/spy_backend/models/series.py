@@ -25,6 +25,7 @@ from spy_backend.models.common import (
     stable_id,
     ts_text,
 )
+from spy_backend.models.shards import FlipCurve, SessionVolume, ShardId
 
 MAX_POINTS = 256
 MAX_EXPIRIES = 32
@@ -90,8 +91,20 @@ class GexBase(WireModel):
 
 
 class GexCreate(GexBase):
+    shard: ShardId | None = Field(
+        default=None, description="Set by a sharded detector: this record is one part."
+    )
+    flip_curve: FlipCurve | None = Field(
+        default=None, description="A part's net GEX on the flip grid (merged by summing)."
+    )
+
+    @property
+    def is_part(self) -> bool:
+        return self.shard is not None and self.shard.count > 1
+
     def public(self) -> GexPublic:
-        return GexPublic(**self.model_dump(), id=stable_id("gex", self.symbol, ts_text(self.ts)))
+        fields = self.model_dump(exclude={"shard", "flip_curve"})
+        return GexPublic(**fields, id=stable_id("gex", self.symbol, ts_text(self.ts)))
 
 
 class GexPublic(GexBase):
@@ -103,13 +116,34 @@ class FlowBase(WireModel):
     symbol: Symbol = "SPY"
     call_premium: Premium
     put_premium: Premium
-    net_premium: Annotated[Finite, Field(ge=-1e15, le=1e15)]
+    net_premium: Annotated[Finite, Field(ge=-1e15, le=1e15)] = Field(
+        description=(
+            "Signed, bullish-positive premium by aggressor side (Lee-Ready quote rule): "
+            "calls bought at the ask minus calls sold at the bid, minus the same for "
+            "puts. Not call_premium - put_premium (those are gross, both sides)."
+        )
+    )
     put_call_volume_ratio: Annotated[Number, Field(ge=0, le=1e6)] | None = None
 
 
 class FlowCreate(FlowBase):
+    shard: ShardId | None = Field(
+        default=None, description="Set by a sharded detector: this record is one part."
+    )
+    call_volume: SessionVolume | None = Field(
+        default=None, description="A part's call session volume (merged P/C ratio)."
+    )
+    put_volume: SessionVolume | None = Field(
+        default=None, description="A part's put session volume (merged P/C ratio)."
+    )
+
+    @property
+    def is_part(self) -> bool:
+        return self.shard is not None and self.shard.count > 1
+
     def public(self) -> FlowPublic:
-        return FlowPublic(**self.model_dump(), id=stable_id("flow", self.symbol, ts_text(self.ts)))
+        fields = self.model_dump(exclude={"shard", "call_volume", "put_volume"})
+        return FlowPublic(**fields, id=stable_id("flow", self.symbol, ts_text(self.ts)))
 
 
 class FlowPublic(FlowBase):

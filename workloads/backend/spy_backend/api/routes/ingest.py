@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections import defaultdict
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -11,10 +12,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from spy_backend.api.deps import IngestAuth, MetricsDep, PublisherDep, StoreDep
+from spy_backend.api.deps import IngestAuth, MetricsDep, PartsDep, PublisherDep, StoreDep
 from spy_backend.metrics import BackendMetrics
 from spy_backend.models import IngestBatch, IngestResult, KindCount, Problem, PublicRecord, Resource
 from spy_backend.realtime import Publisher
+from spy_backend.shards import Merged, drop_rounds, merge_parts, split_parts
 from spy_backend.storage import Rejection, StorageUnavailableError
 
 
@@ -71,6 +73,17 @@ def rejected_error(
     return errors
 
 
+def invalid_parts_error(posted: IngestBatch, merged: Merged) -> list[dict[str, Any]]:
+    """422 details for shard parts whose merged record would break the wire bounds."""
+    errors = []
+    for resource, part, reason in merged.invalid:
+        items: list[Any] = list(posted.gex if resource is Resource.GEX else posted.flow)
+        index = next(i for i, item in enumerate(items) if item is part)
+        loc = ("body", BATCH_FIELD[resource], index)
+        errors.append({"type": "shards_merge", "loc": loc, "msg": reason, "input": None})
+    return errors
+
+
 async def broadcast(
     publisher: Publisher, metrics: BackendMetrics, resource: Resource, records: list[PublicRecord]
 ) -> None:
@@ -99,13 +112,34 @@ async def broadcast(
     },
 )
 async def ingest(
-    batch: IngestBatch, store: StoreDep, publisher: PublisherDep, metrics: MetricsDep
+    batch: IngestBatch,
+    store: StoreDep,
+    parts: PartsDep,
+    publisher: PublisherDep,
+    metrics: MetricsDep,
 ) -> IngestResult:
     """Records are stored once; a record the storage service refuses (too large for an
-    entity) is a 422 naming it, and the rest of the batch is stored all the same."""
+    entity) is a 422 naming it, and the rest of the batch is stored all the same.
+    GEX/flow *parts* of a sharded detector are kept aside and stored as one merged
+    record once every shard's part of their snapshot time is in (`spy_backend.shards`)."""
     kinds: dict[Resource, KindCount] = {}
     errors: list[dict[str, Any]] = []
-    for resource, records in batch.by_resource().items():
+    posted = batch
+    batch, gex_parts, flow_parts = split_parts(batch)
+    try:
+        merged = await merge_parts(parts, gex_parts, flow_parts)
+    except StorageUnavailableError as exc:
+        metrics.storage_unavailable.inc()
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "storage unavailable; retry the batch",
+            headers={"Retry-After": "1"},
+        ) from exc
+    errors += invalid_parts_error(posted, merged)
+    by_resource = batch.by_resource()
+    for resource, records in merged.records.items():
+        by_resource[resource] = by_resource[resource] + records
+    for resource, records in by_resource.items():
         if not records:
             continue
         try:
@@ -126,6 +160,11 @@ async def ingest(
         if outcome.rejected:
             metrics.records.labels(resource.value, "rejected").inc(len(outcome.rejected))
             errors += rejected_error(resource, records, outcome.rejected)
+    if merged.rounds:
+        # The merged records are stored: their parts can go (a failure here leaves
+        # them to the retention purge; a re-merge would be a duplicate).
+        with contextlib.suppress(StorageUnavailableError):
+            await drop_rounds(parts, merged)
     if errors:
         # 4xx, not 5xx: the producer drops what cannot be stored instead of retrying it
         # forever; what was stored is a duplicate on any resend.

@@ -1,0 +1,7 @@
+"""What the detector and bot images share at run time: the kubelet/Prometheus HTTP
+endpoints (`health`) and one-line JSON logs (`logs`).
+
+Installed in both images (workloads/detector/Dockerfile, workloads/bot/Dockerfile);
+imports nothing of ours, so neither workload depends on the other (import-linter
+contracts in pyproject.toml).
+"""
