@@ -41,6 +41,15 @@ def metric(metrics: BotMetrics, name: str, labels: dict[str, str] | None = None)
     return metrics.registry.get_sample_value(name, labels or {}) or 0.0
 
 
+async def drain(shipper: AuditShipper, within: float = 60.0) -> None:
+    """Post until the buffer is empty; a post that fails (a 503 from a loaded storage)
+    keeps its records and is simply retried, as the shipper's own loop does."""
+    deadline = time.monotonic() + within
+    while shipper.buffered and time.monotonic() < deadline:
+        await shipper.flush_once()
+    assert shipper.buffered == 0, f"{shipper.buffered} records still buffered"
+
+
 def audit_for(bot: str, shipper: AuditShipper) -> AuditLog:
     audit = AuditLog(bot, stream=open("/dev/null", "w"))  # noqa: SIM115
     audit.sinks.append(shipper.offer)
@@ -56,8 +65,7 @@ async def test_lines_arrive_once_and_complete(backend: DevStack) -> None:
     for i in range(120):
         audit.write("decision", signal_id=f"s{i}", decision="skip", reason="NoRuleMatches")
     audit.write("order", signal_id="s1", order_ref="spy-x", limit=math.nan)  # NaN -> null
-    while shipper.buffered:
-        assert await shipper.flush_once()
+    await drain(shipper)
     await shipper.close()
     items = trail(backend.url, bot)
     assert sorted(r["seq"] for r in items) == list(range(1, 123))
@@ -93,8 +101,7 @@ async def test_outage_loses_nothing_and_overflow_is_counted(backend: DevStack) -
         for i in range(250, 400):  # 100 more than the buffer holds while it waits
             audit.write("decision", signal_id=f"s{i}", decision="skip", reason="NoRuleMatches")
         assert metric(metrics, "spy_bot_audit_dropped_total", {"reason": "overflow"}) == 100
-        while shipper.buffered:
-            assert await shipper.flush_once()
+        await drain(shipper)
         seqs = sorted(r["seq"] for r in trail(server.url, bot))
         assert seqs == list(range(101, 401)), "the oldest 100 dropped, everything else shipped"
     finally:
@@ -112,8 +119,7 @@ async def test_a_refused_record_is_dropped_alone(backend: DevStack) -> None:
     shipper.offer({**audit.records[0], "seq": 0})  # invalid (seq starts at 1)
     for i in range(5, 10):
         audit.write("decision", signal_id=f"s{i}", decision="skip", reason="NoRuleMatches")
-    while shipper.buffered:
-        assert await shipper.flush_once()
+    await drain(shipper)
     await shipper.close()
     assert sorted(r["seq"] for r in trail(backend.url, bot)) == list(range(1, 11))
     assert metric(metrics, "spy_bot_audit_dropped_total", {"reason": "rejected"}) == 1
