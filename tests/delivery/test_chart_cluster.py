@@ -319,7 +319,7 @@ MUST_NOT = [
     ("create ClusterRoleBindings", ("create", "clusterrolebindings")),
     ("create RoleBindings outside", ("create", "rolebindings", "-n", OUTSIDE)),
     ("delete RoleBindings", ("delete", "rolebindings", "-n", WATCHED)),
-    ("read service account tokens", ("create", "serviceaccounts/token", "-n", WATCHED)),
+    ("mint tokens", ("create", "serviceaccounts", "--subresource=token", "-n", WATCHED)),
     ("edit CRDs", ("patch", "customresourcedefinitions")),
     ("take another Lease", ("update", "leases/other-lease", "-n", RELEASE_NS)),
 ]
