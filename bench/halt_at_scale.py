@@ -136,14 +136,16 @@ async def run(state: ClusterState, bots: int, runs: int, logs: Path) -> list[dic
     ns = f"halt-{bots}"
     results = []
     # Raising bot replicas by hand is refused by the admission policy to anyone but
-    # the operator's identity, so the floor's client is that identity.
-    async with client(state, c.MANAGED_BY) as api:
-        await setup_namespace(api, ns)
+    # the operator's identity, so the floor's client is that identity; the armed bots
+    # are created by the dev cluster's GitOps identity (admin), the one writer the
+    # approval webhook lets carry an approval it did not write itself.
+    async with client(state, c.MANAGED_BY) as api, client(state) as gitops:
+        await setup_namespace(gitops, ns)
         await unhalt(api)
         op = Operator(state, ns, logs / "operator.log")
         try:
             log(f"creating {bots} armed bots")
-            await create_crs(api, crs(ns, bots, armed_every=1))
+            await create_crs(gitops, crs(ns, bots, armed_every=1))
             await wait_converged(api, ns, bots, timeout=1200)
             for i in range(runs):
                 replicas, version = await deployments(api, ns)

@@ -185,10 +185,19 @@ TRADING_BOT_SPEC = obj(
         ),
         "backend": obj(
             "Where the bot reads signals: the backend's /api/v1/negotiate (realtime) and "
-            "query API (backfill after a reconnect).",
+            "query API (backfill after a reconnect); with tokenSecretRef, where its audit "
+            "lines go too (POST /api/v1/audit, docs/bot.md).",
             {
                 "url": s(
                     "Backend base URL, e.g. http://spy-backend.spy.svc:8000.", pattern="^https?://"
+                ),
+                "tokenSecretRef": obj(
+                    "Secret with the backend's audit bearer token (SPY_BACKEND_TOKEN).",
+                    {
+                        "name": s("Secret name.", minLength=1),
+                        "key": s("Key in the Secret.", default="token"),
+                    },
+                    ["name"],
                 ),
             },
             ["url"],

@@ -2,16 +2,17 @@
 
 Starts (or reuses) the local control plane, the operator, the example CRs, the backend
 with Azurite, the local realtime hub and the dashboard, and a detector on the
-synthetic SPY feed publishing to the backend; waits until signals arrive; prints the
-cluster's view and the commands to arm, approve and halt. `make demo-down` stops it.
-Processes and logs live in the state dir (.local/); pids in .local/demo.json.
+synthetic SPY feed publishing to the backend, and the paper bot against a fake IB Gateway
+(spy_dev.demo_bot runs it while the gate gives its Deployment a replica); waits until
+signals arrive; prints the cluster's view and the commands to approve, arm and halt.
+`make demo-down` stops it. Processes and logs live in the state dir (.local/); pids in
+.local/demo.json; the bot's audit log in .local/bot-audit/.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
 import json
 import os
 import signal
@@ -25,7 +26,7 @@ from typing import Any
 import httpx
 from spy_operator import constants as c
 
-from spy_dev import webhook
+from spy_dev import demo_bot, webhook
 from spy_dev.devcluster import DEFAULT_BIN, REPO_ROOT, ClusterState, free_port, running
 
 PY = sys.executable
@@ -205,12 +206,14 @@ def up(state_dir: Path, backend_port: int) -> int:
             "SPY_HTTP_PORT": str(detector_port),
         },
     )
+    pids.update(start_paper_bot(state_dir, state, url))
     record = {
         "pids": pids,
         "url": url,
         "metrics_port": metrics_port,
         "detector_port": detector_port,
         "kubeconfig": str(state.kubeconfig),
+        "audit_file": str(demo_bot.audit_path(state_dir, *DEMO_BOT)),
     }
     (state_dir / "demo.json").write_text(json.dumps(record, indent=2))
 
@@ -243,6 +246,91 @@ def up(state_dir: Path, backend_port: int) -> int:
     return 0
 
 
+# The example's paper bot, which the demo runs (spy_dev.demo_bot) while the gate allows.
+DEMO_BOT = ("spy-paper", "mean-reversion")
+# The demo trades (paper, fake gateway) at any hour and on the synthetic feed's MEDIUM
+# anomalies, so an order follows the arming within seconds, day or night.
+DEMO_BOT_PATCH = {
+    "spec": {
+        "risk": {"tradingHours": "any"},
+        "strategy": {
+            "rules": [
+                {
+                    "name": "fade-iv-residual",
+                    "when": {"kind": "iv_residual", "minSeverity": "MEDIUM"},
+                    "action": "fade",
+                    "width": 5,
+                },
+                {
+                    "name": "follow-vol-oi",
+                    "when": {"kind": "vol_oi", "minSeverity": "MEDIUM"},
+                    "action": "follow",
+                    "width": 5,
+                },
+            ]
+        },
+    }
+}
+
+
+def start_paper_bot(state_dir: Path, state: ClusterState, url: str) -> dict[str, int]:
+    """The fake IB Gateway (paper account) and the bot's supervisor (demo_bot.py)."""
+    namespace, name = DEMO_BOT
+    say(f"the paper bot {namespace}/{name}: any hour, MEDIUM anomalies (demo settings)")
+    kubectl(
+        state, "patch", "tradingbot", name, "-n", namespace, "--type=merge",
+        "-p", json.dumps(DEMO_BOT_PATCH),
+    )  # fmt: skip
+    tws_port = free_port()
+    say(f"starting the fake IB Gateway (TWS wire protocol, paper) on 127.0.0.1:{tws_port}")
+    pids = {
+        "tws": _spawn(
+            state_dir, "fake-tws", [PY, "-m", "spy_dev.fake_tws", "--port", str(tws_port)], {}
+        )
+    }
+    _wait(
+        "fake IB Gateway", lambda: not _port_free(tws_port), 30, state_dir / "logs" / "fake-tws.log"
+    )
+    argv = [
+        PY, "-m", "spy_dev.demo_bot", "--state-dir", str(state_dir), "--namespace", namespace,
+        "--name", name, "--tws-port", str(tws_port), "--backend-url", url,
+    ]  # fmt: skip
+    from spy_backend.settings import DEV_AUDIT_TOKEN
+
+    # Inherited by the bot: its audit lines also go to the backend (GET /api/v1/audit).
+    demo_bot.state_path(state_dir).unlink(missing_ok=True)  # a previous run's
+    pids["bot"] = _spawn(state_dir, "demo-bot", argv, {"SPY_BACKEND_TOKEN": DEV_AUDIT_TOKEN})
+    _wait(
+        "the bot supervisor",
+        lambda: demo_bot.state_path(state_dir).exists(),
+        30,
+        state_dir / "logs" / "demo-bot.log",
+    )
+    return pids
+
+
+def orders(state_dir: Path, follow: bool) -> int:
+    """Print the paper orders in the demo bot's audit log (and new ones, with follow)."""
+    path = demo_bot.audit_path(state_dir, *DEMO_BOT)
+    print(f"audit log: {path}", flush=True)
+    offset = 0
+    while True:
+        if path.exists():
+            with path.open("rb") as f:
+                f.seek(offset)
+                data = f.read()
+            end = data.rfind(b"\n") + 1
+            offset += end
+            for raw in data[:end].splitlines():
+                with contextlib.suppress(ValueError):
+                    record = json.loads(raw)
+                    if record.get("event") == "order":
+                        print(demo_bot.order_line(record), flush=True)
+        if not follow:
+            return 0
+        time.sleep(0.5)
+
+
 def show(state_dir: Path, record: dict[str, Any]) -> None:
     state = running(state_dir)
     if state is None:
@@ -254,7 +342,7 @@ def show(state_dir: Path, record: dict[str, Any]) -> None:
         .json()
         .get("items", [])
     )
-    expires = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    plugin_dir = Path(PY).parent  # kubectl-spyoptions, installed with the package
     print(f"""
 The platform is up. {count} recent anomalies are stored; the detector keeps publishing.
 
@@ -265,17 +353,23 @@ The platform is up. {count} recent anomalies are stored; the detector keeps publ
 
 Use the cluster:
   export {kc}
-  export PATH={DEFAULT_BIN}:$PATH
+  export PATH={plugin_dir}:{DEFAULT_BIN}:$PATH  # kubectl and its spyoptions plugin
   kubectl get tradingbots -A
 
-Arm the paper bot: two people. bob approves as himself, then alice arms (the
-approval webhook records both from the API server's identities and refuses
-self-approval; the approval expires by itself):
-  kubectl --kubeconfig={state.kubeconfig_for("bob")} -n spy-paper patch tradingbot mean-reversion \\
-    --type merge -p '{{"spec":{{"approval":{{"approvedBy":"bob","reason":"demo","expiresAt":"{expires}"}}}}}}'
-  kubectl --kubeconfig={state.kubeconfig_for("alice")} -n spy-paper patch tradingbot mean-reversion \\
-    --type merge -p '{{"spec":{{"armed":true}}}}'
-  kubectl -n spy-paper get tradingbot mean-reversion     # ARMED true, REPLICAS 1
+Arm the paper bot: two people, with the kubectl plugin (kubectl spyoptions). bob
+approves as himself, then alice arms (the approval webhook records both from the API
+server's identities and refuses self-approval; the approval expires by itself):
+  KUBECONFIG={state.kubeconfig_for("bob")} kubectl spyoptions approve mean-reversion -n spy-paper --for 1h --reason demo
+  KUBECONFIG={state.kubeconfig_for("alice")} kubectl spyoptions arm mean-reversion -n spy-paper
+  kubectl spyoptions status mean-reversion -n spy-paper  # Armed, 1 replica
+
+The gate's replica starts the paper bot (a local process: KWOK pods run nothing) against
+the fake IB Gateway; each order it places is in its audit log and printed by:
+  Bot audit log:  {record.get("audit_file", "")}
+  Bot logs:       {state_dir}/logs/bot.log, {state_dir}/logs/demo-bot.log
+  {PY} -m spy_dev.demo orders --follow --state-dir {state_dir}
+Disarm (the Deployment goes to 0 and the bot process stops, cancelling its orders):
+  KUBECONFIG={state.kubeconfig_for("alice")} kubectl spyoptions disarm mean-reversion -n spy-paper
 
 Halt every bot at once (the kill switch; survives Argo CD syncs):
   kubectl -n {c.DEFAULT_OPERATOR_NAMESPACE} create configmap {c.HALT_CONFIGMAP} --from-literal=reason="demo halt"
@@ -291,13 +385,14 @@ def down(state_dir: Path, keep_cluster: bool = False) -> int:
     record_path = state_dir / "demo.json"
     if record_path.exists():
         record = json.loads(record_path.read_text())
-        for name in ("detector", "backend", "operator"):
+        for name in ("bot", "tws", "detector", "backend", "operator"):
             pid = record["pids"].get(name)
             if pid and _alive(pid):
                 say(f"stopping the {name}")
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(pid, signal.SIGTERM)
-                deadline = time.monotonic() + 15
+                # The bot's supervisor waits out the bot's grace period (cancels).
+                deadline = time.monotonic() + (35 if name == "bot" else 15)
                 while _alive(pid) and time.monotonic() < deadline:
                     with contextlib.suppress(ChildProcessError):
                         os.waitpid(pid, os.WNOHANG)
@@ -318,7 +413,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m spy_dev.demo", description=__doc__.split("\n\n")[0]
     )
-    parser.add_argument("command", nargs="?", default="up", choices=["up", "down", "status"])
+    parser.add_argument(
+        "command", nargs="?", default="up", choices=["up", "down", "status", "orders"]
+    )
+    parser.add_argument("--follow", action="store_true", help="orders: keep printing new ones")
     parser.add_argument("--state-dir", type=Path, default=REPO_ROOT / ".local")
     parser.add_argument(
         "--port", type=int, default=8080, help="backend/dashboard port (a free one if taken)"
@@ -328,6 +426,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "down":
             return down(state_dir)
+        if args.command == "orders":
+            return orders(state_dir, args.follow)
         if args.command == "status":
             show(state_dir, json.loads((state_dir / "demo.json").read_text()))
             return 0

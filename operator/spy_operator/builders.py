@@ -59,7 +59,11 @@ def desired_hash(manifest: Manifest) -> str:
 
 
 def _pod_spec(pull_secrets: tuple[str, ...], **fields: Any) -> dict[str, Any]:
-    pod: dict[str, Any] = {"securityContext": _pod_security()}
+    """No API token unless `fields` says otherwise: only the bot reads the API."""
+    pod: dict[str, Any] = {
+        "securityContext": _pod_security(),
+        "automountServiceAccountToken": False,
+    }
     if pull_secrets:
         pod["imagePullSecrets"] = [{"name": name} for name in pull_secrets]
     pod.update(fields)
@@ -309,6 +313,9 @@ def build_bot_deployment(
     env += _env({"SPY_HTTP_PORT": "8080", "SPY_AUDIT_FILE": "/var/log/spy-bot/audit.jsonl"})
     if bot.backend_url:
         env.append({"name": "SPY_BACKEND_URL", "value": bot.backend_url})
+    if bot.token_secret:  # the audit lines also go to the backend (docs/bot.md)
+        ref = {"name": bot.token_secret, "key": bot.token_key or "token"}
+        env.append({"name": "SPY_BACKEND_TOKEN", "valueFrom": {"secretKeyRef": ref}})
     container = _container(
         bot.resources,
         name="bot",
@@ -332,6 +339,9 @@ def build_bot_deployment(
                 "metadata": {"labels": labels(c.KIND_BOT, name)},
                 "spec": _pod_spec(
                     bot.pull_secrets,
+                    # bot_access.py: may get/watch this one TradingBot, nothing else.
+                    serviceAccountName=bot_deployment_name(name),
+                    automountServiceAccountToken=True,
                     terminationGracePeriodSeconds=30,
                     containers=[container],
                     volumes=[{"name": "audit", "emptyDir": {}}],

@@ -42,6 +42,10 @@ class Context:
     # written at once): a loaded node's probe jitter is not a change of the world.
     rtt_report_seconds: float = 60.0
     rtt_reported_at: dict[ReconcileKey, float] = field(default_factory=dict)
+    # Children the operator does not watch (a bot's ServiceAccount, Role, RoleBinding):
+    # (kind, namespace, name) -> (desired hash, monotonic time of the last apply).
+    unwatched_applied: dict[ReconcileKey, tuple[str, float]] = field(default_factory=dict)
+    unwatched_reapply_seconds: float = 600.0
 
 
 def sooner(a: float | None, b: float | None) -> float | None:

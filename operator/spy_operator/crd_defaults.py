@@ -25,6 +25,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "spec.risk.tradingHours": "regular",
         "spec.risk.minDTE": 1,
         "spec.risk.maxDTE": 45,
+        "spec.backend.tokenSecretRef.key": "token",
         "spec.vpn.required": True,
         "spec.vpn.timeoutSeconds": 2,
     },

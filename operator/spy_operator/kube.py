@@ -26,6 +26,9 @@ _PLURALS = {
     "StatefulSet": "statefulsets",
     "Service": "services",
     "Lease": "leases",
+    "ServiceAccount": "serviceaccounts",
+    "Role": "roles",
+    "RoleBinding": "rolebindings",
 }
 
 

@@ -7,20 +7,20 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from spy_operator import builders, clientids, metrics
+from spy_operator import bot_access, builders, clientids, metrics
 from spy_operator import constants as c
 from spy_operator.api import SpecError, TradingBot
 from spy_operator.conditions import Check, Condition, set_check, set_condition
 from spy_operator.context import Context, Outcome, sooner
 from spy_operator.drift import FOREIGN_CHANGE, check_foreign_change
 from spy_operator.enforce import bot_deployment, floor_allowance, lower_to, replicas_of
-from spy_operator.facts import bot_decision, gateway_port_of
+from spy_operator.facts import VpnFacts, bot_decision, gateway_port_of
 from spy_operator.gate import GateDecision
 from spy_operator.gate import next_deadline as gate_deadline
 from spy_operator.kube import ApiError, object_path
 from spy_operator.reconcile import ENFORCEMENT_FAILED, INVALID_SPEC, invalid_spec
 from spy_operator.world import Body, World
-from spy_operator.writes import apply_child, write_status
+from spy_operator.writes import apply_child, apply_unwatched, write_status
 
 log = logging.getLogger("spy_operator.reconcile")
 
@@ -72,9 +72,28 @@ async def reconcile_tradingbot(
         await write_status(ctx, c.KIND_BOT, World.BOTS, body, status, outcome)
         outcome.requeue_after = 1.0
         return outcome
+    await _run_gated(ctx, bot, body, (decision, vpn, now), observed, desired, client_id, outcome)
+    return outcome
 
+
+async def _run_gated(
+    ctx: Context,
+    bot: TradingBot,
+    body: Body,
+    judged: tuple[GateDecision, VpnFacts, dt.datetime],
+    observed: Body | None,
+    desired: Body,
+    client_id: int,
+    outcome: Outcome,
+) -> None:
+    """The Deployment is the operator's own: lower first, the bot's identity, the
+    whole manifest, status, and the next wake-up (approval expiry, convergence).
+    `judged` is the gate's decision, the VPN facts and the time they were judged at."""
+    decision, vpn, now = judged
     _count_hand_scale_up(ctx, bot, observed, decision)
     await lower_to(ctx, observed, decision.replicas, outcome)  # replicas only, first
+    for manifest in bot_access.build_bot_access(bot):  # the identity its pod runs as
+        await apply_unwatched(ctx, manifest, outcome)
     deployment = await apply_child(ctx, World.DEPLOYMENTS, desired, outcome)
     enforced = check_enforced(deployment, decision.replicas)
     status = bot_status(bot, decision, vpn.check, deployment, enforced, client_id, now)
@@ -90,7 +109,6 @@ async def reconcile_tradingbot(
         outcome.requeue_after = sooner(outcome.requeue_after, delay)
     if not _converged(deployment, decision.replicas):
         outcome.requeue_after = sooner(outcome.requeue_after, 5.0)
-    return outcome
 
 
 async def _rebuild(

@@ -38,6 +38,24 @@ async def apply_child(ctx: Context, index: str, desired: Body, outcome: Outcome)
     return applied
 
 
+async def apply_unwatched(ctx: Context, desired: Body, outcome: Outcome) -> None:
+    """Server-side apply a child the operator does not watch, unless the same manifest
+    was applied less than `ctx.unwatched_reapply_seconds` ago: a pass writes nothing
+    when nothing changed, and a child deleted by hand comes back within that time."""
+    meta = desired["metadata"]
+    key = (desired["kind"], meta["namespace"], meta["name"])
+    digest = builders.desired_hash(desired)
+    meta.setdefault("annotations", {})[c.ANNOTATION_DESIRED_HASH] = digest
+    seen = ctx.unwatched_applied.get(key)
+    now = ctx.monotonic()
+    if seen is not None and seen[0] == digest and now - seen[1] < ctx.unwatched_reapply_seconds:
+        return
+    await ctx.kube.apply(desired)
+    outcome.writes += 1
+    ctx.unwatched_applied[key] = (digest, now)
+    log.info("applied child", extra={"child": "/".join(key)})
+
+
 async def write_status(
     ctx: Context, kind: str, index: str, obj: Body, status: dict[str, Any], outcome: Outcome
 ) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from pydantic import SecretStr
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -58,7 +59,10 @@ schema = schemathesis.openapi.from_dict(create_app(run_purge=False).openapi())
 
 @pytest.fixture
 def fuzzed(start_backend: Any) -> Backend:
-    backend: Backend = start_backend(dashboard_dir=DASHBOARD, query_rate_per_second=0)
+    # One bearer token for every operation (ingest and the bots' audit API).
+    backend: Backend = start_backend(
+        dashboard_dir=DASHBOARD, query_rate_per_second=0, audit_token=SecretStr(TOKEN)
+    )
     return backend
 
 

@@ -316,7 +316,10 @@ MUST_NOT = [
     ("impersonate users", ("impersonate", "users")),
     ("impersonate service accounts", ("impersonate", "serviceaccounts", "-n", RELEASE_NS)),
     ("impersonate groups", ("impersonate", "groups")),
-    ("create RoleBindings", ("create", "rolebindings", "-n", WATCHED)),
+    ("create ClusterRoleBindings", ("create", "clusterrolebindings")),
+    ("create RoleBindings outside", ("create", "rolebindings", "-n", OUTSIDE)),
+    ("delete RoleBindings", ("delete", "rolebindings", "-n", WATCHED)),
+    ("mint tokens", ("create", "serviceaccounts", "--subresource=token", "-n", WATCHED)),
     ("edit CRDs", ("patch", "customresourcedefinitions")),
     ("take another Lease", ("update", "leases/other-lease", "-n", RELEASE_NS)),
 ]
@@ -327,6 +330,11 @@ MUST = [
     ("apply bot Deployments", ("patch", "deployments", "-n", WATCHED)),
     ("lower bot replicas", ("patch", "deployments", "--subresource=scale", "-n", WATCHED)),
     ("watch gateway pods", ("watch", "pods", "-n", WATCHED)),
+    # Each bot's own identity (bot_access.py): create/patch by server-side apply; the
+    # API server lets it bind only rights it holds itself (no bind/escalate above).
+    ("apply a bot's ServiceAccount", ("create", "serviceaccounts", "-n", WATCHED)),
+    ("apply a bot's Role", ("patch", "roles", "-n", WATCHED)),
+    ("apply a bot's RoleBinding", ("create", "rolebindings", "-n", WATCHED)),
     ("renew its Lease", ("update", f"leases/{c.LEASE_NAME}", "-n", RELEASE_NS)),
 ]
 

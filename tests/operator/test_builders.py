@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from spy_operator import builders
+from spy_operator import bot_access, builders
 from spy_operator import constants as c
 from spy_operator.api import view
 
@@ -69,6 +69,57 @@ def test_arming_changes_only_replicas() -> None:
     on = builders.build_bot_deployment(view(armed), 1, 1, 4002)
     assert off["spec"]["template"] == on["spec"]["template"]
     assert builders.desired_hash(off) != builders.desired_hash(on)
+
+
+def test_bot_identity_reads_only_its_own_bot() -> None:
+    """bot_access: ServiceAccount, Role (get/watch on this one bot) and RoleBinding, all
+    owned by the bot; the bot's pod runs as it, the only pod that mounts a token."""
+    sa, role, binding = bot_access.build_bot_access(view(BOT))
+    assert [o["kind"] for o in (sa, role, binding)] == ["ServiceAccount", "Role", "RoleBinding"]
+    for obj in (sa, role, binding):
+        assert obj["metadata"]["name"] == "x-bot" and obj["metadata"]["namespace"] == "ns"
+        assert obj["metadata"]["ownerReferences"][0]["uid"] == "u-1"
+    assert role["rules"] == [
+        {
+            "apiGroups": ["spyoptions.io"],
+            "resources": ["tradingbots"],
+            "resourceNames": ["x"],
+            "verbs": ["get", "watch"],
+        }
+    ]
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": "x-bot",
+    }
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "x-bot", "namespace": "ns"}]
+    assert sa["automountServiceAccountToken"] is False
+    pod = builders.build_bot_deployment(view(BOT), 1, 1, 4002)["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "x-bot" and pod["automountServiceAccountToken"] is True
+    gw = cr("IBGateway", {"credentialsSecretRef": {"name": "c"}, "tradingMode": "paper"})
+    gw_pod = builders.build_gateway_statefulset(view(gw))["spec"]["template"]["spec"]
+    assert gw_pod["automountServiceAccountToken"] is False
+    assert "serviceAccountName" not in gw_pod
+
+
+def test_bot_backend_token_is_a_secret_reference() -> None:
+    """spec.backend.tokenSecretRef -> SPY_BACKEND_TOKEN from the Secret, never a copy."""
+    with_token = dict(
+        BOT,
+        spec={
+            **BOT["spec"],
+            "backend": {"url": "http://b:8000", "tokenSecretRef": {"name": "audit"}},
+        },
+    )
+    pod = builders.build_bot_deployment(view(with_token), 0, 1, 4002)["spec"]["template"]
+    env = {e["name"]: e for e in pod["spec"]["containers"][0]["env"]}
+    assert env["SPY_BACKEND_URL"]["value"] == "http://b:8000"
+    assert env["SPY_BACKEND_TOKEN"] == {
+        "name": "SPY_BACKEND_TOKEN",
+        "valueFrom": {"secretKeyRef": {"name": "audit", "key": "token"}},
+    }
+    plain = builders.build_bot_deployment(view(BOT), 0, 1, 4002)["spec"]["template"]
+    assert "SPY_BACKEND_TOKEN" not in {e["name"] for e in plain["spec"]["containers"][0]["env"]}
 
 
 def test_bot_replicas_must_be_zero_or_one() -> None:

@@ -27,10 +27,14 @@ KINDS = {
     "pods": ("v1", "Pod"),
     "configmaps": ("v1", "ConfigMap"),
     "leases": ("coordination.k8s.io/v1", "Lease"),
+    "serviceaccounts": ("v1", "ServiceAccount"),  # a bot's identity (bot_access.py)
+    "roles": ("rbac.authorization.k8s.io/v1", "Role"),
+    "rolebindings": ("rbac.authorization.k8s.io/v1", "RoleBinding"),
     **{plural: (c.API_VERSION, kind) for kind, plural in c.PLURAL.items()},
 }
 PLURAL_OF = {kind: plural for plural, (_, kind) in KINDS.items()}
-NO_STATUS = {"secrets", "configmaps", "leases"}  # no status subresource
+# No status subresource:
+NO_STATUS = {"secrets", "configmaps", "leases", "serviceaccounts", "roles", "rolebindings"}
 USER_META = ("labels", "annotations", "ownerReferences", "finalizers")
 REASONS = {
     400: "BadRequest",

@@ -52,10 +52,13 @@ class TradingBot:
     status: Mapping[str, Any]
     spec: Mapping[str, Any]  # as read: what the approval webhook signed
     backend_url: str = ""
+    token_secret: str = ""  # the backend's audit token (spec.backend.tokenSecretRef)
+    token_key: str = ""
 
     @classmethod
     def from_body(cls, body: Body) -> TradingBot:
         s = _Spec(c.KIND_BOT, body.get("spec"))
+        token = s.mapping("backend.tokenSecretRef")
         return cls(
             meta=_meta(c.KIND_BOT, body),
             image=s.text("image"),
@@ -72,6 +75,8 @@ class TradingBot:
             status=_status(body),
             spec=s.spec,
             backend_url=s.text("backend.url"),
+            token_secret=str(token.get("name") or ""),
+            token_key=s.text("backend.tokenSecretRef.key") if token else "",
         )
 
 

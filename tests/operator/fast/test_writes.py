@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import pytest
 from operator_harness import NS, Harness, bot
-from spy_operator import api, builders
+from spy_operator import api, bot_access, builders
 from spy_operator import constants as c
 from spy_operator.context import Outcome
 from spy_operator.enforce import lower_to
 from spy_operator.kube import ApiError
 from spy_operator.world import World
-from spy_operator.writes import apply_child, write_status
+from spy_operator.writes import apply_child, apply_unwatched, write_status
 from virtual_time import virtual_time
 
 
@@ -182,3 +182,26 @@ async def test_a_lost_connection_and_a_lost_reply_are_status_0() -> None:
         await h.kube.apply(deployment_for(h))
     assert lost.value.status == 0
     assert h.replicas("b") == 1, "the write whose reply was lost did land"
+
+
+@virtual_time
+async def test_apply_unwatched_writes_once_per_change_and_restores_after_the_interval() -> None:
+    """A bot's ServiceAccount/Role/RoleBinding are not watched: applied once, not again
+    while unchanged, again when they change, and again after the re-apply interval (a
+    hand deletion heals)."""
+    h = Harness()
+    tb = api.TradingBot.from_body(h.create(bot("b")))
+    for manifest in bot_access.build_bot_access(tb):
+        await apply_unwatched(h.ctx, manifest, Outcome())
+    assert h.api.get("Role", NS, "b-bot") is not None
+    writes = len(h.api.writes("roles"))
+    quiet = Outcome()
+    for manifest in bot_access.build_bot_access(tb):
+        await apply_unwatched(h.ctx, manifest, quiet)
+    assert quiet.writes == 0 and len(h.api.writes("roles")) == writes
+
+    h.api.delete("Role", NS, "b-bot")
+    h.ctx.monotonic = lambda: 10_000.0  # past unwatched_reapply_seconds
+    healed = Outcome()
+    await apply_unwatched(h.ctx, bot_access.build_bot_role(tb), healed)
+    assert healed.writes == 1 and h.api.get("Role", NS, "b-bot") is not None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from spy_backend import __version__
 from spy_backend.api.main import API_PREFIX, api_router, probe_router
+from spy_backend.api.routes.audit import AUDIT_PATH, AuditBodyLimit
 from spy_backend.guards import BodyLimit, IngestAuthGate, MethodGuard, TransportAbort
 from spy_backend.metrics import BackendMetrics
 from spy_backend.ratelimit import TokenBuckets
@@ -32,6 +34,7 @@ from spy_backend.realtime import LocalHub, Publisher, WebPubSubPublisher
 from spy_backend.retention import run_purge_loop
 from spy_backend.settings import Settings
 from spy_backend.storage import StorageUnavailableError, TableStore
+from spy_backend.storage.audit import AuditStore
 from spy_backend.storage.parts import PartStore
 
 log = logging.getLogger(__name__)
@@ -131,6 +134,11 @@ def create_app(
         settings.table_prefix,
         settings.storage_timeout_seconds,
     )
+    audit_store = AuditStore(
+        settings.storage_connection_string.get_secret_value(),
+        settings.table_prefix,
+        settings.storage_timeout_seconds,
+    )
     publisher = publisher or build_publisher(settings)
     metrics = BackendMetrics()
     now = clock or (lambda: datetime.now(UTC))
@@ -140,10 +148,11 @@ def create_app(
         title="SPY options backend",
         version=__version__,
         description=DESCRIPTION,
-        lifespan=_lifespan(store, parts, publisher, metrics, now, purge),
+        lifespan=_lifespan(store, parts, audit_store, publisher, metrics, now, purge),
     )
     app.state.settings = settings
     app.state.store = store
+    app.state.audit_store = audit_store
     app.state.parts = parts
     app.state.publisher = publisher
     app.state.metrics = metrics
@@ -174,6 +183,7 @@ class PurgeSchedule:
 def _lifespan(
     store: TableStore,
     parts: PartStore,
+    audit_store: AuditStore,
     publisher: Publisher,
     metrics: BackendMetrics,
     now: Callable[[], datetime],
@@ -205,6 +215,7 @@ def _lifespan(
             await publisher.close()
             await parts.close()
             await store.close()
+            await audit_store.close()
 
     return lifespan
 
@@ -238,6 +249,15 @@ def _add_middleware(app: FastAPI, settings: Settings, metrics: BackendMetrics) -
         IngestAuthGate,
         paths=[f"{API_PREFIX}/ingest"],
         token=settings.ingest_token.get_secret_value,
+    )
+    # The audit API's token, checked from the headers before its (smaller) body limit;
+    # with none configured a fresh random value that nobody holds refuses every write.
+    unguessable = secrets.token_urlsafe(32)
+    app.add_middleware(AuditBodyLimit, path=f"{API_PREFIX}{AUDIT_PATH}")
+    app.add_middleware(
+        IngestAuthGate,
+        paths=[f"{API_PREFIX}{AUDIT_PATH}"],
+        token=lambda: settings.audit_secret() or unguessable,
     )
     app.add_middleware(RequestMetrics, metrics=metrics)
     app.add_middleware(TransportAbort)

@@ -15,6 +15,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_INGEST_TOKEN = "dev-ingest-token-change-me"
+DEV_AUDIT_TOKEN = "dev-audit-token-change-me"
 DEV_HUB_KEY = "dev-local-hub-key-change-me-0123456789"
 # Azurite's published development account key (not a secret, but never for production).
 AZURITE_ACCOUNT_KEY = (
@@ -47,6 +48,11 @@ class Settings(BaseSettings):
     environment: Literal["development", "test", "production"] = "development"
     ingest_token: SecretStr = Field(
         default=SecretStr(DEV_INGEST_TOKEN), description="Bearer token the detector sends."
+    )
+    audit_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token of the bots' audit API (POST and GET /api/v1/audit); "
+        "unset: the development token in development, else the audit API refuses all.",
     )
     storage_connection_string: SecretStr = Field(
         default=SecretStr(azurite_connection_string(10002)),
@@ -113,6 +119,9 @@ class Settings(BaseSettings):
         token = self.ingest_token.get_secret_value()
         if token == DEV_INGEST_TOKEN or len(token) < 24:
             unsafe.append("ingest_token (default or shorter than 24 characters)")
+        audit = self.audit_token.get_secret_value() if self.audit_token is not None else None
+        if audit is not None and (audit == DEV_AUDIT_TOKEN or len(audit) < 24):
+            unsafe.append("audit_token (default or shorter than 24 characters)")
         if self.realtime == "local" and self.local_hub_key.get_secret_value() == DEV_HUB_KEY:
             unsafe.append("local_hub_key (default)")
         if (
@@ -131,6 +140,12 @@ class Settings(BaseSettings):
             )
         return self
 
+    def audit_secret(self) -> str | None:
+        """The audit API's token; None: not configured, every audit request is refused."""
+        if self.audit_token is not None:
+            return self.audit_token.get_secret_value()
+        return DEV_AUDIT_TOKEN if self.environment == "development" else None
+
 
 def quiet_libraries() -> None:
     """The Azure SDK logs every request at INFO; keep our own logs readable."""
@@ -144,6 +159,7 @@ def secret_values(settings: Settings) -> list[str]:
     """Every secret of the settings (and the account key inside a connection string), for
     the log redaction filter (`logredact`)."""
     values = [settings.ingest_token.get_secret_value(), settings.local_hub_key.get_secret_value()]
+    values.append(settings.audit_secret() or "")
     for conn in (settings.storage_connection_string, settings.webpubsub_connection_string):
         if conn is None:
             continue

@@ -21,6 +21,7 @@ environment (docs/bot.md has defaults, meanings and who sets each):
   SPY_IB_HOST, SPY_IB_PORT, SPY_IB_CLIENT_ID   gateway endpoint and API client id
   SPY_STRATEGY, SPY_RISK   spec.strategy and spec.risk as JSON
   SPY_BACKEND_URL          backend base URL (negotiate, query API for backfill)
+  SPY_BACKEND_TOKEN        the backend's audit token: also post the audit lines there
   SPY_SYMBOL               hub group / symbol (default SPY)
   KUBECONFIG               kubeconfig outside a cluster (default: service account)
   SPY_HTTP_HOST, SPY_HTTP_PORT  /healthz /readyz /metrics (default 0.0.0.0:8080)

@@ -4,9 +4,9 @@ status change, fill, cancel and risk-state change.
 Written by ``service.Bot`` (and ``feed`` for signals it drops as invalid). Each line
 goes to stdout (collected with the pod's logs) and, when ``SPY_AUDIT_FILE`` is set, is
 appended to that file (opened in append mode, flushed per line, fsynced at shutdown).
-Lines carry a per-process sequence number so a gap is visible. docs/bot.md has the
-format. The backend has no audit ingest endpoint yet; see docs/bot.md for the contract
-the bot would post to.
+Lines carry the process's run id and a per-process sequence number, so a gap is visible
+and (bot, run, seq) identifies a line. Each record is also handed to the `sinks`
+(audit_shipper.AuditShipper.offer: the copy at the backend). docs/bot.md has the format.
 """
 
 from __future__ import annotations
@@ -47,6 +47,9 @@ class AuditLog:
         self._file = open(path, "a", encoding="utf-8") if path else None  # noqa: SIM115
         self._clock = clock
         self._seq = 0
+        # One process: its start time (µs since 1970, sortable) and pid.
+        self.run = f"{int(self._clock().timestamp() * 1_000_000):016d}-{os.getpid()}"
+        self.sinks: list[Callable[[dict[str, Any]], None]] = []
         self._lock = threading.Lock()
         self.records: list[dict[str, Any]] = []  # this process's lines (tests, /metrics)
         self.keep = True
@@ -59,6 +62,7 @@ class AuditLog:
             record = {
                 "ts": self._clock().isoformat(timespec="microseconds"),
                 "seq": self._seq,
+                "run": self.run,
                 "bot": self.bot,
                 "event": event,
                 **fields,
@@ -71,6 +75,8 @@ class AuditLog:
                 self._file.flush()
             if self.keep:
                 self.records.append(record)
+            for sink in self.sinks:
+                sink(record)
         return record
 
     def of(self, event: str) -> list[dict[str, Any]]:

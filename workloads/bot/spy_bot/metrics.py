@@ -42,3 +42,22 @@ class BotMetrics:
             buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
             registry=r,
         )
+        # The audit's copy at the backend (audit_shipper.py).
+        self.audit_shipped = Counter(
+            "spy_bot_audit_shipped", "Audit records the backend took.", registry=r
+        )
+        self.audit_dropped = Counter(
+            "spy_bot_audit_dropped",
+            "Audit records never shipped: overflow (buffer full) or rejected (413/422).",
+            ["reason"],
+            registry=r,
+        )
+        self.audit_post_failures = Counter(
+            "spy_bot_audit_post_failures",
+            "Audit posts to retry, by HTTP status or error.",
+            ["why"],
+            registry=r,
+        )
+        self.audit_buffered = Gauge(
+            "spy_bot_audit_buffered", "Audit records waiting for the backend.", registry=r
+        )

@@ -24,6 +24,7 @@ from ib_async import Trade
 
 from spy_bot import arming, risk, tradinghours
 from spy_bot.audit import AuditLog
+from spy_bot.audit_shipper import AuditShipper
 from spy_bot.broker import Broker, BrokerError, order_ref
 from spy_bot.kube import TradingBotReader
 from spy_bot.metrics import BotMetrics
@@ -365,6 +366,23 @@ def _refuse(reason: str, message: str) -> dict[str, Any]:
     return {"decision": "refuse", "reason": reason, "message": message}
 
 
+def _audit_shipper(settings: Settings, audit: AuditLog, metrics: BotMetrics) -> AuditShipper | None:
+    """The backend's copy of the audit (audit_shipper.py), when a token is configured."""
+    if not (settings.backend_url and settings.backend_token):
+        return None
+    shipper = AuditShipper(settings.backend_url, settings.backend_token, metrics)
+    audit.sinks.append(shipper.offer)
+    return shipper
+
+
+async def _stop_shipping(shipper: AuditShipper | None, task: asyncio.Task[None] | None) -> None:
+    if shipper is None or task is None:
+        return
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    await shipper.close()
+
+
 async def run_bot(settings: Settings, stop: asyncio.Event | None = None) -> int:
     """The process: health server, gateway, feed, consumer, watcher; SIGTERM stops it."""
     from spy_bot.feed import SignalFeed
@@ -379,6 +397,7 @@ async def run_bot(settings: Settings, stop: asyncio.Event | None = None) -> int:
     metrics = BotMetrics()
     audit = AuditLog(settings.bot, settings.audit_file)
     audit.keep = False  # a long-running process keeps its audit in files, not memory
+    shipper = _audit_shipper(settings, audit, metrics)
     reader = TradingBotReader(
         credentials(settings.kubeconfig), settings.bot_namespace, settings.bot_name
     )
@@ -412,6 +431,8 @@ async def run_bot(settings: Settings, stop: asyncio.Event | None = None) -> int:
         asyncio.create_task(feed.run(), name="feed"),
     ]
     stopping = asyncio.create_task(stop.wait(), name="stop")
+    # Not among `tasks`: the backend's copy of the audit never stops the bot.
+    shipping = asyncio.create_task(shipper.run(), name="audit") if shipper else None
     done, _ = await asyncio.wait([stopping, *tasks], return_when=asyncio.FIRST_COMPLETED)
     # A part that ended on its own is a bug (each loops forever): stop cleanly and exit
     # non-zero so the kubelet restarts the pod, rather than run half a bot.
@@ -424,6 +445,7 @@ async def run_bot(settings: Settings, stop: asyncio.Event | None = None) -> int:
         task.cancel()
     await asyncio.gather(stopping, *tasks, return_exceptions=True)
     await bot.shutdown(f"task {crashed[0].get_name()} ended" if crashed else "SIGTERM")
+    await _stop_shipping(shipper, shipping)  # the shutdown line included, within a deadline
     await feed.close()
     await reader.close()
     await health.stop()

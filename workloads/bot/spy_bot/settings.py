@@ -35,6 +35,7 @@ class Settings:
     strategy: Strategy = field(default_factory=lambda: Strategy("default", DEFAULT_RULES))
     limits: RiskLimits = field(default_factory=RiskLimits)
     backend_url: str = ""
+    backend_token: str = field(default="", repr=False)  # the audit API's; never logged
     symbol: str = "SPY"
     kubeconfig: str = ""  # empty: in-cluster service account
     http_host: str = "0.0.0.0"  # probes and Prometheus reach the pod IP
@@ -81,6 +82,7 @@ class Settings:
             strategy=strategy,
             limits=limits,
             backend_url=backend.rstrip("/"),
+            backend_token=r.text("SPY_BACKEND_TOKEN", ""),
             symbol=r.text("SPY_SYMBOL", "SPY"),
             kubeconfig=r.text("KUBECONFIG", ""),
             http_host=r.text("SPY_HTTP_HOST", "0.0.0.0"),
@@ -104,6 +106,7 @@ class Settings:
             "kube": self.kubeconfig or "in-cluster",
             "http": f"{self.http_host}:{self.http_port}",
             "audit_file": self.audit_file or None,
+            "audit_to_backend": bool(self.backend_token),
         }
 
 

@@ -19,6 +19,7 @@ from spy_backend.ratelimit import TokenBuckets, retry_after
 from spy_backend.realtime import Publisher
 from spy_backend.settings import Settings
 from spy_backend.storage import TableStore
+from spy_backend.storage.audit import AuditStore
 from spy_backend.storage.parts import PartStore
 
 
@@ -29,6 +30,11 @@ async def get_settings(request: Request) -> Settings:
 
 async def get_store(request: Request) -> TableStore:
     store: TableStore = request.app.state.store
+    return store
+
+
+async def get_audit_store(request: Request) -> AuditStore:
+    store: AuditStore = request.app.state.audit_store
     return store
 
 
@@ -54,6 +60,7 @@ async def get_clock(request: Request) -> Callable[[], datetime]:
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[TableStore, Depends(get_store)]
+AuditStoreDep = Annotated[AuditStore, Depends(get_audit_store)]
 PartsDep = Annotated[PartStore, Depends(get_parts)]
 PublisherDep = Annotated[Publisher, Depends(get_publisher)]
 MetricsDep = Annotated[BackendMetrics, Depends(get_metrics)]
@@ -79,6 +86,29 @@ async def require_ingest_token(
 
 
 IngestAuth = Depends(require_ingest_token)
+
+_audit_bearer = HTTPBearer(auto_error=False, description="The bots' audit token.")
+
+
+async def require_audit_token(
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_audit_bearer)],
+) -> None:
+    """401 without a bearer token, 403 with a wrong one or when none is configured."""
+    if credentials is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "missing bearer token",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    expected = settings.audit_secret()
+    if expected is None:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "the audit API has no token configured")
+    if not hmac.compare_digest(credentials.credentials.encode(), expected.encode()):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "invalid token")
+
+
+AuditAuth = Depends(require_audit_token)
 
 
 def client_key(request: Request, settings: Settings) -> str:

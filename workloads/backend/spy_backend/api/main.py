@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from spy_backend.api.routes import health, ingest, query, realtime
+from spy_backend.api.routes import audit, health, ingest, query, realtime
 
 API_PREFIX = "/api/v1"
 
@@ -10,6 +10,7 @@ api_router = APIRouter(prefix=API_PREFIX)
 api_router.include_router(ingest.router)
 api_router.include_router(query.router)
 api_router.include_router(realtime.router)
+api_router.include_router(audit.router)
 
 probe_router = APIRouter()
 probe_router.include_router(health.router)
