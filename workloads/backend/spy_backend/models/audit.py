@@ -19,11 +19,10 @@ from pydantic import (
     Field,
     ModelWrapValidatorHandler,
     PrivateAttr,
-    Strict,
     model_validator,
 )
 
-from spy_backend.models.common import UtcTimestamp
+from spy_backend.models.common import Count, UtcTimestamp
 
 AUDIT_EVENTS = (
     "startup",
@@ -64,7 +63,7 @@ RunId = Annotated[
         description="One bot process (spy_bot: start time in µs and pid).",
     ),
 ]
-Seq = Annotated[int, Strict(), Field(ge=1, le=10**15)]
+# JSON Schema's integer admits 153.0; the spec promises it, so it is taken as 153.
 
 
 def _check_value(value: Any, where: str, depth: int) -> None:
@@ -86,7 +85,7 @@ class AuditRecord(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     ts: UtcTimestamp
-    seq: Seq
+    seq: Count = Field(ge=1, le=10**15)  # JSON Schema's integer admits 153.0
     run: RunId
     bot: BotRef
     event: AuditEvent

@@ -12,7 +12,7 @@ from typing import Annotated, Self
 
 from pydantic import Field, model_validator
 
-from spy_backend.models.common import Finite, Number, WireModel
+from spy_backend.models.common import Count, Finite, Number, WireModel
 
 MAX_SHARDS = 32  # the CRD's bound on spec.shards
 MAX_FLIP_POINTS = 1001
@@ -23,8 +23,8 @@ class ShardId(WireModel):
     `count`). The merged record of all `count` parts must itself be within the GEX
     record's bounds (at most 1000 strikes in all), else the part completing it is a 422."""
 
-    index: int = Field(ge=0, lt=MAX_SHARDS, strict=True)
-    count: int = Field(ge=1, le=MAX_SHARDS, strict=True)
+    index: Count = Field(ge=0, lt=MAX_SHARDS)
+    count: Count = Field(ge=1, le=MAX_SHARDS)
 
     @model_validator(mode="after")
     def _index_below_count(self) -> Self:
