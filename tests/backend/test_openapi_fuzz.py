@@ -70,7 +70,14 @@ def fuzzed(start_backend: Any) -> Backend:
 @settings(
     max_examples=int(os.environ.get("SPY_BACKEND_FUZZ_EXAMPLES", "25")),
     deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    # filter_too_much: the audit record's patterns (a bot's `namespace/name`, the run
+    # id) make hypothesis-jsonschema discard many drafts for POST /api/v1/audit; the
+    # examples that remain still exercise it (it failed the health check 5 of 6 runs).
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.filter_too_much,
+    ],
 )
 def test_api_conforms_to_its_spec(case: Any, fuzzed: Backend) -> None:
     case.call_and_validate(
