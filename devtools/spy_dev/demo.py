@@ -16,7 +16,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,292 +25,48 @@ from typing import Any
 import httpx
 from spy_operator import constants as c
 
-from spy_dev import demo_bot, webhook
-from spy_dev.devcluster import DEFAULT_BIN, REPO_ROOT, ClusterState, free_port, running
-
-PY = sys.executable
-KUBECTL = str(DEFAULT_BIN / "kubectl")
-
-
-def say(msg: str) -> None:
-    print(f"[demo] {msg}", file=sys.stderr, flush=True)
-
-
-class DemoError(RuntimeError):
-    pass
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) != 0
-
-
-def _spawn(state_dir: Path, name: str, argv: list[str], env: dict[str, str]) -> int:
-    log = (state_dir / "logs" / f"{name}.log").open("ab")
-    proc = subprocess.Popen(
-        argv,
-        env={**os.environ, **env},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-        cwd=REPO_ROOT,
-    )
-    return proc.pid
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-def _wait(what: str, probe: Any, timeout: float, log: Path | None = None) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(httpx.HTTPError, OSError, ValueError):
-            got = probe()
-            if got:
-                return got
-        time.sleep(0.25)
-    tail = ""
-    if log is not None and log.exists():
-        tail = "\n" + "\n".join(log.read_text(errors="replace").splitlines()[-15:])
-    raise DemoError(f"{what}: not ready after {timeout:.0f} s{tail}")
-
-
-def kubectl(state: ClusterState, *args: str, stdin: str | None = None) -> str:
-    proc = subprocess.run(
-        [KUBECTL, f"--kubeconfig={state.kubeconfig}", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise DemoError(f"kubectl {' '.join(args)}: {proc.stderr.strip()}")
-    return proc.stdout
+from spy_dev import demo_bot
+from spy_dev import demo_stages as stages
+from spy_dev.demo_support import PY, DemoError, alive, kubectl, say
+from spy_dev.devcluster import DEFAULT_BIN, REPO_ROOT, running
 
 
 def up(state_dir: Path, backend_port: int) -> int:
+    """Start (or reuse) every part, one stage at a time, record the pids, show the result."""
     (state_dir / "logs").mkdir(parents=True, exist_ok=True)
     record_path = state_dir / "demo.json"
     if record_path.exists():
         record = json.loads(record_path.read_text())
-        if all(_alive(p) for p in record["pids"].values()):
+        if all(alive(p) for p in record["pids"].values()):
             say("already running")
             show(state_dir, record)
             return 0
         down(state_dir, keep_cluster=True)
 
-    state = running(state_dir)
-    if state is None:
-        say("starting the local control plane (make cluster)")
-        subprocess.run(
-            [PY, "-m", "spy_dev.devcluster", "up", "--state-dir", str(state_dir)],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
-        state = running(state_dir)
-        if state is None:
-            raise DemoError("the control plane did not start; see .local/logs/")
-    kubectl(state, "apply", "-f", str(REPO_ROOT / "crds"))
-
+    state = stages.ensure_cluster(state_dir)
     pids: dict[str, int] = {}
-    say("starting the operator (with the approval webhook: the two-person rule)")
-    metrics_port, webhook_port = free_port(), free_port()
-    mat = webhook.material(state_dir)
-    pids["operator"] = _spawn(
-        state_dir,
-        "operator",
-        [
-            PY,
-            "-m",
-            "spy_operator",
-            "--metrics-port",
-            str(metrics_port),
-            "--webhook-port",
-            str(webhook_port),
-            "--webhook-host",
-            "127.0.0.1",
-            "--webhook-cert",
-            str(mat.cert_file),
-            "--webhook-key",
-            str(mat.cert_key_file),
-        ],
-        {
-            "KUBECONFIG": str(state.kubeconfig_for(c.MANAGED_BY)),
-            "SPY_METRICS_ADDR": "127.0.0.1",
-            "SPY_GITOPS_IDENTITIES": webhook.DEV_GITOPS_IDENTITIES,
-            **webhook.operator_env(state_dir),
-        },
-    )
-    webhook.wait_serving(webhook_port, mat)
-    webhook.register(state, webhook_port)
-
-    say(
-        "applying the example CRs (examples/paper.yaml in spy-paper, examples/live.yaml in spy-live)"
-    )
-    for ns, example in (("spy-paper", "paper.yaml"), ("spy-live", "live.yaml")):
-        subprocess.run(
-            [KUBECTL, f"--kubeconfig={state.kubeconfig}", "create", "namespace", ns],
-            capture_output=True,
-            check=False,
-        )
-        kubectl(state, "apply", "-n", ns, "-f", str(REPO_ROOT / "examples" / example))
-        # alice (a trader) and bob (an approver) may edit TradingBots here.
-        kubectl(state, "apply", "-n", ns, "-f", "-", stdin=json.dumps(webhook.editors_rbac()))
-
-    port = backend_port if _port_free(backend_port) else free_port()
-    say(f"starting Azurite, the backend, the realtime hub and the dashboard on port {port}")
-    pids["backend"] = _spawn(
-        state_dir,
-        "backend",
-        [
-            PY,
-            "-m",
-            "spy_dev.devserver",
-            "--port",
-            str(port),
-            "--azurite-location",
-            str(state_dir / "azurite"),
-        ],
-        {},
-    )
-    url = f"http://127.0.0.1:{port}"
-    _wait(
-        "backend /readyz",
-        lambda: httpx.get(f"{url}/readyz", timeout=2).status_code == 200,
-        90,
-        state_dir / "logs" / "backend.log",
-    )
-
-    from spy_backend.settings import DEV_INGEST_TOKEN
-
-    say("starting the detector on the synthetic SPY feed")
-    detector_port = free_port()
-    pids["detector"] = _spawn(
-        state_dir,
-        "detector",
-        [PY, "-m", "spy_detector", "run"],
-        {
-            "SPY_SOURCE": "synthetic",
-            "SPY_SYNTHETIC_SEED": "7",
-            "SPY_SYNTHETIC_INTERVAL": "2",
-            "SPY_BACKEND_URL": url,
-            "SPY_BACKEND_TOKEN": DEV_INGEST_TOKEN,
-            "SPY_HTTP_HOST": "127.0.0.1",
-            "SPY_HTTP_PORT": str(detector_port),
-        },
-    )
-    pids.update(start_paper_bot(state_dir, state, url))
+    pids["operator"], metrics_port = stages.start_operator(state_dir, state)
+    stages.apply_examples(state)
+    pids["backend"], url = stages.start_backend(state_dir, backend_port)
+    pids["detector"], detector_port = stages.start_detector(state_dir, url)
+    pids.update(stages.start_paper_bot(state_dir, state, url))
     record = {
         "pids": pids,
         "url": url,
         "metrics_port": metrics_port,
         "detector_port": detector_port,
         "kubeconfig": str(state.kubeconfig),
-        "audit_file": str(demo_bot.audit_path(state_dir, *DEMO_BOT)),
+        "audit_file": str(demo_bot.audit_path(state_dir, *stages.DEMO_BOT)),
     }
     (state_dir / "demo.json").write_text(json.dumps(record, indent=2))
-
-    say("waiting for the first signals to reach the backend")
-    _wait(
-        "anomalies in the backend",
-        lambda: (
-            httpx.get(f"{url}/api/v1/anomalies", params={"limit": 5}, timeout=5).json().get("items")
-        ),
-        120,
-        state_dir / "logs" / "detector.log",
-    )
-    _wait(
-        "gateways Ready",
-        lambda: (
-            "False"
-            not in kubectl(
-                state,
-                "get",
-                "ibgateways",
-                "-A",
-                "-o",
-                'jsonpath={range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{" "}{end}',
-            )
-            and True
-        ),
-        60,
-    )
+    stages.wait_for_signals(state_dir, state, url)
     show(state_dir, record)
     return 0
 
 
-# The example's paper bot, which the demo runs (spy_dev.demo_bot) while the gate allows.
-DEMO_BOT = ("spy-paper", "mean-reversion")
-# The demo trades (paper, fake gateway) at any hour and on the synthetic feed's MEDIUM
-# anomalies, so an order follows the arming within seconds, day or night.
-DEMO_BOT_PATCH = {
-    "spec": {
-        "risk": {"tradingHours": "any"},
-        "strategy": {
-            "rules": [
-                {
-                    "name": "fade-iv-residual",
-                    "when": {"kind": "iv_residual", "minSeverity": "MEDIUM"},
-                    "action": "fade",
-                    "width": 5,
-                },
-                {
-                    "name": "follow-vol-oi",
-                    "when": {"kind": "vol_oi", "minSeverity": "MEDIUM"},
-                    "action": "follow",
-                    "width": 5,
-                },
-            ]
-        },
-    }
-}
-
-
-def start_paper_bot(state_dir: Path, state: ClusterState, url: str) -> dict[str, int]:
-    """The fake IB Gateway (paper account) and the bot's supervisor (demo_bot.py)."""
-    namespace, name = DEMO_BOT
-    say(f"the paper bot {namespace}/{name}: any hour, MEDIUM anomalies (demo settings)")
-    kubectl(
-        state, "patch", "tradingbot", name, "-n", namespace, "--type=merge",
-        "-p", json.dumps(DEMO_BOT_PATCH),
-    )  # fmt: skip
-    tws_port = free_port()
-    say(f"starting the fake IB Gateway (TWS wire protocol, paper) on 127.0.0.1:{tws_port}")
-    pids = {
-        "tws": _spawn(
-            state_dir, "fake-tws", [PY, "-m", "spy_dev.fake_tws", "--port", str(tws_port)], {}
-        )
-    }
-    _wait(
-        "fake IB Gateway", lambda: not _port_free(tws_port), 30, state_dir / "logs" / "fake-tws.log"
-    )
-    argv = [
-        PY, "-m", "spy_dev.demo_bot", "--state-dir", str(state_dir), "--namespace", namespace,
-        "--name", name, "--tws-port", str(tws_port), "--backend-url", url,
-    ]  # fmt: skip
-    from spy_backend.settings import DEV_AUDIT_TOKEN
-
-    # Inherited by the bot: its audit lines also go to the backend (GET /api/v1/audit).
-    demo_bot.state_path(state_dir).unlink(missing_ok=True)  # a previous run's
-    pids["bot"] = _spawn(state_dir, "demo-bot", argv, {"SPY_BACKEND_TOKEN": DEV_AUDIT_TOKEN})
-    _wait(
-        "the bot supervisor",
-        lambda: demo_bot.state_path(state_dir).exists(),
-        30,
-        state_dir / "logs" / "demo-bot.log",
-    )
-    return pids
-
-
 def orders(state_dir: Path, follow: bool) -> int:
     """Print the paper orders in the demo bot's audit log (and new ones, with follow)."""
-    path = demo_bot.audit_path(state_dir, *DEMO_BOT)
+    path = demo_bot.audit_path(state_dir, *stages.DEMO_BOT)
     print(f"audit log: {path}", flush=True)
     offset = 0
     while True:
@@ -387,17 +142,17 @@ def down(state_dir: Path, keep_cluster: bool = False) -> int:
         record = json.loads(record_path.read_text())
         for name in ("bot", "tws", "detector", "backend", "operator"):
             pid = record["pids"].get(name)
-            if pid and _alive(pid):
+            if pid and alive(pid):
                 say(f"stopping the {name}")
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(pid, signal.SIGTERM)
                 # The bot's supervisor waits out the bot's grace period (cancels).
                 deadline = time.monotonic() + (35 if name == "bot" else 15)
-                while _alive(pid) and time.monotonic() < deadline:
+                while alive(pid) and time.monotonic() < deadline:
                     with contextlib.suppress(ChildProcessError):
                         os.waitpid(pid, os.WNOHANG)
                     time.sleep(0.1)
-                if _alive(pid):
+                if alive(pid):
                     with contextlib.suppress(ProcessLookupError):
                         os.killpg(pid, signal.SIGKILL)
         record_path.unlink()

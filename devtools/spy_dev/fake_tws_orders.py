@@ -1,7 +1,7 @@
 """The order side of the fake IB Gateway (`spy_dev.fake_tws`): an order book that speaks
 the real TWS wire messages to the real ib_async client, for the bot's tests and bench.
 
-Called by ``fake_tws._Conn`` for the client messages placeOrder (3), cancelOrder (4),
+Called by ``fake_tws_conn._Conn`` for the client messages placeOrder (3), cancelOrder (4),
 reqOpenOrders (5), reqExecutions (7), reqIds (8), reqGlobalCancel (58), reqPositions
 (61) and reqPnL/cancelPnL (92/93). It answers, at server version 176 with the field
 layouts of ib_async's decoder:
@@ -33,7 +33,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from spy_dev.fake_tws import FakeTWS, _Conn
+    from spy_dev.fake_tws import FakeTWS
+    from spy_dev.fake_tws_conn import _Conn
 
 # fields after whatIf in placeOrder at v169+ (no conditions, no PEG): orderMiscOptions,
 # solicited, randomizeSize, randomizePrice, numConditions, 19 adjusted/mifid/... fields,
@@ -192,6 +193,12 @@ class OrderBook:
 
 
 def send_open_order(conn: _Conn, o: FakeOrder, status: str, what_if: bool = False) -> None:
+    """openOrder (5), or a what-if preview with its OrderState.
+
+    Long on purpose (issue 7): the message is one flat list of ~120 fields whose order
+    is the protocol (ib_async's decoder at v176), kept as one call with each field named
+    where it stands; split into pieces, that order could no longer be read in one place.
+    """
     book = conn.server.book
     margin = book.init_margin * o.quantity
     commission = book.commission * o.quantity * max(1, len(o.legs))

@@ -284,16 +284,8 @@ def bot_deployment_name(bot_name: str) -> str:
     return f"{bot_name}-bot"
 
 
-def build_bot_deployment(
-    bot: TradingBot, replicas: int, client_id: int, gateway_port_: int
-) -> Manifest:
-    """The bot's Deployment. `replicas` is the gate's decision and nothing else.
-
-    Only `replicas` depends on arming; the pod template does not, so arming or
-    disarming never rolls the pod. Recreate: two live bots would double orders.
-    """
-    if replicas not in (0, 1):
-        raise ValueError(f"a bot runs 0 or 1 replicas, not {replicas}")
+def _bot_env(bot: TradingBot, client_id: int, gateway_port_: int) -> list[dict[str, Any]]:
+    """The bot container's environment: what spy_bot.settings reads (docs/bot.md)."""
     name = bot.meta.name
     ns = bot.meta.namespace
     gw = bot.gateway
@@ -316,11 +308,25 @@ def build_bot_deployment(
     if bot.token_secret:  # the audit lines also go to the backend (docs/bot.md)
         ref = {"name": bot.token_secret, "key": bot.token_key or "token"}
         env.append({"name": "SPY_BACKEND_TOKEN", "valueFrom": {"secretKeyRef": ref}})
+    return env
+
+
+def build_bot_deployment(
+    bot: TradingBot, replicas: int, client_id: int, gateway_port_: int
+) -> Manifest:
+    """The bot's Deployment. `replicas` is the gate's decision and nothing else.
+
+    Only `replicas` depends on arming; the pod template does not, so arming or
+    disarming never rolls the pod. Recreate: two live bots would double orders.
+    """
+    if replicas not in (0, 1):
+        raise ValueError(f"a bot runs 0 or 1 replicas, not {replicas}")
+    name = bot.meta.name
     container = _container(
         bot.resources,
         name="bot",
         image=bot.image,
-        env=env,
+        env=_bot_env(bot, client_id, gateway_port_),
         ports=[{"name": "http", "containerPort": 8080, "protocol": "TCP"}],
         readinessProbe={"httpGet": {"path": "/readyz", "port": "http"}},
         livenessProbe={"httpGet": {"path": "/healthz", "port": "http"}},

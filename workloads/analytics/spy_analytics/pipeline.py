@@ -117,10 +117,8 @@ def _analyze(
     else:
         f_own = f
     anomalies = _to_anomalies(f, findings)
-    strikes, gex, net, flip, curve = gamma_exposure(f_own, config.structure)
-    call_prem, put_prem, call_signed, put_signed, pcr, call_vol, put_vol = premium_flow(
-        f_own, increment, config.structure
-    )
+    gex = _gamma_exposure(snapshot, f_own, config)
+    flow = _premium_flow(snapshot, f_own, increment, config)
     new_state = updated(f, index, state, increment, prior, config)
     ts = snapshot.ts
     quality = DataQuality(dict(f.skipped))
@@ -136,30 +134,44 @@ def _analyze(
             bad_quotes=quality.total,
             expiries=_smiles(f),
         ),
-        gex=GammaExposure(
-            ts=ts,
-            symbol=snapshot.symbol,
-            spot=snapshot.spot,
-            strikes=tuple(strikes),
-            gex=tuple(gex),
-            net_gex=net,
-            flip=flip,
-            flip_curve=tuple(curve.tolist()),
-        ),
-        flow=PremiumFlow(
-            ts=ts,
-            symbol=snapshot.symbol,
-            call_premium=call_prem,
-            put_premium=put_prem,
-            net_premium=call_signed - put_signed,
-            put_call_volume_ratio=pcr,
-            call_signed=call_signed,
-            put_signed=put_signed,
-            call_volume=call_vol,
-            put_volume=put_vol,
-        ),
+        gex=gex,
+        flow=flow,
         data_quality=quality,
         baseline=new_state,
+    )
+
+
+def _gamma_exposure(snapshot: ChainSnapshot, f: Frame, config: AnalyzerConfig) -> GammaExposure:
+    strikes, gex, net, flip, curve = gamma_exposure(f, config.structure)
+    return GammaExposure(
+        ts=snapshot.ts,
+        symbol=snapshot.symbol,
+        spot=snapshot.spot,
+        strikes=tuple(strikes),
+        gex=tuple(gex),
+        net_gex=net,
+        flip=flip,
+        flip_curve=tuple(curve.tolist()),
+    )
+
+
+def _premium_flow(
+    snapshot: ChainSnapshot, f: Frame, increment: FloatArray, config: AnalyzerConfig
+) -> PremiumFlow:
+    call_prem, put_prem, call_signed, put_signed, pcr, call_vol, put_vol = premium_flow(
+        f, increment, config.structure
+    )
+    return PremiumFlow(
+        ts=snapshot.ts,
+        symbol=snapshot.symbol,
+        call_premium=call_prem,
+        put_premium=put_prem,
+        net_premium=call_signed - put_signed,
+        put_call_volume_ratio=pcr,
+        call_signed=call_signed,
+        put_signed=put_signed,
+        call_volume=call_vol,
+        put_volume=put_vol,
     )
 
 

@@ -72,7 +72,7 @@ def _run(check_only: bool) -> int:
         return 0
     logs.setup(settings.log_level)
     from spy_bot.kube import KubeConfigError
-    from spy_bot.service import run_bot
+    from spy_bot.process import run_bot
 
     try:
         return asyncio.run(run_bot(settings))

@@ -1,6 +1,6 @@
 """Ships the audit lines to the backend (`POST /api/v1/audit`, docs/bot.md) in batches.
 
-Wired by ``service.run_bot`` when ``SPY_BACKEND_URL`` and ``SPY_BACKEND_TOKEN`` are set:
+Wired by ``process.run_bot`` when ``SPY_BACKEND_URL`` and ``SPY_BACKEND_TOKEN`` are set:
 ``AuditLog`` hands every record to ``offer`` (a deque append: it never waits, so an
 order decision never waits on the backend), and ``run`` posts what is buffered every
 ``interval`` seconds, ``batch`` records at a time. A failed post (network, 5xx, 429,

@@ -1,6 +1,6 @@
 """Signals from the backend: the realtime hub live, the query API to fill gaps.
 
-``service.run_bot`` runs ``SignalFeed.run()``; each signal reaches ``deliver`` exactly
+``process.run_bot`` runs ``SignalFeed.run()``; each signal reaches ``deliver`` exactly
 once per process. The flow is the dashboard's (dashboard/js/realtime.js): GET
 ``/api/v1/negotiate`` -> ``{url}``; WebSocket with subprotocol
 ``json.webpubsub.azure.v1``; ``joinGroup`` the symbol with an ackId; group messages

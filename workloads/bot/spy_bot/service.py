@@ -1,36 +1,33 @@
 """The bot: signals -> strategy -> risk -> own TradingBot -> what-if -> order -> audit.
 
-``run_bot(settings)`` (``python -m spy_bot run``) wires the parts and runs until
-SIGTERM; ``Bot`` is what tests drive directly. Signals are handled one at a time from
+``Bot`` is what ``process.run_bot`` (``python -m spy_bot run``) wires to the feed and
+the gateway, and what tests drive directly. Signals are handled one at a time from
 a queue, so the idempotency and risk checks never race each other. Every signal gets
 exactly one ``decision`` audit line: ``order``, ``skip`` (no rule, stale, no contract),
 ``duplicate`` (its orderRef exists) or ``refuse`` (a reason from the risk engine, the
-arming check or the gateway).
+arming check or the gateway); the lines themselves are built in ``decisions``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
-import signal as signals_
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from ib_async import Trade
+from ib_async import Contract, LimitOrder, Trade
 
-from spy_bot import arming, risk, tradinghours
+from spy_bot import arming, decisions, risk, tradinghours
 from spy_bot.audit import AuditLog
-from spy_bot.audit_shipper import AuditShipper
 from spy_bot.broker import Broker, BrokerError, order_ref
 from spy_bot.kube import TradingBotReader
 from spy_bot.metrics import BotMetrics
 from spy_bot.settings import Settings
 from spy_bot.signals import Signal
-from spy_bot.strategy import Skip, decide, limit_price
+from spy_bot.strategy import OrderIntent, Skip, decide, limit_price
 
 log = logging.getLogger(__name__)
 RESET_ANNOTATION = "spyoptions.io/risk-reset"
@@ -96,42 +93,85 @@ class Bot:
             # A bug must not stop the bot from answering the next signal, and this one
             # still gets its decision line; no order was sent (placing is the last step).
             log.exception("signal handling failed", extra={"signal_id": s.id})
-            decision = _refuse("InternalError", f"{type(exc).__name__}: {exc}")
+            decision = decisions.refuse("InternalError", f"{type(exc).__name__}: {exc}")
         self.metrics.decisions.labels(decision["decision"], decision["reason"]).inc()
         self.audit.write("decision", signal_id=s.id, **decision)
         self.handled += 1
 
     async def _decide(self, s: Signal, received: float) -> dict[str, Any]:
+        """The signal's decision line. Each step may end it early with a skip or a
+        refusal (``Decided``); placing the order is the last step."""
         now = self.clock()
+        marks: dict[str, float] = {}  # step -> perf_counter, for the order's latency_ms
+        try:
+            intent, ref = self._admit(s, now)
+            contracts, near, far = await self._quote(intent, marks)
+            self._refresh_book()
+            price, proposal, verdict = self._approve(intent, near, far, now)
+            combo = self.broker.combo(intent, contracts)
+            order = self.broker.order(intent, price, ref)
+            preview = await self._preview_and_rearm(combo, order, marks)
+        except decisions.Decided as decided:
+            return decided.line
+        trade = self.broker.place(combo, order)
+        marks["placed"] = time.perf_counter()
+        self.state = risk.on_order_sent(self.state, self.clock())
+        self.trades[ref] = trade
+        self.metrics.signal_to_order.observe(time.perf_counter() - received)
+        self.metrics.orders.labels("placed").inc()
+        details = decisions.order_details(
+            intent, ref, trade.order.orderId, price, proposal, preview, self.armed, received, marks
+        )
+        self.audit.write("order", signal_id=s.id, **details)
+        return decisions.accepted(verdict.message, ref)
+
+    def _admit(self, s: Signal, now: datetime) -> tuple[OrderIntent, str]:
+        """Fresh, matched by a rule, not sent before, gateway up: the intent and orderRef."""
         age = (now - s.ts).total_seconds()
         if age > self.settings.signal_max_age:
-            return _skip(
-                "Stale", f"signal is {age:.0f} s old (max {self.settings.signal_max_age:g})"
+            raise decisions.Decided(
+                decisions.skip(
+                    "Stale", f"signal is {age:.0f} s old (max {self.settings.signal_max_age:g})"
+                )
             )
         intent = decide(self.settings.strategy, s)
         if isinstance(intent, Skip):
-            return _skip(intent.reason, intent.message)
+            raise decisions.Decided(decisions.skip(intent.reason, intent.message))
         ref = order_ref(self.settings.bot, s.id)
         if self.broker.has_ref(ref):
-            return {
-                "decision": "duplicate",
-                "reason": "OrderRefExists",
-                "message": f"{ref} was already sent",
-                "order_ref": ref,
-            }
+            raise decisions.Decided(decisions.duplicate(ref))
         if not self.broker.connected:
-            return _refuse("GatewayDisconnected", "not connected to IB Gateway")
+            raise decisions.Decided(
+                decisions.refuse("GatewayDisconnected", "not connected to IB Gateway")
+            )
+        return intent, ref
+
+    async def _quote(
+        self, intent: OrderIntent, marks: dict[str, float]
+    ) -> tuple[list[Contract], float, float]:
+        """The legs' contracts and their mid prices (near, far) from the gateway."""
         try:
             contracts = await self.broker.contracts(intent.symbol, intent.legs)
-            marks = {"contracts": time.perf_counter()}
+            marks["contracts"] = time.perf_counter()
             near, far = await self.broker.mids(contracts)
             marks["quotes"] = time.perf_counter()
         except (BrokerError, TimeoutError, ConnectionError) as exc:
-            return _refuse("ContractUnavailable", str(exc) or type(exc).__name__)
-        self._refresh_book()
+            raise decisions.Decided(
+                decisions.refuse("ContractUnavailable", str(exc) or type(exc).__name__)
+            ) from exc
+        return contracts, near, far
+
+    def _approve(
+        self, intent: OrderIntent, near: float, far: float, now: datetime
+    ) -> tuple[float, risk.Proposal, risk.Verdict]:
+        """A positive limit price, the risk engine's yes, and a paper account in paper mode."""
         price = limit_price(intent, near, far)
         if price is None:
-            return _refuse("NoPrice", f"legs' mids {near} / {far} give no positive combo price")
+            raise decisions.Decided(
+                decisions.refuse(
+                    "NoPrice", f"legs' mids {near} / {far} give no positive combo price"
+                )
+            )
         proposal = risk.Proposal(
             intent.symbol, intent.right, intent.expiry, intent.quantity, intent.max_loss(price)
         )
@@ -139,14 +179,20 @@ class Bot:
             proposal, self.state, self.settings.limits, now, self.market_open(now)
         )
         if not verdict.ok:
-            return _refuse(verdict.reason, verdict.message)
+            raise decisions.Decided(decisions.refuse(verdict.reason, verdict.message))
         account = self.broker.account
         if self.settings.mode == "paper" and not account.startswith(PAPER_ACCOUNT_PREFIXES):
-            return _refuse(
-                "AccountNotPaper", f"mode is paper but the gateway's account {account!r} is not"
+            raise decisions.Decided(
+                decisions.refuse(
+                    "AccountNotPaper", f"mode is paper but the gateway's account {account!r} is not"
+                )
             )
-        combo = self.broker.combo(intent, contracts)
-        order = self.broker.order(intent, price, ref)
+        return price, proposal, verdict
+
+    async def _preview_and_rearm(
+        self, combo: Contract, order: LimitOrder, marks: dict[str, float]
+    ) -> Any:
+        """The gateway's what-if, and the arming check read fresh: the preview, if both pass."""
         # The what-if and the read of the own TradingBot run side by side; both finish
         # before the order is sent, so the arming check is still the last word.
         preview_or_error, tradingbot = await asyncio.gather(
@@ -156,53 +202,18 @@ class Bot:
         if isinstance(preview_or_error, BaseException):
             if not isinstance(preview_or_error, BrokerError | ConnectionError):
                 raise preview_or_error
-            return _refuse("WhatIfFailed", str(preview_or_error))
+            raise decisions.Decided(decisions.refuse("WhatIfFailed", str(preview_or_error)))
         preview = preview_or_error
         warning = str(getattr(preview, "warningText", "") or "") if preview is not None else ""
         if preview is None or warning:
-            return _refuse("WhatIfFailed", f"what-if refused: {warning or 'no answer'}")
+            raise decisions.Decided(
+                decisions.refuse("WhatIfFailed", f"what-if refused: {warning or 'no answer'}")
+            )
         # Defence in depth, last thing before the order leaves: is the bot armed *now*?
         self.armed = self._verdict(tradingbot if isinstance(tradingbot, dict) else None)
         if not self.armed.ok:
-            return _refuse(self.armed.reason, self.armed.message)
-        trade = self.broker.place(combo, order)
-        marks["placed"] = time.perf_counter()
-        self.state = risk.on_order_sent(self.state, self.clock())
-        self.trades[ref] = trade
-        self.metrics.signal_to_order.observe(time.perf_counter() - received)
-        self.metrics.orders.labels("placed").inc()
-        details = {
-            "order_ref": ref,
-            "order_id": trade.order.orderId,
-            "rule": intent.rule,
-            "action": intent.action,
-            "quantity": intent.quantity,
-            "limit": price,
-            "legs": [
-                {
-                    "expiry": leg.expiry.isoformat(),
-                    "strike": leg.strike,
-                    "right": leg.right,
-                    "action": leg.action,
-                }
-                for leg in intent.legs
-            ],
-            "max_loss": proposal.max_loss,
-            "what_if": {
-                "init_margin_change": getattr(preview, "initMarginChange", ""),
-                "commission": getattr(preview, "commission", None),
-            },
-            "armed": self.armed.message,
-            # where the time went, ms since the signal was received (bench, tuning)
-            "latency_ms": {k: round((v - received) * 1000, 2) for k, v in marks.items()},
-        }
-        self.audit.write("order", signal_id=s.id, **details)
-        return {
-            "decision": "order",
-            "reason": "Accepted",
-            "message": verdict.message,
-            "order_ref": ref,
-        }
+            raise decisions.Decided(decisions.refuse(self.armed.reason, self.armed.message))
+        return preview
 
     def _refresh_book(self) -> None:
         # Positions as the gateway last pushed them (ib_async subscribes with
@@ -356,97 +367,3 @@ class Bot:
         )  # fmt: skip
         self.broker.disconnect()
         self.audit.close()
-
-
-def _skip(reason: str, message: str) -> dict[str, Any]:
-    return {"decision": "skip", "reason": reason, "message": message}
-
-
-def _refuse(reason: str, message: str) -> dict[str, Any]:
-    return {"decision": "refuse", "reason": reason, "message": message}
-
-
-def _audit_shipper(settings: Settings, audit: AuditLog, metrics: BotMetrics) -> AuditShipper | None:
-    """The backend's copy of the audit (audit_shipper.py), when a token is configured."""
-    if not (settings.backend_url and settings.backend_token):
-        return None
-    shipper = AuditShipper(settings.backend_url, settings.backend_token, metrics)
-    audit.sinks.append(shipper.offer)
-    return shipper
-
-
-async def _stop_shipping(shipper: AuditShipper | None, task: asyncio.Task[None] | None) -> None:
-    if shipper is None or task is None:
-        return
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
-    await shipper.close()
-
-
-async def run_bot(settings: Settings, stop: asyncio.Event | None = None) -> int:
-    """The process: health server, gateway, feed, consumer, watcher; SIGTERM stops it."""
-    from spy_bot.feed import SignalFeed
-    from spy_bot.health import HealthServer
-    from spy_bot.kube import credentials
-
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signals_.SIGTERM, signals_.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
-    metrics = BotMetrics()
-    audit = AuditLog(settings.bot, settings.audit_file)
-    audit.keep = False  # a long-running process keeps its audit in files, not memory
-    shipper = _audit_shipper(settings, audit, metrics)
-    reader = TradingBotReader(
-        credentials(settings.kubeconfig), settings.bot_namespace, settings.bot_name
-    )
-    broker = Broker(settings.ib_host, settings.ib_port, settings.ib_client_id, settings.ib_timeout)
-    bot = Bot(settings, broker, reader, audit, metrics)
-
-    def invalid(why: str, raw: dict[str, Any]) -> None:
-        audit.write("signal_invalid", why=why, id=raw.get("id"))
-
-    feed = SignalFeed(
-        settings.backend_url, settings.symbol, bot.offer, invalid=invalid,
-        on_state=lambda live: metrics.hub_connected.set(1 if live else 0),
-        overlap=settings.backfill_overlap,
-    )  # fmt: skip
-
-    def readiness() -> list[str]:
-        reasons = []
-        if not feed.live:
-            reasons.append("not joined to the realtime hub")
-        if not broker.connected:
-            reasons.append("not connected to IB Gateway")
-        return reasons
-
-    health = HealthServer(metrics, readiness, settings.http_host, settings.http_port)
-    port = await health.start()
-    audit.write("startup", settings=settings.redacted(), http_port=port)
-    tasks = [
-        asyncio.create_task(bot.keep_connected(), name="gateway"),
-        asyncio.create_task(bot.watch(), name="watch"),
-        asyncio.create_task(bot.consume(), name="consume"),
-        asyncio.create_task(feed.run(), name="feed"),
-    ]
-    stopping = asyncio.create_task(stop.wait(), name="stop")
-    # Not among `tasks`: the backend's copy of the audit never stops the bot.
-    shipping = asyncio.create_task(shipper.run(), name="audit") if shipper else None
-    done, _ = await asyncio.wait([stopping, *tasks], return_when=asyncio.FIRST_COMPLETED)
-    # A part that ended on its own is a bug (each loops forever): stop cleanly and exit
-    # non-zero so the kubelet restarts the pod, rather than run half a bot.
-    crashed = [t for t in done if t is not stopping]
-    for task in crashed:
-        log.error(
-            "bot task ended", extra={"task": task.get_name(), "error": repr(task.exception())}
-        )
-    for task in [stopping, *tasks]:
-        task.cancel()
-    await asyncio.gather(stopping, *tasks, return_exceptions=True)
-    await bot.shutdown(f"task {crashed[0].get_name()} ended" if crashed else "SIGTERM")
-    await _stop_shipping(shipper, shipping)  # the shutdown line included, within a deadline
-    await feed.close()
-    await reader.close()
-    await health.stop()
-    return 1 if crashed else 0

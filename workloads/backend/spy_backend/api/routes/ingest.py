@@ -17,7 +17,7 @@ from spy_backend.metrics import BackendMetrics
 from spy_backend.models import IngestBatch, IngestResult, KindCount, Problem, PublicRecord, Resource
 from spy_backend.realtime import Publisher
 from spy_backend.shards import Merged, drop_rounds, merge_parts, split_parts
-from spy_backend.storage import Rejection, StorageUnavailableError
+from spy_backend.storage import Rejection, StorageUnavailableError, TableStore
 
 
 class UndecodableBodyIs422(APIRoute):
@@ -99,6 +99,40 @@ async def broadcast(
         metrics.published.labels("error").inc(failed)
 
 
+def storage_unavailable(metrics: BackendMetrics) -> HTTPException:
+    """The 503 a producer retries (the same batch: what was stored is then a duplicate)."""
+    metrics.storage_unavailable.inc()
+    return HTTPException(
+        status.HTTP_503_SERVICE_UNAVAILABLE,
+        "storage unavailable; retry the batch",
+        headers={"Retry-After": "1"},
+    )
+
+
+async def store_and_broadcast(
+    store: TableStore,
+    publisher: Publisher,
+    metrics: BackendMetrics,
+    resource: Resource,
+    records: list[PublicRecord],
+) -> tuple[KindCount, list[dict[str, Any]]]:
+    """Store one resource's records, broadcast the new ones: (counts, 422 details)."""
+    try:
+        outcome = await store.insert_new(resource, records)
+    except StorageUnavailableError as exc:
+        # What was durably created is broadcast now: a retry will find it duplicate.
+        await broadcast(publisher, metrics, resource, exc.stored)
+        raise storage_unavailable(metrics) from exc
+    await broadcast(publisher, metrics, resource, outcome.stored)
+    counts = KindCount(stored=len(outcome.stored), duplicate=outcome.duplicate)
+    metrics.records.labels(resource.value, "stored").inc(len(outcome.stored))
+    metrics.records.labels(resource.value, "duplicate").inc(outcome.duplicate)
+    if not outcome.rejected:
+        return counts, []
+    metrics.records.labels(resource.value, "rejected").inc(len(outcome.rejected))
+    return counts, rejected_error(resource, records, outcome.rejected)
+
+
 @router.post(
     "/ingest",
     response_model=IngestResult,
@@ -129,12 +163,7 @@ async def ingest(
     try:
         merged = await merge_parts(parts, gex_parts, flow_parts)
     except StorageUnavailableError as exc:
-        metrics.storage_unavailable.inc()
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE,
-            "storage unavailable; retry the batch",
-            headers={"Retry-After": "1"},
-        ) from exc
+        raise storage_unavailable(metrics) from exc
     errors += invalid_parts_error(posted, merged)
     by_resource = batch.by_resource()
     for resource, records in merged.records.items():
@@ -142,24 +171,10 @@ async def ingest(
     for resource, records in by_resource.items():
         if not records:
             continue
-        try:
-            outcome = await store.insert_new(resource, records)
-        except StorageUnavailableError as exc:
-            # What was durably created is broadcast now: a retry will find it duplicate.
-            await broadcast(publisher, metrics, resource, exc.stored)
-            metrics.storage_unavailable.inc()
-            raise HTTPException(
-                status.HTTP_503_SERVICE_UNAVAILABLE,
-                "storage unavailable; retry the batch",
-                headers={"Retry-After": "1"},
-            ) from exc
-        await broadcast(publisher, metrics, resource, outcome.stored)
-        kinds[resource] = KindCount(stored=len(outcome.stored), duplicate=outcome.duplicate)
-        metrics.records.labels(resource.value, "stored").inc(len(outcome.stored))
-        metrics.records.labels(resource.value, "duplicate").inc(outcome.duplicate)
-        if outcome.rejected:
-            metrics.records.labels(resource.value, "rejected").inc(len(outcome.rejected))
-            errors += rejected_error(resource, records, outcome.rejected)
+        kinds[resource], rejected = await store_and_broadcast(
+            store, publisher, metrics, resource, records
+        )
+        errors += rejected
     if merged.rounds:
         # The merged records are stored: their parts can go (a failure here leaves
         # them to the retention purge; a re-merge would be a duplicate).
