@@ -109,6 +109,9 @@ def _critical_price(
     out = crit
     idx: NDArray[np.intp] | None = None  # rows still iterating, once compacted
     for _ in range(_NEWTON_STEPS):
+        # d1 as in bsm.d1_sd ((ln(S/K) + (b + v^2/2) T) / (v sqrt T)), written in place
+        # with `mu` and `sd` hoisted out of the loop: this Newton loop is the premia's
+        # hot path (issue 11's speed work).
         d1 = np.log(crit / k)
         d1 += mu
         d1 /= sd

@@ -139,6 +139,8 @@ def _net_gamma(
         w = weight * np.exp(-q * t) * inv_sd * _INV_SQRT2PI
         ok = np.isfinite(c) & np.isfinite(inv_sd) & np.isfinite(w)
         c, inv_sd, w = c[ok], inv_sd[ok], w[ok]
+        # bsm.d1_sd's d1 split into a per-row constant and ln(L)/sd, so the whole
+        # rows x levels grid is one outer product (the flip's hot path, issue 11)
         d1 = np.multiply.outer(inv_sd, np.log(levels))
         d1 += c[:, None]
         d1 *= d1
