@@ -6,13 +6,16 @@ a queue, so the idempotency and risk checks never race each other. Every signal 
 exactly one ``decision`` audit line: ``order``, ``skip`` (no rule, stale, no contract),
 ``duplicate`` (its orderRef exists) or ``refuse`` (a reason from the risk engine, the
 arming check or the gateway); the lines themselves are built in ``decisions``.
+
+What follows an order (status, fills, P&L, risk state) is ``order_events.OrderEvents``;
+the arming timer, the gateway connection and shutdown are ``upkeep.Upkeep``; both are
+mixed into ``Bot``, which owns the state.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -20,7 +23,7 @@ from typing import Any
 
 from ib_async import Contract, LimitOrder, Trade
 
-from spy_bot import arming, decisions, risk, tradinghours
+from spy_bot import decisions, risk, tradinghours
 from spy_bot.audit import AuditLog
 from spy_bot.broker import Broker, BrokerError, order_ref
 from spy_bot.kube import TradingBotReader
@@ -28,9 +31,9 @@ from spy_bot.metrics import BotMetrics
 from spy_bot.settings import Settings
 from spy_bot.signals import Signal
 from spy_bot.strategy import OrderIntent, Skip, decide, limit_price
+from spy_bot.upkeep import Upkeep
 
 log = logging.getLogger(__name__)
-RESET_ANNOTATION = "spyoptions.io/risk-reset"
 PAPER_ACCOUNT_PREFIXES = ("DU", "DF")  # IB paper accounts
 
 
@@ -38,7 +41,7 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class Bot:
+class Bot(Upkeep):
     def __init__(
         self,
         settings: Settings,
@@ -221,149 +224,3 @@ class Bot:
         self.state = risk.with_book(
             self.state, len(self.broker.own_open_trades()), self.broker.spreads_by_expiry()
         )
-
-    # -- orders after they leave ------------------------------------------------------
-    # Global events, not per-trade ones: after a reconnect ib_async rebuilds its trades
-    # from the gateway's replay, and those new objects must be followed too.
-    def _on_status(self, t: Trade) -> None:
-        ref = str(t.order.orderRef)
-        if not ref.startswith("spy-"):
-            return
-        status = t.orderStatus.status
-        if self._last_status.get(ref) == status:
-            return
-        self._last_status[ref] = status
-        codes = [e.errorCode for e in t.log if e.errorCode]
-        self.audit.write(
-            "order_status", order_ref=ref, order_id=t.order.orderId, status=status,
-            filled=t.orderStatus.filled, remaining=t.orderStatus.remaining, error_codes=codes,
-        )  # fmt: skip
-        self.metrics.orders.labels(status.lower()).inc()
-        if status == "Submitted":
-            self.state = risk.on_accept(self.state)
-        elif status in ("Cancelled", "Inactive") and any(c != 202 for c in codes):
-            # an error other than "Order Canceled" ended it: the gateway rejected it
-            self._set_state(risk.on_reject(self.state, self.settings.limits), f"reject of {ref}")
-
-    def _on_fill(self, t: Trade, fill: Any) -> None:
-        ref = str(t.order.orderRef)
-        ex = fill.execution
-        if not ref.startswith("spy-") or ex.execId in self._fills_seen:
-            return
-        self._fills_seen.add(ex.execId)
-        self.audit.write(
-            "fill", order_ref=ref, order_id=t.order.orderId, exec_id=ex.execId,
-            side=ex.side, shares=ex.shares, price=ex.price,
-        )  # fmt: skip
-        self.metrics.orders.labels("fill").inc()
-
-    def _on_pnl_event(self, pnl: Any) -> None:
-        daily = getattr(pnl, "dailyPnL", None)
-        if isinstance(daily, float) and math.isfinite(daily):  # NaN until IB reports
-            self.on_pnl(daily)
-
-    def _set_state(self, new: risk.RiskState, why: str) -> None:
-        old = self.state
-        self.state = new
-        if new.mode is not old.mode:
-            self.metrics.risk_mode.state(new.mode.value)
-            self.audit.write(
-                "risk_state",
-                mode=new.mode.value,
-                previous=old.mode.value,
-                reason=new.reason,
-                trigger=why,
-            )
-            if new.mode is risk.Mode.HALTED:
-                self.cancel_open_orders(f"risk engine halted: {new.reason}")
-
-    def on_pnl(self, daily_pnl: float) -> None:
-        self.metrics.daily_pnl.set(daily_pnl)
-        self._set_state(
-            risk.on_pnl(self.state, daily_pnl, self.settings.limits), "daily P&L from IB"
-        )
-
-    def cancel_open_orders(self, reason: str) -> list[Trade]:
-        trades = self.broker.own_open_trades() if self.broker.connected else []
-        for t in trades:
-            self.broker.cancel(t)
-            self.audit.write(
-                "cancel", order_ref=t.order.orderRef, order_id=t.order.orderId, reason=reason
-            )
-            self.metrics.orders.labels("cancel_sent").inc()
-        return trades
-
-    def _verdict(self, obj: dict[str, Any] | None) -> risk.Verdict:
-        verdict = arming.check_armed(obj, self.clock())
-        if obj is None and self.reader.last_error:
-            verdict = risk.Verdict(False, verdict.reason, self.reader.last_error)
-        self.metrics.armed.set(1 if verdict.ok else 0)
-        return verdict
-
-    # -- own TradingBot, on a timer -----------------------------------------------------
-    async def check_armed(self) -> risk.Verdict:
-        obj = await self.reader.get()
-        self.armed = self._verdict(obj)
-        if not self.armed.ok:
-            self.cancel_open_orders(f"{self.armed.reason}: {self.armed.message}")
-        if obj is not None:
-            token = ((obj.get("metadata") or {}).get("annotations") or {}).get(RESET_ANNOTATION)
-            if self.reset_token is None:
-                self.reset_token = token or ""
-            elif token and token != self.reset_token:
-                self.reset_token = token
-                if self.state.mode is not risk.Mode.ACTIVE:
-                    old = self.state
-                    self.state = risk.reset(old)
-                    self.metrics.risk_mode.state(self.state.mode.value)
-                    self.audit.write(
-                        "reset",
-                        by_annotation=token,
-                        previous=old.mode.value,
-                        previous_reason=old.reason,
-                    )
-        return self.armed
-
-    async def watch(self) -> None:
-        while True:
-            await self.check_armed()
-            pnl = self.broker.daily_pnl() if self.broker.connected else None
-            if pnl is not None:
-                self.on_pnl(pnl)
-            await asyncio.sleep(self.settings.armed_check_seconds)
-
-    async def keep_connected(self) -> None:
-        delay = 0.2
-        while True:
-            if not self.broker.connected:
-                try:
-                    await self.broker.connect()
-                    delay = 0.2
-                    log.info("gateway connected", extra={"account": self.broker.account})
-                except (OSError, TimeoutError, ConnectionError) as exc:
-                    log.warning(
-                        "gateway connect failed", extra={"error": f"{type(exc).__name__}: {exc}"}
-                    )
-                    self.broker.disconnect()
-                    delay = min(10.0, delay * 2)
-            self.metrics.ib_connected.set(1 if self.broker.connected else 0)
-            await asyncio.sleep(delay if not self.broker.connected else 0.2)
-
-    async def shutdown(self, reason: str, wait: float = 5.0) -> None:
-        """Cancel open orders, wait (bounded) for the gateway to confirm, audit, close."""
-        cancelled = self.cancel_open_orders(f"shutdown: {reason}")
-        deadline = time.monotonic() + wait
-
-        def live() -> list[Trade]:
-            # ib_async marks a cancel PendingCancel at once; done means the gateway said so
-            return [t for t in cancelled if not t.isDone()] if self.broker.connected else []
-
-        while live() and time.monotonic() < deadline:  # noqa: ASYNC110 -- trade events
-            await asyncio.sleep(0.02)
-        still_open = [t.order.orderRef for t in live()]
-        self.audit.write(
-            "shutdown", reason=reason, cancelled=len(cancelled), still_open=still_open,
-            mode=self.state.mode.value, signals_handled=self.handled,
-        )  # fmt: skip
-        self.broker.disconnect()
-        self.audit.close()
