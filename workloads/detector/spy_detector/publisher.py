@@ -12,13 +12,14 @@ dropped in one round trip, otherwise the batch is split until they are isolated.
 item that cannot be encoded as strict JSON (NaN/inf) is dropped (counted) before
 sending. The run loop never dies: an unexpected error is logged, counted as a failure
 (``reason="internal"``) and retried with backoff. ``not_ready()`` feeds /readyz.
+Delivering a batch is ingest_delivery.py (a mixin); the request body and the
+reading of a 422 are ingest_wire.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -27,21 +28,22 @@ from typing import Any
 import httpx
 
 from spy_detector.backoff import Backoff
+from spy_detector.ingest_delivery import IngestDelivery, _Item
+from spy_detector.ingest_wire import (
+    INGEST_PATH,
+    ITEM_TYPES,
+    MAX_BATCH,
+)
 from spy_detector.metrics import DetectorMetrics
 
 log = logging.getLogger(__name__)
 
-ITEM_TYPES = ("anomalies", "market", "gex", "flow", "signals")
-MAX_BATCH = 1000  # the ingest contract's limit per request
-INGEST_PATH = "/api/v1/ingest"
 DEFAULT_BACKOFF = Backoff(initial=0.2, maximum=30.0)
-_Item = tuple[int, str, dict[str, Any]]  # (sequence, type, payload)
-_Encoded = tuple[_Item, bytes]  # an item and its JSON text
 #: /readyz fails after this many consecutive failed posts (docs/detector.md).
 UNHEALTHY_AFTER = 10
 
 
-class Publisher:
+class Publisher(IngestDelivery):
     def __init__(
         self,
         base_url: str,
@@ -178,160 +180,7 @@ class Publisher:
             attempt += 1
             await asyncio.sleep(delay)
 
-    async def _deliver(self, batch: list[_Item]) -> tuple[int | None, bool]:
-        """POST ``batch``; returns (last sequence resolved, hit a transient failure).
-
-        Items that cannot be JSON-encoded (NaN/inf, unknown types) are dropped first
-        (counted). Items are resolved in order, so everything up to the returned
-        sequence was either acknowledged or dropped.
-        """
-        encoded: list[_Encoded] = []
-        unencodable: set[int] = set()
-        for item in batch:
-            try:
-                encoded.append((item, _encode(item[2])))
-            except (TypeError, ValueError) as exc:
-                unencodable.add(item[0])
-                self._drop(item, "unencodable", repr(exc))
-        if unencodable:
-            self._discard(unencodable)
-        if not encoded:
-            return batch[-1][0], False
-        return await self._send(encoded)
-
-    async def _send(self, items: list[_Encoded]) -> tuple[int | None, bool]:
-        """POST encoded items; a rejected batch (422 invalid, 413 too large) loses only
-        its offending items.
-
-        When the 422 names them (FastAPI ``detail[*].loc == ["body", type, index,
-        ...]``), exactly those are dropped and the rest resent: one extra round trip.
-        Otherwise the batch is split in halves until the bad items are isolated.
-        """
-        last = items[-1][0][0]
-        while True:
-            outcome, bad = await self._post(items)
-            if outcome == "ok":
-                return last, False
-            if outcome == "retry":
-                return None, True
-            if bad:
-                for i in sorted(bad):
-                    self._drop(items[i][0], "rejected", None)
-                self._discard({items[i][0][0] for i in bad})
-                items = [x for i, x in enumerate(items) if i not in bad]
-                if not items:
-                    return last, False
-                continue
-            if len(items) == 1:
-                self._drop(items[0][0], "rejected", None)
-                return last, False
-            mid = len(items) // 2
-            first, failed = await self._send(items[:mid])
-            if failed:
-                return first, True
-            second, failed = await self._send(items[mid:])
-            return (second if second is not None else first), failed
-
-    def _drop(self, item: _Item, why: str, error: str | None) -> None:
-        kind = item[1]
-        self._metrics.publish_drops.labels(type=kind).inc()
-        log.error("ingest item dropped", extra={"type": kind, "why": why, "error": error})
-
-    def _discard(self, seqs: set[int]) -> None:
-        """Remove the given items from the head of the buffer (they sit in the batch
-        being delivered; any displaced meanwhile are simply not found)."""
-        top = max(seqs)
-        head: list[_Item] = []
-        while self._buffer and self._buffer[0][0] <= top:
-            head.append(self._buffer.popleft())
-        for item in reversed(head):
-            if item[0] not in seqs:
-                self._buffer.appendleft(item)
-        self._metrics.publish_buffered.set(len(self._buffer))
-
     def _remove_through(self, last_seq: int) -> None:
         while self._buffer and self._buffer[0][0] <= last_seq:
             self._buffer.popleft()
         self._metrics.publish_buffered.set(len(self._buffer))
-
-    async def _post(self, items: list[_Encoded]) -> tuple[str, set[int] | None]:
-        """("ok" | "retry" | "rejected", indices into ``items`` named by a 422)."""
-        assert self._client is not None
-        groups: dict[str, list[int]] = {}
-        for i, ((_, kind, _), _) in enumerate(items):
-            groups.setdefault(kind, []).append(i)
-        content = (
-            b"{"
-            + b",".join(
-                json.dumps(kind).encode() + b":[" + b",".join(items[i][1] for i in idx) + b"]"
-                for kind, idx in groups.items()
-            )
-            + b"}"
-        )
-        headers = {**self._headers, "Content-Type": "application/json"}
-        try:
-            resp = await self._client.post(self._url, content=content, headers=headers)
-        except httpx.HTTPError as exc:
-            # Backend unreachable or slow: keep the batch and retry with backoff.
-            self._failed("network", exc)
-            return "retry", None
-        if resp.status_code == 200:
-            self.consecutive_failures = 0
-            self.last_success = asyncio.get_running_loop().time()
-            for kind, idx in groups.items():
-                self._metrics.publish_items.labels(type=kind).inc(len(idx))
-            return "ok", None
-        if resp.status_code in (413, 422):
-            # The batch itself is unacceptable (invalid item, too large): resending it
-            # as is cannot help; the caller drops the named items or splits it.
-            log.warning(
-                "ingest rejected batch",
-                extra={"status": resp.status_code, "detail": resp.text[:500]},
-            )
-            self._metrics.publish_failures.labels(reason="rejected").inc()
-            bad = _rejected_items(resp, groups) if resp.status_code == 422 else None
-            return "rejected", bad
-        reason = "auth" if resp.status_code in (401, 403) else f"http_{resp.status_code}"
-        self._failed(reason, None)
-        return "retry", None
-
-    def _failed(self, reason: str, exc: BaseException | None) -> None:
-        self.consecutive_failures += 1
-        self._metrics.publish_failures.labels(reason=reason).inc()
-        log.warning(
-            "ingest failed, will retry",
-            extra={
-                "reason": reason,
-                "error": repr(exc) if exc else None,
-                "buffered": len(self._buffer),
-            },
-        )
-
-
-def _encode(payload: dict[str, Any]) -> bytes:
-    """Strict JSON (no NaN/Infinity: the backend and httpx refuse them)."""
-    return json.dumps(payload, allow_nan=False, separators=(",", ":")).encode()
-
-
-def _rejected_items(resp: httpx.Response, groups: Mapping[str, list[int]]) -> set[int] | None:
-    """Indices of the items a FastAPI 422 names (``loc = ["body", type, index, ...]``);
-    None when any location cannot be mapped to an item (the caller bisects)."""
-    try:
-        detail = resp.json()["detail"]
-    except (ValueError, KeyError, TypeError):
-        return None
-    if not isinstance(detail, list) or not detail:
-        return None
-    bad: set[int] = set()
-    for entry in detail:
-        loc = entry.get("loc") if isinstance(entry, dict) else None
-        if not isinstance(loc, list) or len(loc) < 3 or loc[0] != "body":
-            return None
-        kind, index = loc[1], loc[2]
-        positions = groups.get(kind) if isinstance(kind, str) else None
-        if positions is None or isinstance(index, bool) or not isinstance(index, int):
-            return None
-        if not 0 <= index < len(positions):
-            return None
-        bad.add(positions[index])
-    return bad
