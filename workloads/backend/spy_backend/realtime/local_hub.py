@@ -6,6 +6,9 @@ subprotocol `json.webpubsub.azure.v1`, receive the system `connected` message, s
 `joinGroup`/`leaveGroup` (answered with `ack`, error `Forbidden` when the token's roles
 do not allow the group) and receive group `message` events. The API publishes through
 the `Publisher` interface, like with Azure.
+
+One client's connection (its outbox and byte budget), the ack frame and the Origin
+check are hub_connection.py.
 """
 
 from __future__ import annotations
@@ -14,16 +17,16 @@ import asyncio
 import contextlib
 import json
 import logging
-import uuid
-from collections import defaultdict, deque
-from collections.abc import Callable, Iterable
+from collections import defaultdict
+from collections.abc import Iterable
 from typing import Any
-from urllib.parse import urlsplit
 
 import jwt
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from spy_backend.realtime import tokens
+from spy_backend.realtime.hub_connection import ABORT_EXTENSION as ABORT_EXTENSION
+from spy_backend.realtime.hub_connection import HubConnection, ack_frame, origin_allowed
 
 log = logging.getLogger(__name__)
 
@@ -32,80 +35,6 @@ MAX_GROUP_NAME = 1024
 MAX_CLIENT_FRAME = 4096  # clients only join and leave groups
 DEFAULT_BUFFER_BYTES = 32 * 1024 * 1024
 DEFAULT_SEND_TIMEOUT = 10.0
-# Set by `guards.TransportAbort` on WebSocket scopes: drops the TCP connection at once.
-ABORT_EXTENSION = "spy.transport.abort"
-
-
-def origin_allowed(origin: str | None, host: str | None, allowed: Iterable[str]) -> bool:
-    """A browser may open the hub from this backend's own origin or an allowed one.
-
-    No `Origin` header: not a browser (browsers always send it on WebSocket handshakes),
-    and a non-browser client can send any Origin it likes, so there is nothing to check.
-    """
-    if origin is None:
-        return True
-    origin = origin.rstrip("/").lower()
-    if origin in {o.rstrip("/").lower() for o in allowed}:
-        return True
-    parts = urlsplit(origin)
-    return parts.scheme in ("http", "https") and bool(host) and parts.netloc == (host or "").lower()
-
-
-class _Connection:
-    def __init__(self, ws: WebSocket, grant: tokens.ClientGrant, buffer_bytes: int) -> None:
-        self.id = uuid.uuid4().hex
-        self.ws = ws
-        self.grant = grant
-        self.groups: set[str] = set()
-        self.buffer_bytes = buffer_bytes
-        self.queued_bytes = 0
-        self.closing = False
-        self._outbox: deque[str] = deque()
-        self._ready = asyncio.Event()
-
-    def offer(self, text: str) -> bool:
-        """Queue a message; False when the client lags more than its byte budget (one
-        message larger than the budget still goes through an empty queue)."""
-        if self.closing:
-            return True
-        if self._outbox and self.queued_bytes + len(text) > self.buffer_bytes:
-            return False
-        self._outbox.append(text)
-        self.queued_bytes += len(text)
-        self._ready.set()
-        return True
-
-    def close_soon(self) -> None:
-        """Drop what is queued and make the sender close the connection."""
-        self.closing = True
-        self._outbox.clear()
-        self.queued_bytes = 0
-        self._ready.set()
-
-    async def next(self) -> str | None:
-        """The next message to send, or None once the connection is to be closed."""
-        while not self._outbox and not self.closing:
-            self._ready.clear()
-            await self._ready.wait()
-        if self.closing:
-            return None
-        text = self._outbox.popleft()
-        self.queued_bytes -= len(text)
-        return text
-
-    def abort(self) -> None:
-        abort: Callable[[], None] | None = (self.ws.scope.get("extensions") or {}).get(
-            ABORT_EXTENSION
-        )
-        if abort is not None:
-            abort()
-
-
-def _ack(ack_id: Any, error: str | None = None, message: str = "") -> str:
-    body: dict[str, Any] = {"type": "ack", "ackId": ack_id, "success": error is None}
-    if error is not None:
-        body["error"] = {"name": error, "message": message}
-    return json.dumps(body)
 
 
 class LocalHub:
@@ -127,8 +56,8 @@ class LocalHub:
         self._origins = tuple(origins)
         self._buffer_bytes = buffer_bytes
         self._send_timeout = send_timeout
-        self._groups: dict[str, set[_Connection]] = defaultdict(set)
-        self._connections: set[_Connection] = set()
+        self._groups: dict[str, set[HubConnection]] = defaultdict(set)
+        self._connections: set[HubConnection] = set()
 
     @property
     def path(self) -> str:
@@ -178,12 +107,12 @@ class LocalHub:
         for conn in list(self._connections):
             self._drop(conn)
 
-    def _drop(self, conn: _Connection) -> None:
+    def _drop(self, conn: HubConnection) -> None:
         """Forget a connection and make its sender close it (pending messages dropped)."""
         self._forget(conn)
         conn.close_soon()
 
-    def _forget(self, conn: _Connection) -> None:
+    def _forget(self, conn: HubConnection) -> None:
         self._connections.discard(conn)
         for group in conn.groups:
             members = self._groups.get(group)
@@ -193,7 +122,7 @@ class LocalHub:
                     del self._groups[group]
         conn.groups.clear()
 
-    def _join(self, conn: _Connection, group: str) -> None:
+    def _join(self, conn: HubConnection, group: str) -> None:
         conn.groups.add(group)
         self._groups[group].add(conn)
 
@@ -217,7 +146,7 @@ class LocalHub:
             await ws.close(code=1002, reason=f"subprotocol {SUBPROTOCOL} required")
             return
         await ws.accept(subprotocol=SUBPROTOCOL)
-        conn = _Connection(ws, grant, self._buffer_bytes)
+        conn = HubConnection(ws, grant, self._buffer_bytes)
         self._connections.add(conn)
         for group in grant.groups:
             self._join(conn, group)
@@ -247,7 +176,7 @@ class LocalHub:
             with contextlib.suppress(asyncio.CancelledError):
                 await sender
 
-    async def _pump_out(self, conn: _Connection) -> None:
+    async def _pump_out(self, conn: HubConnection) -> None:
         try:
             while (text := await conn.next()) is not None:
                 async with asyncio.timeout(self._send_timeout):
@@ -266,7 +195,7 @@ class LocalHub:
             # forgets the connection.
             log.debug("hub send to a closed connection", extra={"conn": conn.id})
 
-    def _handle(self, conn: _Connection, text: str) -> None:
+    def _handle(self, conn: HubConnection, text: str) -> None:
         try:
             msg = json.loads(text)
         except ValueError:
@@ -283,7 +212,7 @@ class LocalHub:
         )
         if not allowed:
             if ack_id is not None:
-                conn.offer(_ack(ack_id, "Forbidden", f"not allowed to {kind} '{group}'"))
+                conn.offer(ack_frame(ack_id, "Forbidden", f"not allowed to {kind} '{group}'"))
             return
         if kind == "joinGroup":
             self._join(conn, group)
@@ -306,4 +235,4 @@ class LocalHub:
                 ),
             )
         if ack_id is not None:
-            conn.offer(_ack(ack_id))
+            conn.offer(ack_frame(ack_id))
