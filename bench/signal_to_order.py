@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import json
 import os
 import statistics
@@ -37,100 +36,23 @@ from typing import Any
 
 import httpx
 import websockets
+from signal_to_order_world import NAME, NS, anomaly, armed_tradingbot, bot_env, wait_ready
 from spy_bot.broker import order_ref
 from spy_detector.metrics import DetectorMetrics
 from spy_detector.publisher import Publisher
 from spy_dev.azurite import Azurite
-from spy_dev.devcluster import DevCluster, free_port
+from spy_dev.devcluster import DevCluster
 from spy_dev.devserver import BackendProcess
 from spy_dev.fake_tws import FakeChain, FakeTWS
 from spy_dev.fake_tws_orders import FakeOrder
 
 TOKEN = "bench-ingest-token-0123456789abcdef"
 GOAL_P99_MS = 50.0
-NS, NAME = "bench", "bot"
 
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
-
-
-def anomaly(chain: FakeChain, i: int, ts: datetime) -> dict[str, Any]:
-    expiry = datetime.strptime(chain.expiries[1 + i % 3], "%Y%m%d").date()
-    strike = 590.0 + 5 * (i % 4)
-    text = f"bench|{i}|{ts.isoformat()}"
-    return {
-        "id": hashlib.sha1(text.encode()).hexdigest(),
-        "ts": ts.isoformat().replace("+00:00", "Z"),
-        "symbol": "SPY",
-        "kind": "iv_residual",
-        "severity": "HIGH",
-        "score": 4.2,
-        "reason": f"bench anomaly {i}",
-        "contract": {"expiry": expiry.isoformat(), "strike": strike, "right": "C"},
-        "iv": 0.31,
-        "fitted_iv": 0.28,
-    }
-
-
-def kubectl(dev_bin: Path, kubeconfig: Path, *args: str, stdin: str | None = None) -> str:
-    import subprocess
-
-    out = subprocess.run(
-        [str(dev_bin / "kubectl"), f"--kubeconfig={kubeconfig}", *args],
-        input=stdin, capture_output=True, text=True, check=True, timeout=60,
-    )  # fmt: skip
-    return out.stdout
-
-
-def armed_tradingbot(dev_bin: Path, kubeconfig: Path) -> None:
-    repo = Path(__file__).resolve().parents[1]
-    kubectl(dev_bin, kubeconfig, "apply", "-f", str(repo / "crds"))
-    kubectl(
-        dev_bin, kubeconfig, "wait", "--for=condition=Established", "crd", "--all", "--timeout=30s"
-    )
-    kubectl(dev_bin, kubeconfig, "create", "namespace", NS)
-    expires = (datetime.now(UTC) + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    tb = {
-        "apiVersion": "spyoptions.io/v1alpha1",
-        "kind": "TradingBot",
-        "metadata": {"name": NAME, "namespace": NS},
-        "spec": {
-            "image": "example.invalid/spy-bot:bench",
-            "gatewayRef": {"name": "gw"},
-            "armed": True,
-            "approval": {"approvedBy": "bob", "reason": "bench", "expiresAt": expires},
-        },
-    }
-    kubectl(dev_bin, kubeconfig, "apply", "-f", "-", stdin=json.dumps(tb))
-    gen = json.loads(
-        kubectl(dev_bin, kubeconfig, "get", "tradingbot", NAME, "-n", NS, "-o", "json")
-    )["metadata"]["generation"]
-    conds = [{"type": t, "status": "True" if t != "Halted" else "False", "reason": t, "message": "bench",
-              "lastTransitionTime": expires, "observedGeneration": gen} for t in ("Approved", "Armed", "Halted")]  # fmt: skip
-    status = {
-        "status": {
-            "observedGeneration": gen,
-            "armed": True,
-            "replicas": 1,
-            "reason": "Armed",
-            "conditions": conds,
-        }
-    }
-    kubectl(
-        dev_bin,
-        kubeconfig,
-        "patch",
-        "tradingbot",
-        NAME,
-        "-n",
-        NS,
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        json.dumps(status),
-    )
 
 
 async def run(
@@ -194,42 +116,6 @@ async def run(
     }
 
 
-def _bot_env(tws_port: int, backend_url: str, kubeconfig: Path, tmp: Path) -> dict[str, str]:
-    """The bot's environment: paper mode on the fake TWS, limits that never bind."""
-    risk = {"tradingHours": "any", "maxContractsPerOrder": 1, "maxContracts": 10000, "maxPositionPerExpiry": 10000,
-            "maxOpenOrders": 1000, "maxOrdersPerMinute": 600, "maxOrderNotional": 100000}  # fmt: skip
-    return {
-        **os.environ,
-        "SPY_TRADINGBOT_NAME": NAME,
-        "SPY_TRADINGBOT_NAMESPACE": NS,
-        "SPY_BOT_MODE": "paper",
-        "SPY_IB_HOST": "127.0.0.1",
-        "SPY_IB_PORT": str(tws_port),
-        "SPY_IB_CLIENT_ID": "21",
-        "SPY_RISK": json.dumps(risk),
-        "SPY_BACKEND_URL": backend_url,
-        "KUBECONFIG": str(kubeconfig),
-        "SPY_HTTP_HOST": "127.0.0.1",
-        "SPY_HTTP_PORT": str(free_port()),
-        "SPY_LOG_LEVEL": "WARNING",
-        "SPY_AUDIT_FILE": str(tmp / "audit.jsonl"),
-    }
-
-
-async def _wait_ready(bot: asyncio.subprocess.Process, port: str) -> None:
-    """Until the bot's /readyz answers 200 (at most ~60 s); RuntimeError if it exits."""
-    async with httpx.AsyncClient() as http:
-        for _ in range(600):
-            if bot.returncode is not None:
-                raise RuntimeError(f"the bot exited with {bot.returncode}")
-            try:
-                if (await http.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.1)
-
-
 def _stage_medians(audit: Path, last: int) -> dict[str, float]:
     """Median latency of each bot stage over the last `last` orders of the audit file."""
     stages = [
@@ -269,13 +155,13 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         bot = None
         try:
             armed_tradingbot(DEFAULT_BIN, state.kubeconfig)
-            env = _bot_env(tws.port, backend.url, state.kubeconfig, Path(tmp))
+            env = bot_env(tws.port, backend.url, state.kubeconfig, Path(tmp))
             bot = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "spy_bot", "run", env=env, stdout=asyncio.subprocess.DEVNULL
             )
             publisher = Publisher(backend.url, TOKEN, DetectorMetrics())
             await publisher.start()
-            await _wait_ready(bot, env["SPY_HTTP_PORT"])
+            await wait_ready(bot, env["SPY_HTTP_PORT"])
             base = datetime.now(UTC).replace(microsecond=0)
             await run(
                 publisher,
