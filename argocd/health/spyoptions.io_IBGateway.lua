@@ -1,3 +1,4 @@
+-- Generated from argocd/health/src/IBGateway.lua by argocd/render_cm.py.
 -- Argo CD health of an IBGateway (spyoptions.io/v1alpha1), read from the status the
 -- operator writes (reconcile_ibgateway in operator/spy_operator/reconcile.py). Runs in
 -- Argo CD's sandbox (no string/math/io libraries).

@@ -1,3 +1,4 @@
+-- Generated from argocd/health/src/TradingBot.lua by argocd/render_cm.py.
 -- Argo CD health of a TradingBot (spyoptions.io/v1alpha1), read from the status the
 -- operator writes (operator/spy_operator/reconcile.py; reasons in gate.py, vpn.py,
 -- pullsecrets.py). Argo CD runs it sandboxed: no string/math/io libraries, so it only
@@ -47,7 +48,7 @@ if obj.status == nil or obj.status.observedGeneration == nil then
 end
 if obj.metadata.generation ~= nil and obj.status.observedGeneration < obj.metadata.generation then
   hs.status = "Progressing"
-  hs.message = "Waiting for the operator to act on generation " .. text(obj.metadata.generation)
+  hs.message = "Waiting for the operator to act on generation " .. tostring(obj.metadata.generation)
   return hs
 end
 
