@@ -6,7 +6,7 @@ with what all three share (InvalidSpec status).
 Called by the controller's workers for a (kind, namespace, name) key, whatever event
 queued it; none of these functions looks at what changed. Each builds the object's
 typed view once (api.py), gathers facts once (facts.py), decides through the pure
-policies (gate.py and friends), builds manifests (builders.py) and writes through
+policies (gate.py and friends), builds manifests (the builders package) and writes through
 writes.py. A spec the view refuses sets an InvalidSpec condition (a bot goes to 0) and
 is not retried until the object changes.
 """
