@@ -3,24 +3,23 @@
 The operator's Deployment sets these variables (docs/bot.md lists every one with its
 source); ``python -m spy_bot run`` calls ``Settings.from_env(os.environ)``. Nothing else
 in the package reads the environment. A bad value fails at start-up naming the variable
-and the field (a bad CR shows as a crash-looping pod with a clear log line).
+and the field (a bad CR shows as a crash-looping pod with a clear log line). The
+typed reads and ``SettingsError`` are spy_runtime.env's, shared with the detector.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from spy_runtime.env import EnvReader, SettingsError
 
 from spy_bot.risk import LimitsError, RiskLimits, parse_limits
 from spy_bot.strategy import DEFAULT_RULES, Strategy, StrategyError, parse_strategy
 
 MODES = ("paper", "live")
-
-
-class SettingsError(ValueError):
-    """A variable is missing or malformed."""
+__all__ = ["MODES", "Settings", "SettingsError"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +51,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
-        r = _Reader(env)
+        r = EnvReader(env)
         name = r.text("SPY_TRADINGBOT_NAME", "")
         namespace = r.text("SPY_TRADINGBOT_NAMESPACE", "")
         if not name or not namespace:
@@ -108,32 +107,3 @@ class Settings:
             "audit_file": self.audit_file or None,
             "audit_to_backend": bool(self.backend_token),
         }
-
-
-class _Reader:
-    def __init__(self, env: Mapping[str, str]) -> None:
-        self._env = env
-
-    def text(self, name: str, default: str) -> str:
-        return self._env.get(name, "").strip() or default
-
-    def json(self, name: str) -> Any:
-        raw = self._env.get(name, "").strip()
-        try:
-            return json.loads(raw) if raw else {}
-        except json.JSONDecodeError as exc:
-            raise SettingsError(f"{name} is not JSON: {exc}") from exc
-
-    def integer(self, name: str, default: int) -> int:
-        raw = self._env.get(name, "").strip()
-        try:
-            return int(raw) if raw else default
-        except ValueError as exc:
-            raise SettingsError(f"{name} must be an integer, got {raw!r}") from exc
-
-    def number(self, name: str, default: float) -> float:
-        raw = self._env.get(name, "").strip()
-        try:
-            return float(raw) if raw else default
-        except ValueError as exc:
-            raise SettingsError(f"{name} must be a number, got {raw!r}") from exc

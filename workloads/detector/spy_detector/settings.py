@@ -4,11 +4,11 @@ The operator's StatefulSet sets these variables (docs/detector.md lists every on
 ``python -m spy_detector run`` calls ``Settings.from_env(os.environ)``. Nothing else
 in the package reads the environment. Invalid values fail at start-up with a message
 naming the variable, so a bad CR shows up as a crash-looping pod with a clear log.
+The typed reads and ``SettingsError`` are spy_runtime.env's, shared with the bot.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from spy_analytics.dividends import DividendSchedule
+from spy_runtime.env import EnvReader, SettingsError
 
 from spy_detector.backoff import Backoff
 from spy_detector.sharding import ShardSpec
@@ -26,10 +27,7 @@ SOURCES = ("ibkr", "replay", "synthetic")
 #: SPY_DIVIDEND_QUARTERLY default per symbol: SPY's recent quarterly cash dividend
 #: (USD 1.70-1.97 a share in 2024-2025), projected on its ex-date calendar.
 DEFAULT_QUARTERLY = {"SPY": 1.85}
-
-
-class SettingsError(ValueError):
-    """A variable is missing or malformed."""
+__all__ = ["DEFAULT_QUARTERLY", "SOURCES", "Settings", "SettingsError"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +64,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
-        r = _Reader(env)
+        r = EnvReader(env)
         source = r.text("SPY_SOURCE", "ibkr")
         if source not in SOURCES:
             raise SettingsError(f"SPY_SOURCE must be one of {SOURCES}, got {source!r}")
@@ -137,43 +135,7 @@ class Settings:
         }
 
 
-class _Reader:
-    def __init__(self, env: Mapping[str, str]) -> None:
-        self._env = env
-
-    def has(self, name: str) -> bool:
-        return bool(self._env.get(name, "").strip())
-
-    def text(self, name: str, default: str) -> str:
-        value = self._env.get(name, "").strip()
-        return value or default
-
-    def integer(self, name: str, default: int) -> int:
-        raw = self._env.get(name, "").strip()
-        try:
-            return int(raw) if raw else default
-        except ValueError as exc:
-            raise SettingsError(f"{name} must be an integer, got {raw!r}") from exc
-
-    def number(self, name: str, default: float) -> float:
-        raw = self._env.get(name, "").strip()
-        try:
-            return float(raw) if raw else default
-        except ValueError as exc:
-            raise SettingsError(f"{name} must be a number, got {raw!r}") from exc
-
-    def flag(self, name: str, default: bool) -> bool:
-        raw = self._env.get(name, "").strip().lower()
-        if not raw:
-            return default
-        if raw in ("1", "true", "yes", "on"):
-            return True
-        if raw in ("0", "false", "no", "off"):
-            return False
-        raise SettingsError(f"{name} must be true or false, got {raw!r}")
-
-
-def _ib_settings(r: _Reader, source: str, symbol: str, shard: ShardSpec) -> IBSettings:
+def _ib_settings(r: EnvReader, source: str, symbol: str, shard: ShardSpec) -> IBSettings:
     mdt = r.text("SPY_IB_MARKET_DATA_TYPE", "live")
     if mdt not in MARKET_DATA_TYPES:
         raise SettingsError(
@@ -216,7 +178,7 @@ def _ib_settings(r: _Reader, source: str, symbol: str, shard: ShardSpec) -> IBSe
         raise SettingsError(str(exc)) from exc
 
 
-def _backend_token(r: _Reader) -> str:
+def _backend_token(r: EnvReader) -> str:
     """SPY_BACKEND_TOKEN, else the contents of SPY_BACKEND_TOKEN_FILE."""
     token = r.text("SPY_BACKEND_TOKEN", "")
     token_file = r.text("SPY_BACKEND_TOKEN_FILE", "")
@@ -230,18 +192,14 @@ def _backend_token(r: _Reader) -> str:
     return token
 
 
-def _thresholds(r: _Reader) -> dict[str, Any]:
-    raw_thresholds = r.text("SPY_THRESHOLDS", "")
-    try:
-        thresholds = json.loads(raw_thresholds) if raw_thresholds else {}
-    except json.JSONDecodeError as exc:
-        raise SettingsError(f"SPY_THRESHOLDS is not JSON: {exc}") from exc
+def _thresholds(r: EnvReader) -> dict[str, Any]:
+    thresholds = r.json("SPY_THRESHOLDS")
     if not isinstance(thresholds, dict):
         raise SettingsError("SPY_THRESHOLDS must be a JSON object of dotted paths")
     return thresholds
 
 
-def _dividends(r: _Reader, symbol: str) -> tuple[DividendSchedule, float]:
+def _dividends(r: EnvReader, symbol: str) -> tuple[DividendSchedule, float]:
     """(SPY_DIVIDENDS, SPY_DIVIDEND_QUARTERLY with the symbol's default)."""
     try:
         dividends = DividendSchedule.parse(r.text("SPY_DIVIDENDS", ""))
