@@ -117,6 +117,11 @@ def condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any]:
     return {}
 
 
+def ready(kubectl: Kubectl, kind: str, name: str, namespace: str) -> bool:
+    """The object's Ready condition is True."""
+    return condition(kubectl.get(kind, name, namespace), "Ready").get("status") == "True"
+
+
 def deployment_replicas(kubectl: Kubectl, namespace: str, bot_name: str) -> int | None:
     dep = kubectl.get("deployment", f"{bot_name}-bot", namespace)
     return None if dep is None else int(dep["spec"].get("replicas", 0))
