@@ -146,6 +146,17 @@ def wait_bot(
     return wait_for(f"bot {namespace}/{name} at {replicas} replicas ({reason})", probe, timeout)
 
 
+@contextlib.contextmanager
+def halted(kubectl: Kubectl, reason: str = "drill") -> Iterator[None]:
+    """The global halt ConfigMap exists for the duration of the block."""
+    ns = c.DEFAULT_OPERATOR_NAMESPACE
+    kubectl("-n", ns, "create", "configmap", c.HALT_CONFIGMAP, f"--from-literal=reason={reason}")
+    try:
+        yield
+    finally:
+        kubectl("-n", ns, "delete", "configmap", c.HALT_CONFIGMAP)
+
+
 def paper_world(kubectl: Kubectl, namespace: str, gw: str = "gw", **gw_spec: Any) -> None:
     """Secrets and a Ready paper gateway."""
     kubectl.apply(pull_secret(), namespace)
@@ -265,7 +276,7 @@ def admission_suspended(kubectl: Kubectl) -> Iterator[None]:
 
     For tests of the operator's revert path only: with the bindings in place a hand
     scale-up or a rogue bot Deployment is refused before the operator could see it
-    (tests/operator/test_admission_policy_cluster.py). Restored, and waited for, after.
+    (tests/operator/test_admission_*_cluster.py). Restored, and waited for, after.
     """
     argv = [str(DEFAULT_BIN / "kubectl"), f"--kubeconfig={kubectl.kubeconfig}"]
     saved = admission.suspend_bindings(argv, c.DEFAULT_OPERATOR_NAMESPACE)

@@ -12,7 +12,7 @@ Asserted: no bot Deployment stays above the gate's allowance longer than the rev
 window (2 s), or, after the operator or kube-apiserver comes back, longer than the
 restart window; and no bot runs more pods than allowed while its Deployment is above
 the allowance too. The restart window here is 10 s, the margin the SIGKILL test in
-test_gate_under_fire_cluster.py allows a loaded CI machine (the bench judges 5 s).
+test_gate_restart_and_halt_cluster.py allows a loaded CI machine (the bench judges 5 s).
 Pods that outlive a Deployment lowered in time (the ReplicaSet controller catching up,
 mostly after a kube-apiserver restart) are counted and printed, not asserted: that
 latency belongs to kube-controller-manager, not to the gate.

@@ -77,7 +77,7 @@ def test_invariant_watcher_catches_a_deployment_above_the_gate(
 
     A Deployment labelled as the bot's, running 1 replica while the bot is not armed,
     with the operator stopped (a running operator stops such a copy within a second:
-    test_gate_under_fire_cluster.py).
+    test_gate_restart_and_halt_cluster.py).
     """
     paper_world(kubectl, namespace)
     kubectl.apply(bot("w", armed=False), namespace)
