@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -36,6 +35,14 @@ from chart_release import (
     running_sa_operator,
     sa_kubeconfig,
 )
+from chart_state import (
+    approval_key,
+    chart_bot_guard_lifted,
+    leftovers,
+    operator_args,
+    role_namespaces,
+    webhook_cert,
+)
 from delivery_support import CHART, THIRD_PARTY_CRDS
 from k8s_support import Cluster, Kubectl, wait_for
 from operator_support import (
@@ -48,8 +55,6 @@ from operator_support import (
     pull_secret,
     wait_bot,
 )
-from spy_dev import admission
-from spy_dev.devcluster import DEFAULT_BIN
 from spy_dev.webhook import editors_rbac
 from spy_operator import constants as c
 
@@ -102,27 +107,6 @@ def release(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Itera
 @pytest.fixture(scope="module")
 def sa_operator(release: Release) -> Iterator[SaOperator]:
     yield from running_sa_operator(release)
-
-
-@contextmanager
-def chart_bot_guard_lifted(k: Kubectl) -> Iterator[None]:
-    """The release's bot guard set to Audit only, for the operator's revert path: with
-    it in place a hand scale-up never reaches the Deployment. Patched, never deleted
-    (spy_dev.admission.suspend_bindings says why)."""
-    argv = [str(DEFAULT_BIN / "kubectl"), f"--kubeconfig={k.kubeconfig}"]
-
-    def actions(value: list[str]) -> None:
-        patch = json.dumps({"spec": {"validationActions": value}})
-        for name in BINDINGS:
-            k("patch", "validatingadmissionpolicybinding", name, "--type=merge", "-p", patch)
-
-    actions(["Audit"])
-    admission.wait_enforced(argv, WATCHED, want=False, timeout=60)
-    try:
-        yield
-    finally:
-        actions(["Deny", "Audit"])
-        admission.wait_enforced(argv, WATCHED, want=True, timeout=60)
 
 
 def test_install_rolled_out_and_applied_everything(release: Release) -> None:
@@ -323,6 +307,8 @@ MUST_NOT = [
     ("edit CRDs", ("patch", "customresourcedefinitions")),
     ("take another Lease", ("update", "leases/other-lease", "-n", RELEASE_NS)),
 ]
+
+
 MUST = [
     ("watch TradingBots", ("watch", "tradingbots", "-n", WATCHED)),
     ("patch TradingBot status", ("patch", "tradingbots", "--subresource=status", "-n", WATCHED)),
@@ -351,35 +337,10 @@ def test_service_account_can(release: Release, what: str, args: tuple[str, ...])
     assert proc.stdout.strip() == "yes", f"the operator's account cannot {what}: {proc.stderr}"
 
 
-def _role_namespaces(k: Kubectl) -> set[str]:
-    roles = json.loads(
-        k("get", "roles", "-A", "-l", f"app.kubernetes.io/instance={RELEASE}", "-o", "json")
-    )["items"]
-    return {
-        r["metadata"]["namespace"] for r in roles if r["metadata"]["name"].endswith("-operator")
-    }
-
-
-def _operator_args(k: Kubectl) -> list[str]:
-    dep = k.get("deployment", f"{RELEASE}-spy-options-operator", RELEASE_NS)
-    return list(dep["spec"]["template"]["spec"]["containers"][0]["args"])
-
-
-def _approval_key(k: Kubectl) -> str:
-    secret = k.get("secret", f"{RELEASE}-spy-options-approval-key", RELEASE_NS)
-    return str(secret["data"]["key"])
-
-
-def _webhook_cert(k: Kubectl) -> tuple[str, str]:
-    secret = k.get("secret", WEBHOOK_SECRET, RELEASE_NS)
-    hook = k.get("mutatingwebhookconfiguration", WEBHOOK_CONFIG)["webhooks"][0]
-    return secret["data"]["tls.crt"], hook["clientConfig"]["caBundle"]
-
-
 def test_upgrade_with_changed_values_then_rollback(release: Release) -> None:
     k = release.kubectl
-    key = _approval_key(k)
-    cert = _webhook_cert(k)
+    key = approval_key(k)
+    cert = webhook_cert(k)
     release.helm(
         "upgrade",
         RELEASE,
@@ -393,11 +354,11 @@ def test_upgrade_with_changed_values_then_rollback(release: Release) -> None:
         "--set",
         "operator.resyncSeconds=15",
     )
-    assert _role_namespaces(k) == {RELEASE_NS, WATCHED, ADDED}
-    assert f"--namespace={ADDED}" in _operator_args(k)
-    assert "--resync-seconds=15" in _operator_args(k)
-    assert _approval_key(k) == key, "an upgrade must not rotate the approval key"
-    assert _webhook_cert(k) == cert, "an upgrade must not rotate the webhook certificate"
+    assert role_namespaces(k) == {RELEASE_NS, WATCHED, ADDED}
+    assert f"--namespace={ADDED}" in operator_args(k)
+    assert "--resync-seconds=15" in operator_args(k)
+    assert approval_key(k) == key, "an upgrade must not rotate the approval key"
+    assert webhook_cert(k) == cert, "an upgrade must not rotate the webhook certificate"
     binding = k.get("validatingadmissionpolicybinding", BINDINGS[0])
     selector = binding["spec"]["matchResources"]["namespaceSelector"]
     assert selector["matchExpressions"][0]["values"] == [WATCHED, ADDED]
@@ -405,9 +366,9 @@ def test_upgrade_with_changed_values_then_rollback(release: Release) -> None:
     assert [h["revision"] for h in history] == [1, 2]
 
     release.helm("rollback", RELEASE, "1", "--wait", "--timeout", "180s")
-    wait_for("Role in the added namespace gone", lambda: ADDED not in _role_namespaces(k), 30)
-    assert _role_namespaces(k) == {RELEASE_NS, WATCHED}
-    assert f"--namespace={ADDED}" not in _operator_args(k)
+    wait_for("Role in the added namespace gone", lambda: ADDED not in role_namespaces(k), 30)
+    assert role_namespaces(k) == {RELEASE_NS, WATCHED}
+    assert f"--namespace={ADDED}" not in operator_args(k)
     assert (
         release.sa_kubectl.run(
             "auth", "can-i", "get", "secrets", "-n", ADDED, check=False
@@ -416,30 +377,13 @@ def test_upgrade_with_changed_values_then_rollback(release: Release) -> None:
     )
 
 
-RELEASE_KINDS = (
-    "deployments,services,serviceaccounts,roles,rolebindings,networkpolicies,configmaps,"
-    "poddisruptionbudgets,servicemonitors,prometheusrules,secrets"
-)
-
-
-def _leftovers(k: Kubectl) -> list[str]:
-    selector = f"app.kubernetes.io/instance={RELEASE}"
-    names = k("get", RELEASE_KINDS, "-A", "-l", selector, "-o", "name").split()
-    cluster_kinds = (
-        "clusterroles,clusterrolebindings,mutatingwebhookconfigurations,"
-        "validatingadmissionpolicies,validatingadmissionpolicybindings"
-    )
-    names += k("get", cluster_kinds, "-l", selector, "-o", "name").split()
-    return names
-
-
 def test_uninstall_leaves_no_orphans(release: Release, sa_operator: SaOperator) -> None:
     k = release.kubectl
-    assert _leftovers(k)
+    assert leftovers(k)
     sa_operator.stop()
     release.dev_admission.restore()  # before the release's bindings go
     release.helm("uninstall", RELEASE, "--wait", "--timeout", "120s")
-    wait_for("release objects gone", lambda: not _leftovers(k), 60)
+    wait_for("release objects gone", lambda: not leftovers(k), 60)
     # Helm keeps CRDs on purpose (deleting them would delete every TradingBot).
     assert k.get("crd", "tradingbots.spyoptions.io") is not None
     # The operator's and backend's pods go with their Deployments.
