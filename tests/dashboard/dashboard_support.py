@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from playwright.sync_api import Page
 
 REPO = Path(__file__).resolve().parents[2]
 DASHBOARD_DIR = REPO / "dashboard"
@@ -113,3 +114,23 @@ class PageProblems:
 
     def all(self) -> list[str]:
         return self.console + self.exceptions + self.failed_requests
+
+
+# ------------------------------------------------------------------ page
+
+LIVE = "#conn[data-state='live']"  # the hub connection is up
+
+
+def open_dashboard(page: Page, proxy: TcpProxy) -> None:
+    page.goto(proxy.url + "/")
+    page.wait_for_selector(LIVE, timeout=10_000)
+
+
+def feed_row(page: Page, anomaly_id: str) -> str:
+    return f"#feed-body tr[data-id='{anomaly_id}']"
+
+
+def after_next_frame(page: Page) -> None:
+    """Return once the browser has run two animation frames, so a repaint requested
+    before this call (the dashboard batches them in requestAnimationFrame) is done."""
+    page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")

@@ -1,23 +1,28 @@
 """Browser tests of dashboard/ in headless Debian Chromium against the running backend:
-history from the query API, live anomalies over the realtime hub within a second, the
-EN/ES toggle on every label (DOM, attributes and text drawn on the canvases), reconnect
-after the connection drops, and a screenshot kept under test-artifacts/."""
+history from the query API (and its error), live anomalies over the realtime hub within
+a second, the bots panel, the feed's filter and keyboard use, and a screenshot kept
+under test-artifacts/. The language toggle, the hub connection and foreign API links
+are test_dashboard_language.py, test_dashboard_hub.py and test_dashboard_foreign_api.py;
+fixtures in conftest.py, page helpers in dashboard_support.py."""
 
 from __future__ import annotations
 
-import json
 import re
-import threading
 import time
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import dashboard_seed as seed
-from dashboard_support import ARTIFACTS, Backend, PageProblems, TcpProxy
+from dashboard_support import (
+    ARTIFACTS,
+    Backend,
+    PageProblems,
+    TcpProxy,
+    after_next_frame,
+    feed_row,
+    open_dashboard,
+)
 from playwright.sync_api import Page
-
-LIVE = "#conn[data-state='live']"
 
 # A cheap digest of a canvas's pixels, to see that a chart was redrawn differently.
 DIGEST_JS = """id => {
@@ -27,56 +32,6 @@ DIGEST_JS = """id => {
   for (let i = 0; i < d.length; i += 4) h = (h * 31 + d[i] + 7 * d[i + 1] + 13 * d[i + 2]) >>> 0;
   return h;
 }"""
-
-# Every piece of text a user can meet except data from the backend (the feed's reasons,
-# written by the detector): text nodes, accessible-name attributes, the title, and the
-# strings drawn on each canvas (recorded by charts.js as canvas.drawnText).
-VISIBLE_TEXT_JS = """() => {
-  const out = [document.title];
-  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
-  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
-    if (!n.parentElement.closest('td.reason, script, style')) out.push(n.textContent);
-  }
-  for (const el of document.querySelectorAll('[aria-label], [title], [placeholder]')) {
-    for (const a of ['aria-label', 'title', 'placeholder']) {
-      if (el.hasAttribute(a)) out.push(el.getAttribute(a));
-    }
-  }
-  for (const c of document.querySelectorAll('canvas')) out.push(...(c.drawnText || []));
-  return out.join('\\n');
-}"""
-
-
-def open_dashboard(page: Page, proxy: TcpProxy) -> None:
-    page.goto(proxy.url + "/")
-    page.wait_for_selector(LIVE, timeout=10_000)
-
-
-def feed_row(page: Page, anomaly_id: str) -> str:
-    return f"#feed-body tr[data-id='{anomaly_id}']"
-
-
-def label_pattern(label: str) -> re.Pattern[str]:
-    """A label as a regex: placeholders match anything, whole words only."""
-    parts = [re.escape(p) for p in re.split(r"\{\w+\}", label)]
-    return re.compile(r"(?<!\w)" + ".*?".join(parts) + r"(?!\w)")
-
-
-def leftover_labels(text: str, strings: dict[str, dict[str, str]], shown: str) -> list[str]:
-    """Labels of the other language (where the two differ) still present in `text`."""
-    other = "en" if shown == "es" else "es"
-    return [
-        f"{key}: {strings[other][key]!r}"
-        for key in strings[other]
-        if strings[other][key] != strings[shown][key]
-        and label_pattern(strings[other][key]).search(text)
-    ]
-
-
-def after_next_frame(page: Page) -> None:
-    """Return once the browser has run two animation frames, so a repaint requested
-    before this call (the dashboard batches them in requestAnimationFrame) is done."""
-    page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
 
 
 def test_page_loads_history_without_console_errors(
@@ -151,65 +106,6 @@ def test_ingested_anomaly_in_feed_and_on_smile_within_1s(
     assert problems.all() == []
 
 
-def test_language_toggle_switches_every_label_and_is_remembered(
-    page: Page, proxy: TcpProxy, seeded: seed.Seed, problems: PageProblems
-) -> None:
-    open_dashboard(page, proxy)
-    page.wait_for_selector(feed_row(page, seeded.anomalies[0]["id"]))
-    strings: dict[str, dict[str, str]] = page.evaluate("import('/js/i18n.js').then(m => m.STRINGS)")
-    assert set(strings["en"]) == set(strings["es"]), "EN and ES must have the same keys"
-    assert leftover_labels(page.evaluate(VISIBLE_TEXT_JS), strings, "en") == []
-
-    page.click("#lang button[data-lang='es']")
-    page.wait_for_function("document.documentElement.lang === 'es'")
-    after_next_frame(page)  # charts repaint on the next animation frame
-    text = page.evaluate(VISIBLE_TEXT_JS)
-    assert leftover_labels(text, strings, "es") == []
-    for key in ("smileTitle", "feedTitle", "gexTitle", "flowTitle", "connLive", "smileY", "strike"):
-        assert strings["es"][key] in text, key
-    assert page.title() == strings["es"]["title"]
-    assert "Residuo de VI" in page.inner_text("#feed-body")
-    assert page.inner_text("#spot") == "600,12"  # Spanish number format
-
-    page.reload()  # remembered in localStorage
-    page.wait_for_selector(LIVE)
-    page.wait_for_selector(feed_row(page, seeded.anomalies[0]["id"]))
-    assert page.evaluate("document.documentElement.lang") == "es"
-    assert page.get_attribute("#lang button[data-lang='es']", "aria-pressed") == "true"
-    assert leftover_labels(page.evaluate(VISIBLE_TEXT_JS), strings, "es") == []
-
-    page.click("#lang button[data-lang='en']")
-    page.wait_for_function("document.documentElement.lang === 'en'")
-    after_next_frame(page)
-    assert leftover_labels(page.evaluate(VISIBLE_TEXT_JS), strings, "en") == []
-    assert problems.all() == []
-
-
-def test_reconnects_after_the_hub_connection_drops(
-    page: Page, backend: Backend, proxy: TcpProxy, seeded: seed.Seed
-) -> None:
-    open_dashboard(page, proxy)
-    # Cut every connection and refuse new ones for a moment (a network blip).
-    proxy.refusing = True
-    try:
-        assert proxy.drop_all() > 0
-        page.wait_for_selector("#conn[data-state='reconnecting']", timeout=3_000)
-        assert re.search(r"Reconnecting in \d+ s \(attempt \d+\)", page.inner_text("#conn"))
-        # Published while the dashboard is away: only the history reload can bring it.
-        missed = seed.anomaly(datetime.now(UTC), seeded.expiries[1], 605.0, "P", severity="MEDIUM")
-        backend.ingest(anomalies=[missed])
-        page.wait_for_timeout(800)  # absence can only be observed over a window
-        assert page.locator(feed_row(page, missed["id"])).count() == 0
-    finally:
-        proxy.refusing = False
-    page.wait_for_selector(LIVE, timeout=10_000)
-    page.wait_for_selector(feed_row(page, missed["id"]), timeout=3_000)
-    # Joined the group again: live messages flow.
-    after = seed.anomaly(datetime.now(UTC), seeded.expiries[0], 598.0, "P", severity="LOW")
-    backend.ingest(anomalies=[after])
-    page.wait_for_selector(feed_row(page, after["id"]), timeout=2_000)
-
-
 def test_bots_panel_shows_when_the_backend_has_bots(
     page: Page, proxy: TcpProxy, seeded: seed.Seed, problems: PageProblems
 ) -> None:
@@ -250,79 +146,6 @@ def test_screenshot_artifact(page: Page, proxy: TcpProxy, seeded: seed.Seed) -> 
     assert feed and feed["height"] > 150, feed
     for path in paths.values():
         assert path.stat().st_size > 20_000, f"{path} looks empty"
-
-
-def test_backoff_doubles_and_online_event_reconnects(
-    page: Page, proxy: TcpProxy, seeded: seed.Seed
-) -> None:
-    """Negotiate failing: each retry waits in [cap/2, cap], cap = 0.5 s x 2^(attempt-1)."""
-    page.route("**/api/v1/negotiate", lambda route: route.fulfill(status=503, json={}))
-    page.goto(proxy.url + "/")
-    # Read state and delay in one evaluation: between retries the state is "connecting".
-    waiting = """n => {
-      const c = window.spyDashboard?.state.conn;
-      return c?.name === 'reconnecting' && c.info.attempt === n && c.info.delayMs;
-    }"""
-    delays = [
-        page.wait_for_function(waiting, arg=attempt, timeout=5_000).json_value()
-        for attempt in (1, 2, 3)
-    ]
-    for attempt, delay in enumerate(delays, start=1):
-        cap = 500 * 2 ** (attempt - 1)
-        assert cap / 2 <= delay <= cap, (attempt, delays)
-    # The network is back: the browser's online event reconnects without waiting.
-    page.unroute("**/api/v1/negotiate")
-    page.evaluate("window.dispatchEvent(new Event('online'))")
-    page.wait_for_selector(LIVE, timeout=1_000)
-
-
-def test_web_pubsub_protocol_details(page: Page, proxy: TcpProxy, seeded: seed.Seed) -> None:
-    """Against a scripted Azure-shaped peer: a refused join shows and is retried, text
-    frames carrying JSON are parsed, other groups and junk frames are ignored."""
-    page.route(
-        "**/api/v1/negotiate",
-        lambda route: route.fulfill(
-            json={"url": "wss://example.webpubsub.azure.com/client/hubs/spy?access_token=t"}
-        ),
-    )
-    ours = seed.anomaly(datetime.now(UTC), seeded.expiries[2], 640.0, "C", severity="MEDIUM")
-    other = seed.anomaly(datetime.now(UTC), seeded.expiries[2], 650.0, "C", severity="HIGH")
-    connections: list[Any] = []
-    requests: list[dict[str, Any]] = []
-
-    def peer(ws: Any) -> None:
-        connections.append(ws)
-        ws.send(json.dumps({"type": "system", "event": "connected", "connectionId": "c1"}))
-
-        def on_message(raw: str | bytes) -> None:
-            msg = json.loads(raw)
-            requests.append(msg)
-            if len(connections) == 1:
-                error = {"name": "Forbidden", "message": "no role for SPY"}
-                ws.send(
-                    json.dumps(
-                        {"type": "ack", "ackId": msg["ackId"], "success": False, "error": error}
-                    )
-                )
-                return
-            ws.send(json.dumps({"type": "ack", "ackId": msg["ackId"], "success": True}))
-            ws.send("not json")
-            for group, item in (("QQQ", other), ("SPY", ours)):
-                envelope = json.dumps({"type": "anomaly", "data": item})
-                frame = {"type": "message", "from": "group", "group": group}
-                ws.send(json.dumps({**frame, "dataType": "text", "data": envelope}))
-
-        ws.on_message(on_message)
-
-    page.route_web_socket(re.compile(r"wss://example\.webpubsub\.azure\.com/.*"), peer)
-    page.goto(proxy.url + "/")
-    page.wait_for_selector("#conn[data-state='denied']", timeout=5_000)
-    assert "no role for SPY" in page.inner_text("#conn")
-    page.wait_for_selector(LIVE, timeout=5_000)
-    page.wait_for_selector(feed_row(page, ours["id"]), timeout=2_000)
-    assert page.locator(feed_row(page, other["id"])).count() == 0
-    assert connections[0].protocols == ["json.webpubsub.azure.v1"]
-    assert requests[0] == {"type": "joinGroup", "group": "SPY", "ackId": 1}
 
 
 def test_history_error_is_shown_and_clears_when_storage_recovers(
@@ -375,56 +198,3 @@ def test_feed_filter_and_keyboard_jump_to_the_smile(
     assert pressed.startswith(seeded.expiries[1])
     assert "selected" in (page.get_attribute(feed_row(page, vol_oi["id"]), "class") or "")
     assert problems.all() == []
-
-
-class ForeignApi:
-    """Another server on loopback that answers like a backend would (CORS open to all),
-    with a record no real detector wrote. Records which requests reached it."""
-
-    def __init__(self) -> None:
-        fake = {
-            **seed.anomaly(datetime.now(UTC), "2026-12-19", 600.0, "C", severity="HIGH"),
-            "reason": "FAKE: sell everything",
-        }
-        body = json.dumps({"items": [fake], "next_cursor": None}).encode()
-        self.requests: list[str] = []
-        seen = self.requests
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass  # quiet test output
-
-            def do_GET(self) -> None:
-                seen.append(self.path)
-                self.send_response(200)
-                self.send_header("Access-Control-Allow-Origin", "*")
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def test_a_link_can_not_point_the_dashboard_at_another_server(
-    page: Page, proxy: TcpProxy, seeded: seed.Seed
-) -> None:
-    """Issue 12, finding 3: `/?api=http://elsewhere` on the real dashboard origin showed
-    what that server said. The data source is this origin (or the build's meta tag)."""
-    foreign = ForeignApi()
-    try:
-        page.goto(f"{proxy.url}/?api={foreign.url}")
-        page.wait_for_selector("#feed-body tr", timeout=10_000)  # history, from somewhere
-        after_next_frame(page)
-        assert foreign.requests == []
-        assert "FAKE" not in page.inner_text("#feed-body")
-        page.wait_for_selector(feed_row(page, seeded.anomalies[0]["id"]), timeout=5_000)
-        page.wait_for_selector(LIVE, timeout=10_000)
-    finally:
-        foreign.close()
