@@ -231,3 +231,12 @@ async def armed(h: Harness, *names: str) -> None:
         h.create(bot(name))
     for name in names:
         await h.wait_until(f"{name} armed", armed_at(h, name), within=5)
+
+
+async def running_bot(name: str = "b", **harness: object) -> Harness:
+    """A started harness with the paper world and one armed bot `name`."""
+    h = await Harness(**harness).start()  # type: ignore[arg-type]
+    h.paper_world()
+    h.create(bot(name))
+    await h.wait_until("armed", armed_at(h, name), within=5)
+    return h
