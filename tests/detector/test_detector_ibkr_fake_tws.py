@@ -1,6 +1,9 @@
-"""The IBKR source through the real ib_async client against a fake gateway.
+"""The IBKR source through the real ib_async client against a fake gateway: snapshots
+from streamed ticks, rotation within the lines and pacing, the gateway-to-backend
+pipeline, settings and the shards' wall-clock grid. Connection trouble (duplicate
+client id, drops, timeouts, connectivity notices) is test_detector_ibkr_reconnect.py.
 
-The peer (tests/detector/fake_tws.py) is a protocol-level stand-in for IB Gateway: it
+The peer (spy_dev.fake_tws) is a protocol-level stand-in for IB Gateway: it
 speaks the TWS API socket protocol (API\\0 handshake with version range, startApi,
 nextValidId, managedAccounts, reqSecDefOptParams, contract details, market-data ticks,
 error codes 326/1100/1102/2104/100/101) on 127.0.0.1, and enforces the gateway's
@@ -11,46 +14,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
 from detector_sink import IngestSink
-from detector_support import eventually
+from detector_support import SMALL, eventually, ib_settings, next_snapshot
 from ib_async import IB, Stock
-from spy_analytics import ChainSnapshot
 from spy_detector.analysis import ChainAnalyzer
-from spy_detector.backoff import Backoff
 from spy_detector.metrics import DetectorMetrics
 from spy_detector.publisher import Publisher
 from spy_detector.service import Detector
 from spy_detector.sharding import ShardSpec
-from spy_detector.sources.ibkr import ClientIdInUseError, IBKRSource, IBSettings
+from spy_detector.sources.ibkr import IBKRSource, IBSettings
 from spy_dev.fake_tws import FakeChain, FakeTWS
-
-SMALL = ShardSpec(0, 3)  # 2 of the 6 expiries: 20 contracts, ~1 s of paced requests
-
-
-def _settings(port: int, **kw: object) -> IBSettings:
-    base: dict[str, object] = {
-        "host": "127.0.0.1",
-        "port": port,
-        "client_id": 11,
-        "strike_range": 0.02,  # 590..610: 5 strikes
-        "dte_min": 0,
-        "dte_max": 60,
-        "dwell": 2.0,
-        "snapshot_interval": 0.2,
-        "connect_timeout": 5.0,
-        "request_timeout": 10.0,
-        "backoff": Backoff(initial=0.05, maximum=0.5, jitter=0.0),
-    }
-    base.update(kw)
-    return IBSettings(**base)  # type: ignore[arg-type]
-
-
-async def _next(agen: AsyncIterator[ChainSnapshot], within: float = 20.0) -> ChainSnapshot:
-    return await asyncio.wait_for(anext(agen), within)
 
 
 async def test_snapshot_from_streamed_ticks(fake_tws: FakeTWS) -> None:
@@ -60,10 +36,12 @@ async def test_snapshot_from_streamed_ticks(fake_tws: FakeTWS) -> None:
     API wire protocol over 127.0.0.1), driven by the real ib_async client."""
     fake_tws.chain.missing = frozenset({(2, 605.0)})  # listed strike, no such contract
     metrics = DetectorMetrics()
-    src = IBKRSource(_settings(fake_tws.port, market_data_type="delayed"), ShardSpec(0, 2), metrics)
+    src = IBKRSource(
+        ib_settings(fake_tws.port, market_data_type="delayed"), ShardSpec(0, 2), metrics
+    )
     agen = src.snapshots()
     try:
-        snap = await _next(agen)
+        snap = await next_snapshot(agen)
     finally:
         await agen.aclose()
         await src.close()
@@ -110,14 +88,14 @@ async def test_rotation_stays_within_lines_and_pacing(fake_tws: FakeTWS) -> None
     )
     metrics = DetectorMetrics()
     src = IBKRSource(
-        _settings(fake_tws.port, max_lines=10, strike_range=0.03, dwell=60.0),
+        ib_settings(fake_tws.port, max_lines=10, strike_range=0.03, dwell=60.0),
         ShardSpec(0, 1),
         metrics,
     )
     agen = src.snapshots()
     try:
-        first = await _next(agen)
-        second = await _next(agen)
+        first = await next_snapshot(agen)
+        second = await next_snapshot(agen)
     finally:
         await agen.aclose()
         await src.close()
@@ -134,121 +112,11 @@ async def test_rotation_stays_within_lines_and_pacing(fake_tws: FakeTWS) -> None
     assert len(fake_tws.arrivals) > 100, "enough traffic for the rate check to mean something"
 
 
-async def test_duplicate_client_id_is_refused(fake_tws: FakeTWS) -> None:
-    """The IB Gateway stand-in answers a second connection with the same client id with
-    error 326 and a close, as the real gateway does; the source fails fast."""
-    metrics = DetectorMetrics()
-    first = IBKRSource(_settings(fake_tws.port), SMALL, metrics)
-    second = IBKRSource(_settings(fake_tws.port), SMALL, DetectorMetrics())
-    agen = first.snapshots()
-    try:
-        await _next(agen)
-        with pytest.raises(ClientIdInUseError):
-            await asyncio.wait_for(second.connect(), 5)
-        assert second.state == "client_id_in_use"
-        assert second.not_ready() == ["ib connection client_id_in_use"]
-        assert any(code == 326 for _, _, code in fake_tws.errors_sent)
-        assert first.state == "connected"
-    finally:
-        await agen.aclose()
-        await first.close()
-        await second.close()
-
-
-async def test_drop_and_reconnect_with_backoff(fake_tws: FakeTWS) -> None:
-    """The IB Gateway stand-in drops the socket and refuses the first retry; the source
-    backs off, reconnects and resumes the stream."""
-    metrics = DetectorMetrics()
-    src = IBKRSource(_settings(fake_tws.port), SMALL, metrics)
-    agen = src.snapshots()
-    try:
-        await _next(agen)
-        assert src.connects == 1
-        fake_tws.refuse_connections = True  # the first retry fails: backoff must grow
-        fake_tws.drop_connections()
-        await eventually(lambda: src.state != "connected", what="disconnect noticed")
-        pending = asyncio.ensure_future(_next(agen))
-        await eventually(
-            lambda: metrics.ib_reconnects._value.get() >= 2, what="a failed reconnect attempt"
-        )
-        fake_tws.refuse_connections = False
-        snap = await asyncio.wait_for(pending, 20)
-    finally:
-        await agen.aclose()
-        await src.close()
-    assert src.connects == 2
-    assert fake_tws.started == [11, 11]
-    assert len(snap) > 0
-    # the stream was rebuilt on the new connection: market data requested again
-    assert len(fake_tws.requests_of(59)) == 2
-
-
-async def test_unanswered_request_times_out_and_reconnects(fake_tws: FakeTWS) -> None:
-    fake_tws.ignore_once = {78}  # the first reqSecDefOptParams gets no answer
-    metrics = DetectorMetrics()
-    src = IBKRSource(_settings(fake_tws.port, request_timeout=0.5), SMALL, metrics)
-    agen = src.snapshots()
-    try:
-        snap = await _next(agen)
-    finally:
-        await agen.aclose()
-        await src.close()
-    assert len(snap) > 0
-    assert src.connects == 2 and len(fake_tws.requests_of(78)) == 2
-    assert metrics.registry.get_sample_value("spy_detector_ib_reconnects_total") == 1.0
-
-
-async def test_connectivity_notices_flip_state(fake_tws: FakeTWS) -> None:
-    metrics = DetectorMetrics()
-    src = IBKRSource(_settings(fake_tws.port, snapshot_interval=0.05), SMALL, metrics)
-    agen = src.snapshots()
-    try:
-        await _next(agen)
-        assert any(code == 2104 for _, code, _ in src.errors), "farm OK notice received"
-        fake_tws.broadcast_error(
-            1100, "Connectivity between IB and Trader Workstation has been lost."
-        )
-        await eventually(lambda: src.state == "ib_link_lost", what="1100 handled")
-        assert src.not_ready()
-        fake_tws.broadcast_error(
-            1102,
-            "Connectivity between IB and Trader Workstation has been restored - data maintained.",
-        )
-        await eventually(lambda: src.state == "connected", what="1102 handled")
-        fake_tws.push_ticks(bump=5)
-        snap = await _next(agen)
-        assert len(snap) > 0
-    finally:
-        await agen.aclose()
-        await src.close()
-    assert src.connects == 1, "1100/1102 do not tear the socket down"
-
-
-async def test_data_lost_notice_resubscribes(fake_tws: FakeTWS) -> None:
-    """1101: connectivity restored but market data lost -> the stream is rebuilt."""
-    metrics = DetectorMetrics()
-    src = IBKRSource(_settings(fake_tws.port), SMALL, metrics)
-    agen = src.snapshots()
-    try:
-        await _next(agen)
-        subscribed = len(fake_tws.requests_of(1))
-        fake_tws.broadcast_error(
-            1101, "Connectivity between IB and Trader Workstation has been restored - data lost."
-        )
-        snap = await _next(agen)
-        await eventually(lambda: src.connects == 2, what="stream rebuilt")
-        assert len(fake_tws.requests_of(1)) >= 2 * subscribed, "every line requested again"
-        assert len(snap) > 0
-    finally:
-        await agen.aclose()
-        await src.close()
-
-
 async def test_gateway_to_backend_pipeline(fake_tws: FakeTWS, ingest_sink: IngestSink) -> None:
     """Fake gateway -> IBKR source -> real analytics -> publisher -> ingest sink, with
     readiness following the gateway connection."""
     metrics = DetectorMetrics()
-    src = IBKRSource(_settings(fake_tws.port, snapshot_interval=0.1), SMALL, metrics)
+    src = IBKRSource(ib_settings(fake_tws.port, snapshot_interval=0.1), SMALL, metrics)
     publisher = Publisher(ingest_sink.url, ingest_sink.token, metrics)
     detector = Detector(src, ChainAnalyzer(), metrics, publisher=publisher)
     await publisher.start()
@@ -305,11 +173,11 @@ async def test_shards_snapshot_on_one_wall_clock_grid(fake_tws: FakeTWS) -> None
     interval = 0.5
 
     async def stamps(index: int) -> list[float]:
-        settings = _settings(fake_tws.port, client_id=20 + index, snapshot_interval=interval)
+        settings = ib_settings(fake_tws.port, client_id=20 + index, snapshot_interval=interval)
         src = IBKRSource(settings, ShardSpec(index, 2), DetectorMetrics())
         agen = src.snapshots()
         try:
-            return [(await _next(agen)).ts_epoch for _ in range(5)]
+            return [(await next_snapshot(agen)).ts_epoch for _ in range(5)]
         finally:
             await agen.aclose()
             await src.close()
