@@ -18,8 +18,9 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+from chaos_harness import Harness, OperatorControl, RunResult, Settings
 from chaos_plan import APISERVER_KINDS, BOTS, Kind, Step, plan_runs
-from chaos_steps import APISERVER, Harness, OperatorControl, RunResult, Settings, Steps
+from chaos_steps import APISERVER, Steps
 from chaos_world import Api, RefusedError, create_world, path, recycle_volumes
 from gate_allowance import bot_allowance, running
 from gate_invariant import GateInvariantWatcher

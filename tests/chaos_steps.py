@@ -4,89 +4,35 @@ and how it undoes it. A method per kind, named after it.
 Mixed into chaos_runner.Run, which adds the run's lifecycle (baseline, restore,
 settle) around them. Every write goes through chaos_world.Api as a hand change; the
 deliberate chaos pauses (`time.sleep(step.pause)`) are the only sleeps; waits for the
-world are conditions.
+world are conditions. What a run is given and reports is chaos_harness.py.
 """
 
 from __future__ import annotations
 
-import sys
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import httpx
+from chaos_faults import Refusal, ToggleListener
+from chaos_harness import Harness, RunResult, Settings
 from chaos_plan import Kind, RunPlan, Step
-from chaos_plane import ComponentControl
 from chaos_world import (
     NAMESPACE_PREFIX,
     Api,
-    Refusal,
-    ToggleListener,
     approval_in,
     bot_body,
     gateway_body,
     path,
 )
 from gate_allowance import foreign_template_managers, gateway_runs_spec
-from gate_invariant import GateInvariantWatcher, Violation
+from gate_invariant import GateInvariantWatcher
 from k8s_support import wait_for
 from kube_watch import wait_synced
 from operator_support import credentials, pull_secret
 from spy_operator.api import IBGateway
 
 APISERVER = "kube-apiserver"
-
-
-class OperatorControl(Protocol):
-    """The operator process (operator_support.OperatorProcess fits)."""
-
-    def start(self) -> None: ...
-    def kill(self) -> None: ...
-    def stop(self) -> None: ...
-    def alive(self) -> bool: ...
-
-
-def _stderr(msg: str) -> None:
-    print(f"[chaos] {msg}", file=sys.stderr, flush=True)
-
-
-@dataclass
-class Harness:
-    kubeconfig: Path  # the admin user's
-    operator: OperatorControl
-    operator_user: str | None = None  # its identity; None: no admission refusals
-    operator_kubeconfig: Path | None = None
-    plane: ComponentControl | None = None  # None: no kube-apiserver chaos
-    log: Callable[[str], None] = _stderr
-
-
-@dataclass(frozen=True)
-class Settings:
-    runs: int = 100
-    seed: int = 1
-    steps: int = 4
-    pace: float = 1.0  # scales every chaos pause
-    revert_window: float = 2.0
-    restart_window: float = 5.0
-    max_seconds: float = 5400.0  # no new run starts after this
-    baseline_seconds: float = 30.0
-    settle_seconds: float = 20.0
-    kinds: frozenset[Kind] | None = None  # None: every kind the harness can do
-
-
-@dataclass
-class RunResult:
-    index: int
-    namespace: str
-    steps: list[str]
-    seconds: float = 0.0
-    violations: list[Violation] = field(default_factory=list)
-    baseline_reached: bool = False
-    settled: bool = False
-    errors: list[str] = field(default_factory=list)
 
 
 class Steps:

@@ -5,8 +5,8 @@ Deployment or set of running bot pods that stays above the gate's allowance
 Used by the operator's cluster tests (the `gate_watcher` fixture in
 tests/operator/conftest.py, through operator_support.py) and by the chaos suite
 (chaos_runner.py, bench/chaos.py). The cluster is seen through list+watch caches
-(kube_watch.py), so a sample costs no API call; a sample is taken only while every
-cache is current.
+(kube_watch.py, read by gate_world.ClusterWorld), so a sample costs no API call; a
+sample is taken only while every cache is current.
 
 Windows. An excess must end within `revert_window` seconds of first being seen. While
 nothing can act (the harness declares an `outage()`: the operator or kube-apiserver
@@ -22,9 +22,6 @@ apart as `pod_lag` (kube-controller-manager had not deleted them yet).
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
-import ipaddress
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -33,11 +30,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from gate_allowance import Excess, WorldView, excesses
-from kube_watch import Reflector, api_client, wait_synced
-from spy_operator import constants as c
-from spy_operator.api import SpecError, TradingBot
-from spy_operator.pullsecrets import secret_facts
+from gate_allowance import Excess, excesses
+from gate_world import ClusterWorld
+from kube_watch import api_client, wait_synced
 
 
 @dataclass
@@ -75,85 +70,6 @@ class _Episode:
     worst: Excess
     after_outage: bool = False
     violation: Violation | None = None
-
-
-def _loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
-
-
-def tcp_probe(host: str, port: int, timeout: float = 0.2) -> bool | None:
-    """Connect like the operator's VPN probe does; None for a non-loopback target
-    (this suite sends nothing off the machine, so such a target counts as reachable)."""
-    if not _loopback(host):
-        return None
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-class ClusterWorld:
-    """The reflectors the oracle needs, and one WorldView from their copies."""
-
-    def __init__(self, client_factory: Callable[[], httpx.Client]) -> None:
-        bot_sel = f"{c.LABEL_COMPONENT}={c.COMPONENT[c.KIND_BOT]}"
-        pod_sel = (
-            f"{c.LABEL_COMPONENT} in ({c.COMPONENT[c.KIND_BOT]},{c.COMPONENT[c.KIND_GATEWAY]})"
-        )
-        custom = f"/apis/{c.GROUP}/{c.VERSION}"
-        r = Reflector
-        self.bots = r(client_factory, f"{custom}/tradingbots")
-        self.gateways = r(client_factory, f"{custom}/ibgateways")
-        self.deployments = r(
-            client_factory, "/apis/apps/v1/deployments", {"labelSelector": bot_sel}
-        )
-        self.pods = r(client_factory, "/api/v1/pods", {"labelSelector": pod_sel})
-        self.secrets = r(client_factory, "/api/v1/secrets", reduce=secret_facts)
-        self.halt = r(
-            client_factory,
-            f"/api/v1/namespaces/{c.DEFAULT_OPERATOR_NAMESPACE}/configmaps",
-            {"fieldSelector": f"metadata.name={c.HALT_CONFIGMAP}"},
-        )
-        self.all = [self.bots, self.gateways, self.deployments, self.pods, self.secrets, self.halt]
-
-    def start(self) -> None:
-        for ref in self.all:
-            ref.start()
-
-    def stop(self) -> None:
-        for ref in self.all:
-            ref.stop()
-
-    @property
-    def synced(self) -> bool:
-        return all(ref.synced for ref in self.all)
-
-    def view(self) -> WorldView:
-        bots = self.bots.copy()
-        probes: dict[tuple[str, int], bool] = {}
-        for body in bots.values():
-            try:
-                vpn = TradingBot.from_body(body).vpn
-            except SpecError:
-                continue
-            if vpn is not None and vpn.required and (vpn.host, vpn.port) not in probes:
-                seen = tcp_probe(vpn.host, vpn.port, min(0.2, vpn.timeout))
-                if seen is not None:
-                    probes[(vpn.host, vpn.port)] = seen
-        return WorldView(
-            bots=bots,
-            gateways=self.gateways.copy(),
-            deployments=self.deployments.copy(),
-            pods=self.pods.copy(),
-            secrets=self.secrets.copy(),
-            halted=bool(self.halt.copy()),
-            now=dt.datetime.now(dt.UTC),
-            vpn=probes,
-        )
 
 
 class GateInvariantWatcher(threading.Thread):
