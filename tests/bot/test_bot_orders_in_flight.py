@@ -2,8 +2,7 @@
 halt mid-order cancels, a reconnect mid-order keeps following the order, and shutdown
 cancels what is working and closes the audit.
 
-spy_dev.fake_tws stands in for IB Gateway (the real TWS wire protocol to the real
-ib_async client); each test writes the status the operator would write.
+The fake gateway and the TradingBot's status are set up as test_bot_orders.py says.
 """
 
 from __future__ import annotations

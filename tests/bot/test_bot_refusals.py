@@ -2,8 +2,7 @@
 limit with its reason, NYSE hours, its own TradingBot not armed now, the daily-loss
 halt until a human resets it, and the circuit breaker after consecutive rejects.
 
-spy_dev.fake_tws stands in for IB Gateway (the real TWS wire protocol to the real
-ib_async client); each test writes the status the operator would write.
+The fake gateway and the TradingBot's status are set up as test_bot_orders.py says.
 """
 
 from __future__ import annotations
