@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 SPOT = 600.12
@@ -75,36 +75,31 @@ def anomaly(
     }
 
 
-def build(now: datetime | None = None) -> Seed:
-    now = now or datetime.now(UTC)
-    today = now.date()
-    expiries = [today + timedelta(days=d) for d in (24, 52, 115)]
-    smiles = []
-    for exp in expiries:
-        t = (exp - today).days / 365
-        ks = [round(-0.16 + 0.01 * i, 4) for i in range(25)]
-        wiggle = [0.004 * math.sin(7 * i) for i in range(len(ks))]
-        smiles.append(
-            {
-                "expiry": exp.isoformat(),
-                "t": round(t, 5),
-                "atm_iv": round(smile_iv(0.0, t), 5),
-                "points": {
-                    "k": ks,
-                    "iv": [round(smile_iv(k, t) + w, 5) for k, w in zip(ks, wiggle, strict=True)],
-                },
-                "fit": {"k": ks, "iv": [round(smile_iv(k, t), 5) for k in ks]},
-            }
-        )
-    market = {"ts": ts(now), "symbol": "SPY", "spot": SPOT, "bad_quotes": 2, "expiries": smiles}
+def smile(expiry: date, today: date) -> dict[str, Any]:
+    """One expiry of the market state: a wiggly smile of quotes and its fit."""
+    t = (expiry - today).days / 365
+    ks = [round(-0.16 + 0.01 * i, 4) for i in range(25)]
+    wiggle = [0.004 * math.sin(7 * i) for i in range(len(ks))]
+    return {
+        "expiry": expiry.isoformat(),
+        "t": round(t, 5),
+        "atm_iv": round(smile_iv(0.0, t), 5),
+        "points": {
+            "k": ks,
+            "iv": [round(smile_iv(k, t) + w, 5) for k, w in zip(ks, wiggle, strict=True)],
+        },
+        "fit": {"k": ks, "iv": [round(smile_iv(k, t), 5) for k in ks]},
+    }
 
+
+def gex_state(now: datetime) -> dict[str, Any]:
     strikes = [float(s) for s in range(570, 635, 5)]
     # Dealers short gamma below ~596, long above: the flip sits between.
     gex = [
         round(2.4e8 * math.tanh((s - 596.5) / 12) * math.exp(-(((s - 602) / 25) ** 2)), 0)
         for s in strikes
     ]
-    gex_state = {
+    return {
         "ts": ts(now),
         "symbol": "SPY",
         "spot": SPOT,
@@ -114,6 +109,9 @@ def build(now: datetime | None = None) -> Seed:
         "flip": 596.5,
     }
 
+
+def flow_intervals(now: datetime) -> list[dict[str, Any]]:
+    """The last half hour, one record a minute."""
     flow = []
     for i in range(30):
         # per interval, as the detector sends it: gross premium of each right, and the
@@ -130,9 +128,12 @@ def build(now: datetime | None = None) -> Seed:
                 "put_call_volume_ratio": round(0.8 + 0.1 * math.sin(i / 5), 3),
             }
         )
+    return flow
 
+
+def recent_anomalies(now: datetime, expiries: list[date]) -> list[dict[str, Any]]:
     near = expiries[0].isoformat()
-    anomalies = [
+    return [
         anomaly(now - timedelta(minutes=12), near, 575.0, "P", severity="MEDIUM", iv_bump=0.025),
         anomaly(
             now - timedelta(minutes=7),
@@ -155,4 +156,19 @@ def build(now: datetime | None = None) -> Seed:
             reason="Volume 18,400 is 6.1x open interest (3,020)",
         ),
     ]
-    return Seed(now, [e.isoformat() for e in expiries], market, gex_state, flow, anomalies)
+
+
+def build(now: datetime | None = None) -> Seed:
+    now = now or datetime.now(UTC)
+    today = now.date()
+    expiries = [today + timedelta(days=d) for d in (24, 52, 115)]
+    smiles = [smile(exp, today) for exp in expiries]
+    market = {"ts": ts(now), "symbol": "SPY", "spot": SPOT, "bad_quotes": 2, "expiries": smiles}
+    return Seed(
+        now,
+        [e.isoformat() for e in expiries],
+        market,
+        gex_state(now),
+        flow_intervals(now),
+        recent_anomalies(now, expiries),
+    )
