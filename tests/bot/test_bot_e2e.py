@@ -110,6 +110,49 @@ def audit_lines(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def operator_env(kubectl: Kubectl, namespace: str) -> dict[str, str]:
+    """The environment the operator put in the bot's Deployment."""
+    deployment = kubectl.get("deployment", "bot-bot", namespace)
+    env = {
+        e["name"]: e["value"]
+        for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    # the operator passes spec.risk / spec.strategy (with the schema's defaults filled in)
+    assert RISK.items() <= json.loads(env["SPY_RISK"]).items()
+    assert json.loads(env["SPY_STRATEGY"])["rules"][0]["when"]["kind"] == "iv_residual"
+    return env
+
+
+def detector_env(backend: DevStack) -> dict[str, str]:
+    return {
+        **os.environ,
+        "SPY_SOURCE": "synthetic",
+        "SPY_SYNTHETIC_INTERVAL": "1",
+        "SPY_BACKEND_URL": backend.url,
+        "SPY_BACKEND_TOKEN": backend.ingest_token,
+        "SPY_HTTP_HOST": "127.0.0.1",
+        "SPY_HTTP_PORT": str(free_port()),
+    }
+
+
+async def start_module(module: str, env: dict[str, str], log: Path) -> asyncio.subprocess.Process:
+    """`python -m <module> run`, its stderr to `log`."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", module, "run", env=env,
+        stdout=asyncio.subprocess.DEVNULL, stderr=log.open("wb"),
+    )  # fmt: skip
+
+
+def with_audit_and_logs(exc: AssertionError, audit: Path, logs: list[Path]) -> AssertionError:
+    """The failure, with the audit events counted and the tail of each log."""
+    counts: dict[str, int] = {}
+    for r in audit_lines(audit):
+        key = r["event"] if r["event"] != "decision" else f"decision:{r['reason']}"
+        counts[key] = counts.get(key, 0) + 1
+    tails = {p.name: p.read_text(errors="replace")[-1500:] for p in logs}
+    return AssertionError(f"{exc}\naudit: {counts}\nlogs: {tails}")
+
+
 async def test_detector_to_order_only_while_armed(
     cluster: Cluster,
     kubectl: Kubectl,
@@ -121,14 +164,7 @@ async def test_detector_to_order_only_while_armed(
     paper_world(kubectl, namespace)
     kubectl.apply(bot("bot", armed=False, strategy=STRATEGY, risk=RISK), namespace)
     wait_bot(kubectl, namespace, "bot", 0, "NotArmed")
-    deployment = kubectl.get("deployment", "bot-bot", namespace)
-    env = {
-        e["name"]: e["value"]
-        for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
-    }
-    # the operator passes spec.risk / spec.strategy (with the schema's defaults filled in)
-    assert RISK.items() <= json.loads(env["SPY_RISK"]).items()
-    assert json.loads(env["SPY_STRATEGY"])["rules"][0]["when"]["kind"] == "iv_residual"
+    env = operator_env(kubectl, namespace)
 
     tws = FakeTWS(demo_chain())  # every expiry to 70 days, $1 strikes 450..750
     await tws.start()
@@ -148,41 +184,28 @@ async def test_detector_to_order_only_while_armed(
         "SPY_AUDIT_FILE": str(audit),
         "SPY_ARMED_CHECK_SECONDS": "0.5",
     }
-    detector_env = {
-        **os.environ,
-        "SPY_SOURCE": "synthetic",
-        "SPY_SYNTHETIC_INTERVAL": "1",
-        "SPY_BACKEND_URL": backend.url,
-        "SPY_BACKEND_TOKEN": backend.ingest_token,
-        "SPY_HTTP_HOST": "127.0.0.1",
-        "SPY_HTTP_PORT": str(free_port()),
-    }
-    bot_proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "spy_bot", "run", env=bot_env,
-        stdout=asyncio.subprocess.DEVNULL, stderr=(tmp_path / "bot.log").open("wb"),
-    )  # fmt: skip
-    detector = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "spy_detector", "run", env=detector_env,
-        stdout=asyncio.subprocess.DEVNULL, stderr=(tmp_path / "detector.log").open("wb"),
-    )  # fmt: skip
+    logs = [tmp_path / "bot.log", tmp_path / "detector.log"]
+    bot_proc = await start_module("spy_bot", bot_env, logs[0])
+    detector = await start_module("spy_detector", detector_env(backend), logs[1])
     try:
         await e2e_flow(kubectl, namespace, tws, audit, bot_env, bot_proc)
     except AssertionError as exc:
-        counts: dict[str, int] = {}
-        for r in audit_lines(audit):
-            key = r["event"] if r["event"] != "decision" else f"decision:{r['reason']}"
-            counts[key] = counts.get(key, 0) + 1
-        logs = {
-            p.name: p.read_text(errors="replace")[-1500:]
-            for p in (tmp_path / "bot.log", tmp_path / "detector.log")
-        }
-        raise AssertionError(f"{exc}\naudit: {counts}\nlogs: {logs}") from exc
+        raise with_audit_and_logs(exc, audit, logs) from exc
     finally:
         for proc in (bot_proc, detector):
             if proc.returncode is None:
                 proc.kill()
                 await proc.wait()
         await tws.stop()
+
+
+def set_armed(kubectl: Kubectl, namespace: str, armed: bool) -> None:
+    patch = json.dumps({"spec": {"armed": armed}})
+    kubectl("patch", "tradingbot", "bot", "-n", namespace, "--type=merge", "-p", patch)
+
+
+def refusals(audit: Path, reason: str) -> list[dict[str, Any]]:
+    return [r for r in audit_lines(audit) if r["event"] == "decision" and r["reason"] == reason]
 
 
 async def e2e_flow(
@@ -194,69 +217,20 @@ async def e2e_flow(
     bot_proc: asyncio.subprocess.Process,
 ) -> None:
     # disarmed: signals arrive and are refused, nothing reaches the gateway
-    def refusals(reason: str) -> list[dict[str, Any]]:
-        return [r for r in audit_lines(audit) if r["event"] == "decision" and r["reason"] == reason]
-
-    await until("a refusal while disarmed", lambda: refusals("NotArmed"), within=120)
+    await until("a refusal while disarmed", lambda: refusals(audit, "NotArmed"), within=120)
     assert tws.book.placed() == [] and tws.book.what_ifs, (
         "refused after the what-if, before any order"
     )
 
     # arm: the operator opens the gate; the bot's own check now passes
-    kubectl(
-        "patch",
-        "tradingbot",
-        "bot",
-        "-n",
-        namespace,
-        "--type=merge",
-        "-p",
-        '{"spec": {"armed": true}}',
-    )
+    set_armed(kubectl, namespace, True)
     await asyncio.to_thread(wait_bot, kubectl, namespace, "bot", 1, "Armed")
-    await until("an order at the fake gateway", tws.book.placed, within=60)
-    lines = audit_lines(audit)
-    orders = [r for r in lines if r["event"] == "order"]
-    assert orders and {o["order_ref"] for o in orders} <= {o.order_ref for o in tws.book.placed()}
-    refs = [o.order_ref for o in tws.book.placed()]
-    assert len(refs) == len(set(refs)), "one order per signal"
-    # probes and metrics, like the detector's
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{bot_env['SPY_HTTP_PORT']}") as http:
-        assert (await http.get("/healthz")).status_code == 200
-        ready = await http.get("/readyz")
-        assert ready.status_code == 200, ready.text
-        metrics = (await http.get("/metrics")).text
-    assert 'spy_bot_decisions_total{decision="order",reason="Accepted"}' in metrics
-    assert "spy_bot_armed 1.0" in metrics
+    await orders_placed_while_armed(tws, audit, bot_env["SPY_HTTP_PORT"])
 
     # disarm: Deployment to 0, and the running bot cancels what is still working
-    kubectl(
-        "patch",
-        "tradingbot",
-        "bot",
-        "-n",
-        namespace,
-        "--type=merge",
-        "-p",
-        '{"spec": {"armed": false}}',
-    )
+    set_armed(kubectl, namespace, False)
     await asyncio.to_thread(wait_bot, kubectl, namespace, "bot", 0, "NotArmed")
-    await until(
-        "every order cancelled",
-        lambda: all(o.status != "Submitted" for o in tws.book.placed()),
-        within=20,
-    )
-    assert {o.status for o in tws.book.placed()} == {"Cancelled"}
-    cancels = [r for r in audit_lines(audit) if r["event"] == "cancel"]
-    assert {c["order_ref"] for c in cancels} == {o.order_ref for o in tws.book.placed()}
-    placed_before = len(tws.book.placed())
-    n_refused = len(refusals("NotArmed"))
-    await until(
-        "signals refused again after the disarm",
-        lambda: len(refusals("NotArmed")) > n_refused,
-        within=60,
-    )
-    assert len(tws.book.placed()) == placed_before
+    await orders_cancelled_and_refused_again(tws, audit)
 
     # every signal seen has exactly one decision
     lines = audit_lines(audit)
@@ -268,3 +242,39 @@ async def e2e_flow(
     bot_proc.send_signal(signal.SIGTERM)
     assert await asyncio.wait_for(bot_proc.wait(), 15) == 0
     assert audit_lines(audit)[-1]["event"] == "shutdown"
+
+
+async def orders_placed_while_armed(tws: FakeTWS, audit: Path, http_port: str) -> None:
+    await until("an order at the fake gateway", tws.book.placed, within=60)
+    lines = audit_lines(audit)
+    orders = [r for r in lines if r["event"] == "order"]
+    assert orders and {o["order_ref"] for o in orders} <= {o.order_ref for o in tws.book.placed()}
+    refs = [o.order_ref for o in tws.book.placed()]
+    assert len(refs) == len(set(refs)), "one order per signal"
+    # probes and metrics, like the detector's
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{http_port}") as http:
+        assert (await http.get("/healthz")).status_code == 200
+        ready = await http.get("/readyz")
+        assert ready.status_code == 200, ready.text
+        metrics = (await http.get("/metrics")).text
+    assert 'spy_bot_decisions_total{decision="order",reason="Accepted"}' in metrics
+    assert "spy_bot_armed 1.0" in metrics
+
+
+async def orders_cancelled_and_refused_again(tws: FakeTWS, audit: Path) -> None:
+    await until(
+        "every order cancelled",
+        lambda: all(o.status != "Submitted" for o in tws.book.placed()),
+        within=20,
+    )
+    assert {o.status for o in tws.book.placed()} == {"Cancelled"}
+    cancels = [r for r in audit_lines(audit) if r["event"] == "cancel"]
+    assert {c["order_ref"] for c in cancels} == {o.order_ref for o in tws.book.placed()}
+    placed_before = len(tws.book.placed())
+    n_refused = len(refusals(audit, "NotArmed"))
+    await until(
+        "signals refused again after the disarm",
+        lambda: len(refusals(audit, "NotArmed")) > n_refused,
+        within=60,
+    )
+    assert len(tws.book.placed()) == placed_before
