@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 from delivery_support import CHART, run, tool
@@ -151,23 +152,34 @@ def _secret_files(k: Kubectl, name: str, keys: dict[str, Path]) -> None:
         path.chmod(0o600)
 
 
-def start_sa_operator(release: Release) -> SaOperator:
-    """`python -m spy_operator` with the chart Deployment's own args and env (mount
-    paths mapped to local copies of the Secrets), as the ServiceAccount."""
-    k = release.kubectl
-    dep = k.get("deployment", SA, RELEASE_NS)
-    container = dep["spec"]["template"]["spec"]["containers"][0]
-    mounts = release.log_dir / "mounts"
-    _secret_files(k, f"{FULLNAME}-approval-key", {"key": mounts / "approval" / "key"})
+def copy_mounted_secrets(k: Kubectl, mounts: Path) -> Material:
+    """The Secrets the chart's Deployment mounts, copied under `mounts` (for
+    /etc/spyoptions), as the webhook material the operator will serve with."""
+    approval_key = mounts / "approval" / "key"
+    webhook = mounts / "webhook"
+    _secret_files(k, f"{FULLNAME}-approval-key", {"key": approval_key})
     _secret_files(
         k,
         WEBHOOK_SECRET,
         {
-            "tls.crt": mounts / "webhook" / "tls.crt",
-            "tls.key": mounts / "webhook" / "tls.key",
-            "ca.crt": mounts / "webhook" / "ca.crt",
+            "tls.crt": webhook / "tls.crt",
+            "tls.key": webhook / "tls.key",
+            "ca.crt": webhook / "ca.crt",
         },
     )
+    return Material(
+        approval_key,
+        webhook / "tls.crt",
+        webhook / "tls.key",
+        (webhook / "ca.crt").read_bytes(),
+    )
+
+
+def deployment_command(
+    container: dict[str, Any], mounts: Path, sa_kubeconfig: Path
+) -> tuple[list[str], dict[str, str]]:
+    """(args, env) of the chart's operator container, mount paths mapped under
+    `mounts`, for a process on loopback authenticated by `sa_kubeconfig`."""
 
     def local(value: str) -> str:
         return value.replace("/etc/spyoptions", str(mounts))
@@ -176,7 +188,7 @@ def start_sa_operator(release: Release) -> SaOperator:
     env = dict(os.environ)
     env.update({e["name"]: local(e["value"]) for e in container["env"] if "value" in e})
     env.update(
-        KUBECONFIG=str(release.sa_kubeconfig),
+        KUBECONFIG=str(sa_kubeconfig),
         SPY_METRICS_ADDR="127.0.0.1",
         SPY_VPN_PROBE_TTL="0.5",
         SPY_LEASE_SECONDS="5",
@@ -190,6 +202,18 @@ def start_sa_operator(release: Release) -> SaOperator:
         "--webhook-host=127.0.0.1",
         f"--webhook-port={WEBHOOK_PORT}",
     ]
+    return args, env
+
+
+def start_sa_operator(release: Release) -> SaOperator:
+    """`python -m spy_operator` with the chart Deployment's own args and env (mount
+    paths mapped to local copies of the Secrets), as the ServiceAccount."""
+    k = release.kubectl
+    dep = k.get("deployment", SA, RELEASE_NS)
+    container = dep["spec"]["template"]["spec"]["containers"][0]
+    mounts = release.log_dir / "mounts"
+    material = copy_mounted_secrets(k, mounts)
+    args, env = deployment_command(container, mounts, release.sa_kubeconfig)
     log = release.log_dir / "operator-sa.log"
     with log.open("ab") as out:
         proc = subprocess.Popen(
@@ -199,13 +223,6 @@ def start_sa_operator(release: Release) -> SaOperator:
             stderr=subprocess.STDOUT,
         )
     op = SaOperator(proc, log)
-    webhook = mounts / "webhook"
-    material = Material(
-        mounts / "approval" / "key",
-        webhook / "tls.crt",
-        webhook / "tls.key",
-        (webhook / "ca.crt").read_bytes(),
-    )
     try:
         # Verified against the chart's CA: the same check the apiserver makes.
         wait_serving(WEBHOOK_PORT, material, proc, timeout=60)

@@ -165,17 +165,7 @@ def test_gate_core_scenarios_as_the_chart_service_account(
 ) -> None:
     k = release.kubectl  # the humans (admin) apply; only the operator (the SA) acts
     ns = WATCHED
-    # paper_world() with a longer wait: the gateway's pod must be scheduled, bound to a
-    # volume and Ready, which takes longer than 30 s on this machine under load.
-    k.apply(pull_secret(), ns)
-    k.apply(credentials(), ns)
-    k.apply(gateway("gw"), ns)
-    wait_for(
-        "gateway gw Ready",
-        lambda: condition(k.get("ibgateway", "gw", ns), "Ready").get("status") == "True",
-        120,
-        0.5,
-    )
+    apply_ready_gateway(k, ns)
     # Through the chart's approval webhook (admin is the release's GitOps identity),
     # signed with the chart's key, verified by the operator with the same mounted key.
     k.apply(bot("b1"), ns)
@@ -192,21 +182,7 @@ def test_gate_core_scenarios_as_the_chart_service_account(
     wait_bot(k, ns, "b1", 0, "NotArmed", timeout=60)
     k("patch", "-n", ns, "tradingbot/b1", "--type=merge", "-p", '{"spec":{"armed":true}}')
     wait_bot(k, ns, "b1", 1, "Armed", timeout=60)
-    # The global halt lives in the operator namespace, which is the release namespace.
-    k(
-        "-n",
-        RELEASE_NS,
-        "create",
-        "configmap",
-        c.HALT_CONFIGMAP,
-        "--from-literal=reason=chart drill",
-    )
-    try:
-        tb = wait_bot(k, ns, "b1", 0, "GlobalHalt", timeout=30)
-        assert "chart drill" in tb["status"]["message"]
-    finally:
-        k("-n", RELEASE_NS, "delete", "configmap", c.HALT_CONFIGMAP)
-    wait_bot(k, ns, "b1", 1, "Armed", timeout=60)
+    global_halt_drill(k, ns)
     # An approval expires with nobody editing anything.
     k.apply(bot("exp", expires_in=20), ns)
     wait_bot(k, ns, "exp", 1, "Armed", timeout=60)
@@ -221,17 +197,56 @@ def test_gate_core_scenarios_as_the_chart_service_account(
     assert lease is not None and lease["spec"]["holderIdentity"]
     if release.cluster.state is not None:
         # The audit log (writes only) proves the writes came from the ServiceAccount.
-        writers = set()
-        for line in Path(release.cluster.state.audit_log).read_text().splitlines():
-            event = json.loads(line)
-            ref = event.get("objectRef", {})
-            ours = ref.get("namespace") == ns and ref.get("resource") in (
-                "deployments",
-                "tradingbots",
-            )
-            if ours and event["user"]["username"] != "admin":
-                writers.add(event["user"]["username"])
+        writers = bot_writers(Path(release.cluster.state.audit_log), ns)
         assert writers == {SA_USER}, writers
+
+
+def apply_ready_gateway(k: Kubectl, ns: str) -> None:
+    """paper_world() with a longer wait: the gateway's pod must be scheduled, bound to a
+    volume and Ready, which takes longer than 30 s on this machine under load."""
+    k.apply(pull_secret(), ns)
+    k.apply(credentials(), ns)
+    k.apply(gateway("gw"), ns)
+    wait_for(
+        "gateway gw Ready",
+        lambda: condition(k.get("ibgateway", "gw", ns), "Ready").get("status") == "True",
+        120,
+        0.5,
+    )
+
+
+def global_halt_drill(k: Kubectl, ns: str) -> None:
+    """b1 stops for the halt and re-arms when it is lifted. The global halt lives in the
+    operator namespace, which is the release namespace."""
+    k(
+        "-n",
+        RELEASE_NS,
+        "create",
+        "configmap",
+        c.HALT_CONFIGMAP,
+        "--from-literal=reason=chart drill",
+    )
+    try:
+        tb = wait_bot(k, ns, "b1", 0, "GlobalHalt", timeout=30)
+        assert "chart drill" in tb["status"]["message"]
+    finally:
+        k("-n", RELEASE_NS, "delete", "configmap", c.HALT_CONFIGMAP)
+    wait_bot(k, ns, "b1", 1, "Armed", timeout=60)
+
+
+def bot_writers(audit_log: Path, ns: str) -> set[str]:
+    """Who other than admin wrote the bots or their Deployments in `ns`."""
+    writers = set()
+    for line in audit_log.read_text().splitlines():
+        event = json.loads(line)
+        ref = event.get("objectRef", {})
+        ours = ref.get("namespace") == ns and ref.get("resource") in (
+            "deployments",
+            "tradingbots",
+        )
+        if ours and event["user"]["username"] != "admin":
+            writers.add(event["user"]["username"])
+    return writers
 
 
 def test_chart_webhook_refuses_an_approval_for_someone_else(
