@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 from azure_support import GENERATOR, outputs_for
-from strongswan_support import Lab, missing_tools, run, wait_for
+from strongswan_support import Charon, Lab, missing_tools, run, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -112,9 +112,9 @@ def probe_from(lab: Lab, host: str, port: int, timeout: float) -> dict[str, obje
     return result
 
 
-def test_operator_probe_reaches_the_far_side_only_through_the_tunnel(
-    lab: Lab, tmp_path: Path
-) -> None:
+def swanctl_configs(lab: Lab, tmp_path: Path) -> tuple[Path, Path]:
+    """(onprem, azure) configs: onprem's generated from Terraform-shaped outputs, the
+    Azure stand-in's written by hand, with one fresh PSK."""
     psk = secrets.token_urlsafe(36)
     outputs = tmp_path / "outputs.json"
     outputs.write_text(json.dumps(outputs_for(lab.azure_public, lab.onprem_public, psk)))
@@ -124,23 +124,44 @@ def test_operator_probe_reaches_the_far_side_only_through_the_tunnel(
     azure_conf.write_text(
         AZURE_SIDE.format(azure=lab.azure_public, onprem=lab.onprem_public, psk=psk)
     )
+    return onprem_conf, azure_conf
 
-    port = 4002  # IB Gateway's API port; only inside the test's namespace
-    listener = subprocess.Popen(
-        [
-            "ip",
-            "netns",
-            "exec",
-            lab.azure,
-            sys.executable,
-            "-c",
-            LISTENER,
-            lab.azure_host,
-            str(port),
-        ],
+
+def start_listener(lab: Lab, port: int) -> subprocess.Popen[str]:
+    """A TCP listener on an address of the Azure VNet range, inside the azure namespace."""
+    in_azure = ["ip", "netns", "exec", lab.azure]
+    return subprocess.Popen(
+        [*in_azure, sys.executable, "-c", LISTENER, lab.azure_host, str(port)],
         stdout=subprocess.PIPE,
         text=True,
     )
+
+
+def bring_up_tunnel(lab: Lab, onprem_conf: Path, azure_conf: Path) -> tuple[Charon, Charon]:
+    """(onprem, azure) charons, once onprem's CHILD_SA is installed with the pinned
+    proposals and traffic selectors."""
+    azure = lab.charon(lab.azure)
+    azure.load(azure_conf)
+    onprem = lab.charon(lab.onprem)
+    onprem.load(onprem_conf)  # start_action = start: it initiates on load
+
+    def child_installed() -> bool:
+        return "INSTALLED" in onprem.swanctl("--list-sas", check=False).stdout
+
+    wait_for(child_installed, 20, "the CHILD_SA to be installed (see charon.log in tmp_path)")
+    sas = onprem.swanctl("--list-sas").stdout
+    assert "ESTABLISHED, IKEv2" in sas
+    assert "ESP:AES_GCM_16-256" in sas
+    assert "192.168.50.0/24" in sas and "10.60.0.0/16" in sas
+    return onprem, azure
+
+
+def test_operator_probe_reaches_the_far_side_only_through_the_tunnel(
+    lab: Lab, tmp_path: Path
+) -> None:
+    onprem_conf, azure_conf = swanctl_configs(lab, tmp_path)
+    port = 4002  # IB Gateway's API port; only inside the test's namespace
+    listener = start_listener(lab, port)
     try:
         assert listener.stdout is not None
         assert listener.stdout.readline().strip() == "listening"
@@ -149,20 +170,7 @@ def test_operator_probe_reaches_the_far_side_only_through_the_tunnel(
         before = probe_from(lab, lab.azure_host, port, 1.0)
         assert before["ok"] is False, before
 
-        azure = lab.charon(lab.azure)
-        azure.load(azure_conf)
-        onprem = lab.charon(lab.onprem)
-        onprem.load(onprem_conf)  # start_action = start: it initiates on load
-
-        def child_installed() -> bool:
-            return "INSTALLED" in onprem.swanctl("--list-sas", check=False).stdout
-
-        wait_for(child_installed, 20, "the CHILD_SA to be installed (see charon.log in tmp_path)")
-        sas = onprem.swanctl("--list-sas").stdout
-        assert "ESTABLISHED, IKEv2" in sas
-        assert "ESP:AES_GCM_16-256" in sas
-        assert "192.168.50.0/24" in sas and "10.60.0.0/16" in sas
-
+        onprem, azure = bring_up_tunnel(lab, onprem_conf, azure_conf)
         up = probe_from(lab, lab.azure_host, port, 3.0)
         assert up["ok"] is True, up
         # The listener saw the onprem protected address, not the veth one: the
