@@ -18,7 +18,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import pytest
@@ -90,35 +90,78 @@ def test_demo_runs_the_paper_bot_while_armed(tmp_path: Path) -> None:
         demo(state_dir, "down", timeout=180)
 
 
-def demo_flow(state_dir: Path, output: str) -> None:
-    export = printed(output, "export PATH=").removeprefix("export PATH=").strip()
-    path = export.replace("$PATH", os.environ["PATH"])
-    assert "kubectl spyoptions approve" in output and "kubectl spyoptions arm" in output
-    approve = printed(output, "kubectl spyoptions approve")
-    arm = printed(output, "kubectl spyoptions arm")
-    disarm = printed(output, "kubectl spyoptions disarm")
-    assert "kubeconfig-bob" in approve and "kubeconfig-alice" in arm, "bob approves, alice arms"
-    audit_file = Path(printed(output, "Bot audit log:").split(":", 1)[1].strip())
-    supervisor = state_dir / "bot.json"
-    assert json.loads(supervisor.read_text())["pid"] is None, "no bot before it is armed"
+class Printed(NamedTuple):
+    """What the demo's output tells the user to run, and where the bot audits."""
 
-    run_printed(approve, path)
-    assert json.loads(supervisor.read_text())["pid"] is None, "approval alone runs nothing"
-    run_printed(arm, path)
+    path: str  # $PATH with the demo's kubectl plugin dir first
+    approve: str
+    arm: str
+    disarm: str
+    audit_file: Path
+
+
+def printed_commands(output: str) -> Printed:
+    export = printed(output, "export PATH=").removeprefix("export PATH=").strip()
+    assert "kubectl spyoptions approve" in output and "kubectl spyoptions arm" in output
+    commands = Printed(
+        path=export.replace("$PATH", os.environ["PATH"]),
+        approve=printed(output, "kubectl spyoptions approve"),
+        arm=printed(output, "kubectl spyoptions arm"),
+        disarm=printed(output, "kubectl spyoptions disarm"),
+        audit_file=Path(printed(output, "Bot audit log:").split(":", 1)[1].strip()),
+    )
+    assert "kubeconfig-bob" in commands.approve and "kubeconfig-alice" in commands.arm, (
+        "bob approves, alice arms"
+    )
+    return commands
+
+
+def bot_pid(state_dir: Path) -> int | None:
+    """The bot process the supervisor (spy_dev.demo_bot) runs, if any."""
+    pid: int | None = json.loads((state_dir / "bot.json").read_text())["pid"]
+    return pid
+
+
+def demo_flow(state_dir: Path, output: str) -> None:
+    cmd = printed_commands(output)
+    assert bot_pid(state_dir) is None, "no bot before it is armed"
+
+    run_printed(cmd.approve, cmd.path)
+    assert bot_pid(state_dir) is None, "approval alone runs nothing"
+    run_printed(cmd.arm, cmd.path)
     wait_for(
         "the bot process started by the gate's replica",
-        lambda: json.loads(supervisor.read_text())["pid"] is not None,
+        lambda: bot_pid(state_dir) is not None,
         60,
     )
-    pid = json.loads(supervisor.read_text())["pid"]
+    pid = bot_pid(state_dir)
+    assert pid is not None
     wait_for(
         "a paper order in the bot's audit log",
-        lambda: any(r["event"] == "order" for r in audit(audit_file)),
+        lambda: any(r["event"] == "order" for r in audit(cmd.audit_file)),
         180,
     )
-    order = next(r for r in audit(audit_file) if r["event"] == "order")
+    order = next(r for r in audit(cmd.audit_file) if r["event"] == "order")
     assert order["bot"] == "spy-paper/mean-reversion"
-    # It reached the fake gateway: the stand-in prints every order it receives.
+    order_seen_everywhere(state_dir, cmd.audit_file, order)
+
+    run_printed(cmd.disarm, cmd.path)
+
+    def stopped() -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return bot_pid(state_dir) is None
+        return False
+
+    wait_for("the bot process stopped after the disarm", stopped, 60)
+    assert audit(cmd.audit_file)[-1]["event"] == "shutdown", "a clean SIGTERM exit"
+
+
+def order_seen_everywhere(state_dir: Path, audit_file: Path, order: dict[str, Any]) -> None:
+    """The bot's order reached the fake gateway, the backend's audit trail, `demo
+    orders` and the supervisor's log."""
+    # The stand-in gateway prints every order it receives.
     tws_log = (state_dir / "logs" / "fake-tws.log").read_text()
     received = rf"\[fake-tws\] order {order['order_id']} .* ref {order['order_ref']}"
     assert re.search(received, tws_log), tws_log[-2000:]
@@ -143,15 +186,3 @@ def demo_flow(state_dir: Path, output: str) -> None:
         lambda: order["order_ref"] in (state_dir / "logs" / "demo-bot.log").read_text(),
         10,
     )
-
-    run_printed(disarm, path)
-
-    def stopped() -> bool:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return json.loads(supervisor.read_text())["pid"] is None
-        return False
-
-    wait_for("the bot process stopped after the disarm", stopped, 60)
-    assert audit(audit_file)[-1]["event"] == "shutdown", "a clean SIGTERM exit"
