@@ -17,6 +17,8 @@ from typing import Any
 import kopf
 from spy_dev.fake_kube import FakeApiServer, GoneError, WatchEvent
 from spy_operator import handlers
+from spy_operator.controller import Controller
+from spy_operator.world import World
 
 Body = dict[str, Any]
 
@@ -91,8 +93,8 @@ class FakeIndex:
 
 
 class KopfPlayback:
-    """Feeds list and watch events to the indices and handlers. The state it shares
-    with `Harness` is set in `Harness.__init__`."""
+    """Feeds list and watch events to the indices and handlers. `Harness.__init__`
+    sets `api` and calls `_init_playback` for the rest of this state."""
 
     api: FakeApiServer
     indices: dict[str, FakeIndex]
@@ -106,6 +108,22 @@ class KopfPlayback:
     _contributed: dict[tuple[int, tuple[str, str, str]], tuple[FakeIndex, list[Any]]]
     _changed: asyncio.Event
     _tasks: list[asyncio.Task[None]]
+
+    def _init_playback(self, controller: Controller) -> None:
+        """Empty indices, the memo the handlers read the controller from, and a watch
+        that starts running from the first list."""
+        names = {*World.ALL, *(w.index.__name__ for w in WATCHERS)}
+        self.indices = {name: FakeIndex() for name in names}
+        self.memo = SimpleNamespace(controller=controller)
+        self.watching = True
+        self._paused = set()
+        self._held = {}
+        self.relists = 0
+        self._cursor = 0
+        self._seen = {}  # object -> resourceVersion
+        self._contributed = {}
+        self._changed = asyncio.Event()
+        self._tasks = []
 
     async def _watch(self) -> None:
         while True:

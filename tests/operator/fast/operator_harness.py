@@ -17,12 +17,11 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections.abc import Callable
-from types import SimpleNamespace
 from typing import Any
 
 import operator_support as support
-from kopf_playback import WATCHERS, FakeIndex, KopfPlayback
-from spy_dev.fake_kube import FakeApiServer, FakeKube, WatchEvent
+from kopf_playback import KopfPlayback
+from spy_dev.fake_kube import FakeApiServer, FakeKube
 from spy_operator import constants as c
 from spy_operator.context import Context
 from spy_operator.controller import Controller
@@ -92,22 +91,7 @@ class Harness(KopfPlayback):
         self.api = api or FakeApiServer(clock=loop.time)
         self.kube = FakeKube(self.api, user=user)
         self.world = World(clock=loop.time)
-        self.ctx = Context(
-            kube=self.kube,
-            world=self.world,
-            prober=NoProber(),  # type: ignore[arg-type]
-            clock=lambda: EPOCH + dt.timedelta(seconds=loop.time()),
-        )
-        if hasattr(self.ctx, "monotonic"):  # the RTT pacing clock (main since 3065eb8)
-            self.ctx.monotonic = loop.time
-        if api is None and hasattr(self.ctx, "approval_key"):
-            # The approval webhook (main since 5204e17) as kube-apiserver would call it:
-            # the operator's own respond(), with `admin` as the GitOps identity, so one
-            # write may carry an approval and arm (as the cluster tests do).
-            self.ctx.approval_key = APPROVAL_KEY
-            self.api.mutating.append(_approval_webhook(self.ctx.clock))
-        elif hasattr(self.ctx, "approval_key"):
-            self.ctx.approval_key = APPROVAL_KEY
+        self.ctx = self._context(loop, approval_webhook=api is None)
         self.leader: LeaderElector | None = None
         if leader:
             self.leader = LeaderElector(
@@ -126,18 +110,26 @@ class Harness(KopfPlayback):
             self.leader.on_elected = self.controller.enqueue_all
             leader_ = self.leader
             self.kube.may_write = lambda: leader_.is_leader
-        names = {*World.ALL, *(w.index.__name__ for w in WATCHERS)}
-        self.indices = {name: FakeIndex() for name in names}
-        self.memo = SimpleNamespace(controller=self.controller)
-        self.watching = True
-        self._paused: set[str] = set()
-        self._held: dict[str, list[WatchEvent]] = {}
-        self.relists = 0
-        self._cursor = 0
-        self._seen: dict[tuple[str, str, str], str] = {}  # object -> resourceVersion
-        self._contributed: dict[tuple[int, tuple[str, str, str]], tuple[FakeIndex, list[Any]]] = {}
-        self._changed = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
+        self._init_playback(self.controller)
+
+    def _context(self, loop: asyncio.AbstractEventLoop, *, approval_webhook: bool) -> Context:
+        """The operator's Context on the harness's clocks, with the approval key."""
+        ctx = Context(
+            kube=self.kube,
+            world=self.world,
+            prober=NoProber(),  # type: ignore[arg-type]
+            clock=lambda: EPOCH + dt.timedelta(seconds=loop.time()),
+        )
+        if hasattr(ctx, "monotonic"):  # the RTT pacing clock (main since 3065eb8)
+            ctx.monotonic = loop.time
+        if hasattr(ctx, "approval_key"):
+            ctx.approval_key = APPROVAL_KEY
+            if approval_webhook:
+                # The approval webhook (main since 5204e17) as kube-apiserver would call
+                # it: the operator's own respond(), with `admin` as the GitOps identity,
+                # so one write may carry an approval and arm (as the cluster tests do).
+                self.api.mutating.append(_approval_webhook(ctx.clock))
+        return ctx
 
     # ------------------------------------------------------------------ running
     async def start(self) -> Harness:
