@@ -19,7 +19,6 @@ if TYPE_CHECKING:
 
 
 @dataclass
-@dataclass
 class Sub:
     """One reqMktData subscription (a market data line)."""
 
@@ -120,9 +119,11 @@ def send_details(
     primary: str,
     multiplier: str = "",
 ) -> None:
-    """contractDetails (10) for one contract. One call, one field per line, on purpose:
-    the order of the fields is the protocol (ib_async's decoder at v176), and this is
-    the place to read it."""
+    """contractDetails (10) for one contract.
+
+    Long on purpose (issue 7): one call, one field per line, because the order of the
+    fields is the protocol (ib_async's decoder at v176) and this is the place to read it.
+    """
     local = (
         symbol if sec_type == "STK" else f"{symbol}  {expiry[2:]}{right}{int(strike * 1000):08d}"
     )
@@ -132,42 +133,42 @@ def send_details(
         req_id,
         symbol,
         sec_type,
-        last_times,
+        last_times,  # lastTradeDateOrContractMonth (with time and zone)
         strike if strike else "",
         right,
-        "SMART",
-        "USD",
-        local,
-        symbol,
-        symbol,
+        "SMART",  # exchange
+        "USD",  # currency
+        local,  # localSymbol
+        symbol,  # marketName
+        symbol,  # tradingClass
         con_id,
-        0.01,
+        0.01,  # minTick
         multiplier,
-        "ACTIVETIM,LMT,MKT",
-        "SMART,AMEX,CBOE",
-        1,
-        UNDERLYING_CONID if sec_type == "OPT" else 0,
+        "ACTIVETIM,LMT,MKT",  # orderTypes
+        "SMART,AMEX,CBOE",  # validExchanges
+        1,  # priceMagnifier
+        UNDERLYING_CONID if sec_type == "OPT" else 0,  # underConId
         long_name,
-        primary,
-        expiry[:6],
-        "",
-        "",
-        "",
-        "US/Eastern",
-        "",
-        "",
-        "",
-        "",  # tradingHours, liquidHours, evRule, evMultiplier
+        primary,  # primaryExchange
+        expiry[:6],  # contractMonth
+        "",  # industry
+        "",  # category
+        "",  # subcategory
+        "US/Eastern",  # timeZoneId
+        "",  # tradingHours
+        "",  # liquidHours
+        "",  # evRule
+        "",  # evMultiplier
         0,  # numSecIds
-        1,
-        symbol if sec_type == "OPT" else "",
-        "STK" if sec_type == "OPT" else "",
-        "26",
-        expiry,
-        "",  # aggGroup, underSymbol, underSecType, marketRuleIds, realExp, stockType
-        1,
-        1,
-        1,  # minSize, sizeIncrement, suggestedSizeIncrement
+        1,  # aggGroup
+        symbol if sec_type == "OPT" else "",  # underSymbol
+        "STK" if sec_type == "OPT" else "",  # underSecType
+        "26",  # marketRuleIds
+        expiry,  # realExpirationDate
+        "",  # stockType
+        1,  # minSize
+        1,  # sizeIncrement
+        1,  # suggestedSizeIncrement
     )
 
 
