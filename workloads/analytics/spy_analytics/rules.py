@@ -30,7 +30,7 @@ from .types import AnomalyKind
 
 
 def iv_residual(f: Frame, cfg: IVResidualConfig) -> list[Finding]:
-    """z = (iv_mid - iv_fit) / sigma (sigma: `frame._implied_vols`). Out-of-the-money
+    """z = (iv_mid - iv_fit) / sigma (sigma: `quote_iv.quote_ivs`). Out-of-the-money
     quotes always; in-the-money ones through the IV of their mid less the estimated
     early-exercise premium (``test_itm``), whose uncertainty is part of sigma."""
     if not cfg.enabled:

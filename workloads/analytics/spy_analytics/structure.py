@@ -123,8 +123,8 @@ def flip_level(spot: float, curve: FloatArray, flip_range: float) -> float | Non
 def _net_gamma(
     f: Frame, rows: NDArray[np.intp], weight: FloatArray, levels: FloatArray
 ) -> FloatArray:
-    """``sum_i w_i gamma_i(L)`` at every spot level ``L`` (gamma as in `_gamma` of
-    `spy_analytics.frame`, Hull ch. 19): with ``d1 = ln(L) / sd + c_i``,
+    """``sum_i w_i gamma_i(L)`` at every spot level ``L`` (gamma as in `gamma` of
+    `spy_analytics.model`, Hull ch. 19): with ``d1 = ln(L) / sd + c_i``,
     ``c_i = (-ln K + (r - q) t) / sd + sd / 2``, it is
     ``(1 / L) sum_i (w_i e^{-q t} / (sd sqrt(2 pi))) e^{-d1^2 / 2}``: a rows x levels
     exponential and one matrix-vector product. Rows whose terms are not finite are
