@@ -43,3 +43,39 @@ def test_row_median_equals_the_row_sort(width: int, data: st.DataObject) -> None
 
 def test_row_median_without_columns_is_nan() -> None:
     assert np.isnan(_row_median([], 3)).all()
+
+
+def _plain_search(haystack: np.ndarray, needles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    pos = np.minimum(np.searchsorted(haystack, needles), haystack.size - 1)
+    return pos, haystack[pos] == needles
+
+
+def test_search_keys_reuses_only_answers_to_the_same_keys() -> None:
+    from spy_analytics.contracts import build_index, search_keys
+    from spy_analytics.synthetic import SyntheticMarket
+
+    snap = SyntheticMarket(3).next_snapshot().snapshot
+    index = build_index(snap)
+    rng = np.random.default_rng(0)
+    keys = np.sort(rng.choice(index.keys, index.keys.size // 2, replace=False))
+    for haystack in (keys, keys.copy(), np.sort(np.r_[keys[1:], keys[0] + 1])):
+        pos, found = search_keys(haystack, index.keys, index, "test")
+        want_pos, want_found = _plain_search(haystack, index.keys)
+        np.testing.assert_array_equal(pos, want_pos)
+        np.testing.assert_array_equal(found, want_found)
+    assert not pos.flags.writeable  # shared with later calls
+
+
+def test_first_row_is_what_a_key_lookup_finds() -> None:
+    from spy_analytics.chain import ChainSnapshot
+    from spy_analytics.contracts import build_index
+    from spy_analytics.synthetic import SyntheticMarket
+
+    snap = SyntheticMarket(4).next_snapshot().snapshot
+    # duplicate rows: the lookup finds the first of them in key order
+    snap = snap.take(np.r_[np.arange(len(snap)), np.arange(0, len(snap), 7)])
+    assert isinstance(snap, ChainSnapshot)
+    index = build_index(snap)
+    order = index.key_order
+    pos, _found = _plain_search(index.keys[order], index.keys)
+    np.testing.assert_array_equal(index.first_row, order[pos])

@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .config import AnalyzerConfig
-from .contracts import ContractIndex, restrict
+from .contracts import ContractIndex, restrict, search_keys
 from .frame import Frame
 
 FloatArray = NDArray[np.float64]
@@ -48,10 +48,16 @@ class BaselineState:
     def __len__(self) -> int:
         return int(self.keys.shape[0])
 
-    def lookup(self, keys: NDArray[np.int64]) -> tuple[NDArray[np.intp], NDArray[np.bool_]]:
-        """Index into this state for each key, and whether the key is present."""
+    def lookup(
+        self, keys: NDArray[np.int64], index: ContractIndex | None = None
+    ) -> tuple[NDArray[np.intp], NDArray[np.bool_]]:
+        """Index into this state for each key, and whether the key is present; with
+        ``index`` (the contract set of ``keys``) the answer is reused while the state
+        holds the same keys (`contracts.search_keys`)."""
         if len(self) == 0:
             return np.zeros(keys.shape, dtype=np.intp), np.zeros(keys.shape, dtype=np.bool_)
+        if index is not None:
+            return search_keys(self.keys, keys, index, "baseline")
         idx = np.searchsorted(self.keys, keys)
         idx = np.minimum(idx, len(self) - 1)
         return idx, self.keys[idx] == keys
@@ -116,7 +122,7 @@ def updated(
         spread_n=sn1,
     )
     today = int(np.datetime64(f.snap.ts.date().isoformat(), "D").astype(np.int64))
-    return _merge_state(new, state, today)
+    return _merge_state(new, state, today, index)
 
 
 def _ewma_volume(
@@ -160,14 +166,19 @@ def _ewma_spread(
     return sm1, sn0 + usable.astype(np.int64)
 
 
-def _merge_state(new: BaselineState, old: BaselineState, today: int) -> BaselineState:
+def _merge_state(
+    new: BaselineState, old: BaselineState, today: int, index: ContractIndex
+) -> BaselineState:
     """``new`` (sorted by key) plus the contracts of ``old`` it does not hold, sorted
     by key; contracts that expired before ``today`` (days since epoch) leave the state
     (it does not grow for ever)."""
     parts = [new]
     if len(old):
-        at = np.minimum(np.searchsorted(new.keys, old.keys), max(len(new) - 1, 0))
-        keep = new.keys[at] != old.keys if len(new) else np.ones(len(old), bool)
+        keep = (
+            ~search_keys(new.keys, old.keys, index, "merge")[1]
+            if len(new)
+            else np.ones(len(old), bool)
+        )
         parts.append(old)
     else:
         keep = np.zeros(0, bool)

@@ -19,7 +19,7 @@ from scipy.special import ndtr
 
 from .chain import SECONDS_PER_YEAR, ChainSnapshot
 from .config import AnalyzerConfig, BoundsConfig
-from .contracts import contract_index, restrict
+from .contracts import ContractIndex, contract_index, restrict
 from .dividends import pv_dividends
 from .forward import implied_forward
 from .model import model_at_fit
@@ -75,6 +75,12 @@ class Frame:
     #: price change that brings each quote from its own spot to the snapshot's:
     #: delta (S - spot_q), 0 where unknown (static-arbitrage rules compare quotes)
     sync: FloatArray
+    #: bid and ask moved by ``sync`` to the snapshot's spot (quotes a second apart on a
+    #: moving SPY compared as of one spot)
+    bid_sync: FloatArray
+    ask_sync: FloatArray
+    #: what a quote's spot is not known to within, in USD: abs_delta x spot_unc
+    sync_unc: FloatArray
     #: usable rows sorted by (expiry, right, strike) - verticals and butterflies
     by_strike: IntArray
     #: position of each row in ``by_strike`` (-1: not usable)
@@ -87,13 +93,19 @@ class Frame:
     by_maturity: IntArray
 
 
-def build_frame(snap: ChainSnapshot, cfg: AnalyzerConfig, prev_spot: float | None = None) -> Frame:
+def build_frame(
+    snap: ChainSnapshot,
+    cfg: AnalyzerConfig,
+    prev_spot: float | None = None,
+    index: ContractIndex | None = None,
+) -> Frame:
     """All per-contract arrays of ``snap``; ``prev_spot`` (the previous snapshot's
     spot) bounds how far the spot moved under quotes when the snapshot has no spot
-    history (`_spot_uncertainty`)."""
+    history (`_spot_uncertainty`); ``index``: the snapshot's `ContractIndex` when the
+    caller has it."""
     # ~70 lines: a third of them is the Frame's keyword list; the steps are helpers
     n = len(snap)
-    index = contract_index(snap)
+    index = index if index is not None else contract_index(snap)
     group = index.group
     group_t = (index.group_close - snap.ts_epoch) / SECONDS_PER_YEAR
     t = group_t[group]
@@ -156,6 +168,9 @@ def build_frame(snap: ChainSnapshot, cfg: AnalyzerConfig, prev_spot: float | Non
         eep=m.eep,
         abs_delta=m.abs_delta,
         sync=m.sync,
+        bid_sync=snap.bid + m.sync,
+        ask_sync=snap.ask + m.sync,
+        sync_unc=m.abs_delta * spot_unc,
         by_strike=by_strike,
         by_pair=orders["by_pair"],
         by_maturity=orders["by_maturity"],

@@ -89,21 +89,17 @@ def _neighbour_median(f: Frame, values: FloatArray, rows: IntArray, m: int) -> F
     p = f.strike_pos[rows]
     if order.size == 0:
         return np.full(rows.size, np.nan)
-    # ``order`` and ``key`` padded with m + 1 entries each side, so every neighbour
-    # position (of unusable rows too, p = -1) is in range; the padding's side key -1
-    # matches no row (keys are >= 0), as a position off the end matched none
-    pad = m + 1
-    key_pad = np.concatenate([np.full(pad, -1), key, np.full(pad, -1)])
-    order_pad = np.concatenate([np.zeros(pad, np.intp), order, np.zeros(pad, np.intp)])
-    own = key_pad[p + pad]
     usable = p >= 0
+    own = np.take(key, p, mode="clip")
     cols = []
     for off in range(1, m + 1):
         for sign in (-1, 1):
             col = np.full(rows.size, np.nan)
-            src = p + (pad + sign * off)
-            same = usable & (key_pad[src] == own)
-            np.copyto(col, values[order_pad[src]], where=same)
+            src = p + sign * off
+            # 0 <= src < size in one comparison: a negative intp is huge as uintp
+            same = usable & (src.view(np.uintp) < order.size)
+            same &= np.take(key, src, mode="clip") == own
+            np.copyto(col, values[np.take(order, src, mode="clip")], where=same)
             cols.append(col)
     return _row_median(cols, rows.size)
 

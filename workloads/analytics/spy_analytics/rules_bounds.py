@@ -27,13 +27,13 @@ from .rule_base import (
 from .types import AnomalyKind
 
 
-def _deviation(f: Frame, rows: IntArray) -> FloatArray:
+def _deviation(f: Frame, resid: FloatArray, rows: IntArray) -> FloatArray:
     """How far a quote's mid is off the model, in half spreads, after removing the
     model error its strike neighbours share (the median of their mid - model over
     two strikes each side, same expiry and right): a smooth model error (an early-
     exercise premium under- or overestimated, a smile slightly off) moves every leg of
-    a spread alike, a mispriced leg stands out from its neighbours."""
-    resid = f.mid - f.model
+    a spread alike, a mispriced leg stands out from its neighbours. ``resid``: mid -
+    model of every row."""
     local = _neighbour_median(f, resid, rows, 2)
     dev: FloatArray = np.abs(resid[rows] - np.nan_to_num(local)) / np.maximum(f.half[rows], 0.005)
     return np.nan_to_num(dev, nan=0.0)
@@ -41,7 +41,8 @@ def _deviation(f: Frame, rows: IntArray) -> FloatArray:
 
 def _blame(f: Frame, *candidates: IntArray) -> IntArray:
     """For each tuple of rows, the one whose quote deviates most from the model."""
-    devs = np.stack([_deviation(f, c) for c in candidates])
+    resid = f.mid - f.model
+    devs = np.stack([_deviation(f, resid, c) for c in candidates])
     rows = np.stack(candidates)
     pick: IntArray = rows[np.argmax(devs, axis=0), np.arange(rows.shape[1])]
     return pick
@@ -151,7 +152,7 @@ def early_exercise(f: Frame, cfg: BoundsConfig) -> list[Finding]:
     intrinsic = np.where(call, spot - strike, strike - spot)
     lower = np.maximum(np.maximum(intrinsic, fwd_lower), 0.0)
     upper = np.where(call, spot, strike)
-    widen = f.abs_delta[rows] * f.spot_unc[rows]
+    widen = f.sync_unc[rows]
     brk_lo = lower - s.ask[rows] - widen
     brk_hi = s.bid[rows] - upper - widen
     brk = np.maximum(brk_lo, brk_hi)
@@ -174,14 +175,14 @@ def early_exercise(f: Frame, cfg: BoundsConfig) -> list[Finding]:
 def _synced(f: Frame) -> tuple[FloatArray, FloatArray]:
     """Bid and ask moved from each quote's own spot to the snapshot's (`Frame.sync`):
     legs quoted a second apart on a moving SPY are compared as of one spot."""
-    return f.snap.bid + f.sync, f.snap.ask + f.sync
+    return f.bid_sync, f.ask_sync
 
 
 def _sync_unc(f: Frame, *legs: IntArray) -> FloatArray:
     """What the legs' spots are not known to within, in USD (|delta| x spot_unc)."""
     total: FloatArray = np.zeros(legs[0].shape[0])
     for x in legs:
-        total += f.abs_delta[x] * f.spot_unc[x]
+        total += f.sync_unc[x]
     return total
 
 
