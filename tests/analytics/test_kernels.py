@@ -79,3 +79,30 @@ def test_first_row_is_what_a_key_lookup_finds() -> None:
     order = index.key_order
     pos, _found = _plain_search(index.keys[order], index.keys)
     np.testing.assert_array_equal(index.first_row, order[pos])
+
+
+def test_adjacency_is_recomputed_for_another_usable_mask() -> None:
+    from spy_analytics.adjacency import adjacency
+    from spy_analytics.contracts import build_index, restrict
+    from spy_analytics.synthetic import SyntheticMarket
+
+    snap = SyntheticMarket(5).next_snapshot().snapshot
+    index = build_index(snap)
+    rng = np.random.default_rng(1)
+    for _ in range(3):
+        usable = rng.random(len(snap)) < 0.8
+        adj = adjacency(index, usable)
+        assert adjacency(index, usable.copy()) is adj  # same rows usable: reused
+        order = restrict(index.by_pair, usable)
+        a, b = order[:-1], order[1:]
+        g, k, c = index.group, index.strike, index.is_call
+        pair = (g[a] == g[b]) & (k[a] == k[b]) & ~c[a] & c[b]
+        np.testing.assert_array_equal(adj.pair_put, a[pair])
+        np.testing.assert_array_equal(adj.pair_call, b[pair])
+        order = restrict(index.by_maturity, usable)
+        near, far = order[:-1], order[1:]
+        cal = (k[near] == k[far]) & (c[near] == c[far])
+        np.testing.assert_array_equal(adj.calendar_near, near[cal])
+        lo = restrict(index.by_strike, usable)
+        assert (adj.strike_pos[lo] == np.arange(lo.size)).all()
+        assert (adj.strike_pos[~usable] == -1).all()

@@ -77,7 +77,7 @@ def priors(state: BaselineState, pos: NDArray[np.intp], known: NDArray[np.bool_]
     def prior(values: NDArray[Any], fill: float) -> FloatArray:
         if len(state) == 0:
             return np.full(n, fill)
-        return np.where(known, values[pos], fill).astype(np.float64)
+        return np.where(known, values[pos], fill).astype(np.float64, copy=False)
 
     return Priors(
         inc_mean=prior(state.inc_mean, np.nan),
@@ -172,21 +172,24 @@ def _merge_state(
     """``new`` (sorted by key) plus the contracts of ``old`` it does not hold, sorted
     by key; contracts that expired before ``today`` (days since epoch) leave the state
     (it does not grow for ever)."""
-    parts = [new]
-    if len(old):
-        keep = (
-            ~search_keys(new.keys, old.keys, index, "merge")[1]
-            if len(new)
-            else np.ones(len(old), bool)
-        )
-        parts.append(old)
+    if len(old) and len(new):
+        keep = ~search_keys(new.keys, old.keys, index, "merge")[1]
     else:
-        keep = np.zeros(0, bool)
+        keep = np.ones(len(old), bool)
     fields = ("keys", "last_volume", "inc_mean", "inc_var", "inc_n", "spread_mean", "spread_n")
+    carried = bool(keep.any())
     cols = {
-        name: np.concatenate([getattr(new, name)] + [getattr(p, name)[keep] for p in parts[1:]])
+        name: np.concatenate([getattr(new, name), getattr(old, name)[keep]])
+        if carried
+        else getattr(new, name)  # `updated` built these arrays for this state alone
         for name in fields
     }
-    alive = cols["keys"] // 10**10 >= today
-    order = np.argsort(cols["keys"][alive], kind="stable")
-    return BaselineState(**{name: col[alive][order] for name, col in cols.items()})
+    alive = cols["keys"] >= today * 10**10  # the expiry day (keys // 10**10) >= today
+    if not alive.all():
+        cols = {name: col[alive] for name, col in cols.items()}
+    keys = cols["keys"]
+    if carried or not bool(np.all(keys[1:] > keys[:-1])):
+        order = np.argsort(keys, kind="stable")
+        cols = {name: col[order] for name, col in cols.items()}
+    # else: ``new``'s keys alone, unique and in key order already (the sort is the identity)
+    return BaselineState(**cols)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import threading
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -52,11 +53,9 @@ class ContractIndex:
     by_strike: IntArray
     by_pair: IntArray
     by_maturity: IntArray
-    #: the last answers of `search_keys` per use, reused while asked about the same keys
-    #: (a live chain's baseline holds the same keys snapshot after snapshot)
-    memo: dict[str, tuple[NDArray[np.int64], NDArray[np.int64], IntArray, BoolArray]] = field(
-        default_factory=dict, repr=False
-    )
+    #: what was last derived from this contract set, per use (`search_keys`,
+    #: `adjacency.adjacency`), reused while asked about the same arrays
+    memo: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @functools.cached_property
     def first_row(self) -> IntArray:

@@ -17,9 +17,10 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.special import ndtr
 
+from .adjacency import Adjacency, adjacency
 from .chain import SECONDS_PER_YEAR, ChainSnapshot
 from .config import AnalyzerConfig, BoundsConfig
-from .contracts import ContractIndex, contract_index, restrict
+from .contracts import ContractIndex, contract_index
 from .dividends import pv_dividends
 from .forward import implied_forward
 from .model import model_at_fit
@@ -81,16 +82,9 @@ class Frame:
     ask_sync: FloatArray
     #: what a quote's spot is not known to within, in USD: abs_delta x spot_unc
     sync_unc: FloatArray
-    #: usable rows sorted by (expiry, right, strike) - verticals and butterflies
-    by_strike: IntArray
-    #: position of each row in ``by_strike`` (-1: not usable)
-    strike_pos: IntArray
-    #: expiry group * 2 + is_call of each ``by_strike`` entry (same side of a chain)
-    strike_side: IntArray
-    #: usable rows sorted by (expiry, strike, right) - put-call pairs
-    by_pair: IntArray
-    #: usable rows sorted by (right, strike, expiry) - calendars
-    by_maturity: IntArray
+    #: usable rows next to each other: sort orders, put-call pairs, verticals,
+    #: butterflies, calendars (`spy_analytics.adjacency`)
+    adjacent: Adjacency
 
 
 def build_frame(
@@ -111,16 +105,13 @@ def build_frame(
     t = group_t[group]
     usable, skipped = screen(snap, t, cfg.quality, index)
     strike, call = snap.strike, snap.is_call
-    orders = {
-        name: restrict(getattr(index, name), usable)
-        for name in ("by_strike", "by_pair", "by_maturity")
-    }
+    adjacent = adjacency(index, usable)
     with np.errstate(all="ignore"):
         mid = 0.5 * (snap.bid + snap.ask)
         half = 0.5 * (snap.ask - snap.bid)
         spot_q = snap.spot_at(snap.quote_ts)
         spot_unc = _spot_uncertainty(snap, cfg.bounds, prev_spot)
-        fw = _forwards(snap, cfg, group_t, group, orders["by_pair"], mid, spot_q)
+        fw = _forwards(snap, cfg, group_t, group, adjacent, mid, spot_q)
         k = np.log(strike / fw.fwd)
         z = scaled_moneyness(k, np.where(t > 0.0, t, np.nan))
     otm = usable & np.where(call, strike >= fw.fwd, strike < fw.fwd)
@@ -135,9 +126,6 @@ def build_frame(
     if cfg.iv_residual.test_itm:
         itm = usable & ~otm & np.isfinite(m.fit_iv)
         quote_ivs(ivs, itm, m.eep, m.abs_delta, iv, sigma, vega_vol=m.fit_iv)
-    by_strike = orders["by_strike"]
-    strike_pos = np.full(n, -1, dtype=np.intp)
-    strike_pos[by_strike] = np.arange(by_strike.size)
     return Frame(
         snap=snap,
         usable=usable,
@@ -160,8 +148,6 @@ def build_frame(
         carry=fw.carry,
         spot_q=spot_q,
         spot_unc=spot_unc,
-        strike_pos=strike_pos,
-        strike_side=(group[by_strike] * 2 + call[by_strike]).astype(np.intp),
         fit_iv=m.fit_iv,
         model=m.model,
         gamma=m.gamma,
@@ -171,9 +157,7 @@ def build_frame(
         bid_sync=snap.bid + m.sync,
         ask_sync=snap.ask + m.sync,
         sync_unc=m.abs_delta * spot_unc,
-        by_strike=by_strike,
-        by_pair=orders["by_pair"],
-        by_maturity=orders["by_maturity"],
+        adjacent=adjacent,
     )
 
 
@@ -193,7 +177,7 @@ def _forwards(
     cfg: AnalyzerConfig,
     group_t: FloatArray,
     group: IntArray,
-    by_pair: IntArray,
+    adjacent: Adjacency,
     mid: FloatArray,
     spot_q: FloatArray,
 ) -> _Forwards:
@@ -210,8 +194,9 @@ def _forwards(
     # a quote priced off another spot sees a forward moved one-for-one (grown)
     shift = (spot_q - spot) * grow
     if cfg.forward.implied_from_parity:
+        pairs = (adjacent.pair_put, adjacent.pair_call)
         fwd_ref = implied_forward(
-            snap, mid, t_safe, fwd_ref, shift, group, by_pair, cfg.forward, spot_q, expiry_epoch
+            snap, mid, t_safe, fwd_ref, shift, group, pairs, cfg.forward, spot_q, expiry_epoch
         )
     carry = r - np.log(fwd_ref / spot) / t_safe
     return _Forwards(fwd_ref + shift, fwd_ref, carry, expiry_epoch)

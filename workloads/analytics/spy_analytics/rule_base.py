@@ -85,8 +85,8 @@ def _neighbour_median(f: Frame, values: FloatArray, rows: IntArray, m: int) -> F
     """Median of ``values`` over the ``m`` usable strikes on each side of each row
     (same expiry and right; NaN when there is none), for the given rows only: the
     cost is in ``rows`` (the frame holds each row's place in ``by_strike``)."""
-    order, key = f.by_strike, f.strike_side
-    p = f.strike_pos[rows]
+    order, key = f.adjacent.by_strike, f.adjacent.strike_side
+    p = f.adjacent.strike_pos[rows]
     if order.size == 0:
         return np.full(rows.size, np.nan)
     usable = p >= 0

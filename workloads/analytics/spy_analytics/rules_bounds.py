@@ -96,12 +96,10 @@ def parity(f: Frame, cfg: BoundsConfig) -> list[Finding]:
     if not cfg.parity_enabled:
         return []
     s = f.snap
-    order = f.by_pair
-    a, b = order[:-1], order[1:]
-    pair = (f.group[a] == f.group[b]) & (s.strike[a] == s.strike[b]) & ~s.is_call[a] & s.is_call[b]
+    put, call = f.adjacent.pair_put, f.adjacent.pair_call
     fresh = fresh_quotes(f, cfg)
-    pair &= fresh[a] & fresh[b]
-    put, call = a[pair], b[pair]
+    both = fresh[put] & fresh[call]
+    put, call = put[both], call[both]
     strike, t = s.strike[call], f.t[call]
     disc = np.exp(-s.rate * t)
     widen = _sync_unc(f, call, put)
@@ -195,10 +193,7 @@ def call_spread(f: Frame, cfg: StaticArbConfig) -> list[Finding]:
     if not cfg.call_spread_enabled:
         return []
     s = f.snap
-    order = f.by_strike
-    lo, hi = order[:-1], order[1:]
-    same = (f.group[lo] == f.group[hi]) & (s.is_call[lo] == s.is_call[hi])
-    lo, hi = lo[same], hi[same]
+    lo, hi = f.adjacent.vertical_lo, f.adjacent.vertical_hi
     call = s.is_call[lo]
     width = s.strike[hi] - s.strike[lo]
     bid, ask = _synced(f)
@@ -233,15 +228,7 @@ def butterfly(f: Frame, cfg: StaticArbConfig) -> list[Finding]:
     if not cfg.butterfly_enabled:
         return []
     s = f.snap
-    order = f.by_strike
-    a, b, c = order[:-2], order[1:-1], order[2:]
-    same = (
-        (f.group[a] == f.group[c])
-        & (f.group[a] == f.group[b])
-        & (s.is_call[a] == s.is_call[c])
-        & (s.is_call[a] == s.is_call[b])
-    )
-    a, b, c = a[same], b[same], c[same]
+    a, b, c = f.adjacent.fly_lo, f.adjacent.fly_mid, f.adjacent.fly_hi
     k1, k2, k3 = s.strike[a], s.strike[b], s.strike[c]
     w1 = (k3 - k2) / (k3 - k1)
     w3 = (k2 - k1) / (k3 - k1)
@@ -268,10 +255,7 @@ def calendar(f: Frame, cfg: StaticArbConfig) -> list[Finding]:
     if not cfg.calendar_enabled:
         return []
     s = f.snap
-    order = f.by_maturity
-    near, far = order[:-1], order[1:]
-    same = (s.strike[near] == s.strike[far]) & (s.is_call[near] == s.is_call[far])
-    near, far = near[same], far[same]
+    near, far = f.adjacent.calendar_near, f.adjacent.calendar_far
     if s.context_expiries:
         # a detector shard: a pair is checked by the shard that owns its near leg (the
         # far leg may be the context expiry after it), so each adjacent pair once

@@ -1,0 +1,103 @@
+"""Which usable rows sit next to each other on the chain: the orders the rules walk
+and the put-call pairs, verticals, butterflies and calendars they compare.
+
+Who calls this: `spy_analytics.frame` (once per snapshot); `rules_bounds` (parity and
+the static-arbitrage rules) and `forward.implied_forward` (put-call pairs) read the
+result from the frame. It depends only on the contract set (`ContractIndex`) and on
+which quotes are usable, so the last answer is kept on the index and reused while the
+same rows are usable (checked by equality, one pass over a bool mask): a live chain's
+usable set rarely changes between snapshots.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .contracts import ContractIndex, restrict
+
+IntArray = NDArray[np.intp]
+BoolArray = NDArray[np.bool_]
+
+
+class Adjacency(NamedTuple):
+    """Row numbers (read-only arrays) of the usable rows of one snapshot."""
+
+    #: the usable mask these were built for
+    usable: BoolArray
+    #: usable rows sorted by (expiry, right, strike), (expiry, strike, right) and
+    #: (right, strike, expiry), as `ContractIndex`'s orders restricted to them
+    by_strike: IntArray
+    by_pair: IntArray
+    by_maturity: IntArray
+    #: position of each row in ``by_strike`` (-1: not usable)
+    strike_pos: IntArray
+    #: expiry group * 2 + is_call of each ``by_strike`` entry (same side of a chain)
+    strike_side: IntArray
+    #: put-call pairs: put and call of one expiry and strike, adjacent in ``by_pair``
+    pair_put: IntArray
+    pair_call: IntArray
+    #: verticals: strikes adjacent in ``by_strike``, same expiry and right
+    vertical_lo: IntArray
+    vertical_hi: IntArray
+    #: butterflies: three strikes adjacent in ``by_strike``, same expiry and right
+    fly_lo: IntArray
+    fly_mid: IntArray
+    fly_hi: IntArray
+    #: calendars: expiries adjacent in ``by_maturity``, same strike and right
+    calendar_near: IntArray
+    calendar_far: IntArray
+
+
+def adjacency(index: ContractIndex, usable: BoolArray) -> Adjacency:
+    """The `Adjacency` of ``usable`` rows of ``index``'s contract set (cached: the
+    last answer per index, while ``usable`` is the same)."""
+    last = index.memo.get("adjacency")
+    if isinstance(last, Adjacency) and np.array_equal(last.usable, usable):
+        return last
+    built = _build(index, usable.copy())
+    for arr in built:
+        arr.setflags(write=False)  # shared with later snapshots
+    index.memo["adjacency"] = built
+    return built
+
+
+def _build(index: ContractIndex, usable: BoolArray) -> Adjacency:
+    group, strike, call = index.group, index.strike, index.is_call
+    by_strike, by_pair, by_maturity = (
+        restrict(order, usable) for order in (index.by_strike, index.by_pair, index.by_maturity)
+    )
+    strike_pos = np.full(usable.shape[0], -1, dtype=np.intp)
+    strike_pos[by_strike] = np.arange(by_strike.size)
+    a, b = by_pair[:-1], by_pair[1:]
+    pair = (group[a] == group[b]) & (strike[a] == strike[b]) & ~call[a] & call[b]
+    lo, hi = by_strike[:-1], by_strike[1:]
+    vertical = (group[lo] == group[hi]) & (call[lo] == call[hi])
+    f1, f2, f3 = by_strike[:-2], by_strike[1:-1], by_strike[2:]
+    fly = (
+        (group[f1] == group[f3])
+        & (group[f1] == group[f2])
+        & (call[f1] == call[f3])
+        & (call[f1] == call[f2])
+    )
+    near, far = by_maturity[:-1], by_maturity[1:]
+    calendar = (strike[near] == strike[far]) & (call[near] == call[far])
+    return Adjacency(
+        usable=usable,
+        by_strike=by_strike,
+        by_pair=by_pair,
+        by_maturity=by_maturity,
+        strike_pos=strike_pos,
+        strike_side=(group[by_strike] * 2 + call[by_strike]).astype(np.intp),
+        pair_put=a[pair],
+        pair_call=b[pair],
+        vertical_lo=lo[vertical],
+        vertical_hi=hi[vertical],
+        fly_lo=f1[fly],
+        fly_mid=f2[fly],
+        fly_hi=f3[fly],
+        calendar_near=near[calendar],
+        calendar_far=far[calendar],
+    )
