@@ -49,6 +49,9 @@ class Adjacency(NamedTuple):
     #: calendars: expiries adjacent in ``by_maturity``, same strike and right
     calendar_near: IntArray
     calendar_far: IntArray
+    #: per m: where the m usable strikes each side of every usable row are
+    #: (`rule_base._usable_neighbour_median`), filled on first use
+    neighbours: dict[int, list[tuple[IntArray, BoolArray]]]
 
 
 def adjacency(index: ContractIndex, usable: BoolArray) -> Adjacency:
@@ -58,7 +61,7 @@ def adjacency(index: ContractIndex, usable: BoolArray) -> Adjacency:
     if isinstance(last, Adjacency) and np.array_equal(last.usable, usable):
         return last
     built = _build(index, usable.copy())
-    for arr in built:
+    for arr in built[:-1]:
         arr.setflags(write=False)  # shared with later snapshots
     index.memo["adjacency"] = built
     return built
@@ -100,4 +103,5 @@ def _build(index: ContractIndex, usable: BoolArray) -> Adjacency:
         fly_hi=f3[fly],
         calendar_near=near[calendar],
         calendar_far=far[calendar],
+        neighbours={},
     )

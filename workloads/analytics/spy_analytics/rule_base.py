@@ -13,6 +13,7 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
+from .adjacency import Adjacency
 from .config import (
     SeverityBands,
 )
@@ -21,6 +22,7 @@ from .types import AnomalyKind, Severity
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.intp]
+BoolArray = NDArray[np.bool_]
 
 _SEVERITIES = (Severity.LOW, Severity.MEDIUM, Severity.HIGH)
 
@@ -85,23 +87,47 @@ def _neighbour_median(f: Frame, values: FloatArray, rows: IntArray, m: int) -> F
     """Median of ``values`` over the ``m`` usable strikes on each side of each row
     (same expiry and right; NaN when there is none), for the given rows only: the
     cost is in ``rows`` (the frame holds each row's place in ``by_strike``)."""
-    order, key = f.adjacent.by_strike, f.adjacent.strike_side
-    p = f.adjacent.strike_pos[rows]
+    return _median_over(values, _neighbours(f.adjacent, rows, m), rows.size)
+
+
+def _usable_neighbour_median(f: Frame, values: FloatArray, m: int) -> tuple[IntArray, FloatArray]:
+    """`_neighbour_median` of every usable row: (the rows, their medians). Where each
+    usable row's neighbours are depends only on the frame's `Adjacency`, so it is
+    kept there per ``m`` (reused while the same rows are usable)."""
+    adj = f.adjacent
+    rows = np.flatnonzero(f.usable)
+    if not np.array_equal(f.usable, adj.usable):  # a frame with a narrowed mask
+        return rows, _neighbour_median(f, values, rows, m)
+    if m not in adj.neighbours:
+        adj.neighbours[m] = _neighbours(adj, rows, m)
+    return rows, _median_over(values, adj.neighbours[m], rows.size)
+
+
+def _neighbours(adj: Adjacency, rows: IntArray, m: int) -> list[tuple[IntArray, BoolArray]]:
+    """Per neighbour (1 .. m strikes below and above): each row's neighbour row
+    (clipped into range) and whether it is one (usable, same expiry and right)."""
+    order, key = adj.by_strike, adj.strike_side
+    p = adj.strike_pos[rows]
     if order.size == 0:
-        return np.full(rows.size, np.nan)
+        return []
     usable = p >= 0
     own = np.take(key, p, mode="clip")
-    cols = []
+    out = []
     for off in range(1, m + 1):
         for sign in (-1, 1):
-            col = np.full(rows.size, np.nan)
             src = p + sign * off
             # 0 <= src < size in one comparison: a negative intp is huge as uintp
             same = usable & (src.view(np.uintp) < order.size)
             same &= np.take(key, src, mode="clip") == own
-            np.copyto(col, values[np.take(order, src, mode="clip")], where=same)
-            cols.append(col)
-    return _row_median(cols, rows.size)
+            out.append((np.take(order, src, mode="clip"), same))
+    return out
+
+
+def _median_over(
+    values: FloatArray, neighbours: list[tuple[IntArray, BoolArray]], n: int
+) -> FloatArray:
+    cols = [np.where(same, values[src], np.nan) for src, same in neighbours]
+    return _row_median(cols, n)
 
 
 def _row_median(cols: list[FloatArray], n: int) -> FloatArray:
