@@ -106,3 +106,29 @@ def test_adjacency_is_recomputed_for_another_usable_mask() -> None:
         lo = restrict(index.by_strike, usable)
         assert (adj.strike_pos[lo] == np.arange(lo.size)).all()
         assert (adj.strike_pos[~usable] == -1).all()
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data())
+def test_curve_points_are_sorted_as_by_a_stable_lexsort(data: st.DataObject) -> None:
+    from types import SimpleNamespace
+
+    from spy_analytics.curves import _by_expiry_and_moneyness
+
+    n = data.draw(st.integers(min_value=1, max_value=30))
+    group = np.array(data.draw(st.lists(st.integers(0, 3), min_size=n, max_size=n)))
+    strike = np.array(data.draw(st.lists(st.integers(90, 110), min_size=n, max_size=n)), float)
+    call = np.array(data.draw(st.lists(st.booleans(), min_size=n, max_size=n)))
+    # k rises with the strike (the usual case), or is drawn freely (ties, NaN)
+    if data.draw(st.booleans()):
+        k = np.log(strike / 100.0)
+    else:
+        k = np.array(data.draw(st.lists(_VALUES, min_size=n, max_size=n)), float)
+    rows = np.array(data.draw(st.lists(st.booleans(), min_size=n, max_size=n)))
+    by_strike = np.lexsort((strike, call, group))  # (expiry, right, strike), stable
+    f = SimpleNamespace(adjacent=SimpleNamespace(by_strike=by_strike), group=group, k=k)
+    pts = np.flatnonzero(rows)
+    with np.errstate(all="ignore"):
+        want = pts[np.lexsort((k[pts], group[pts]))]
+        got = _by_expiry_and_moneyness(f, rows)  # type: ignore[arg-type]
+    np.testing.assert_array_equal(got, want)

@@ -11,7 +11,7 @@ usable set rarely changes between snapshots.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -49,9 +49,9 @@ class Adjacency(NamedTuple):
     #: calendars: expiries adjacent in ``by_maturity``, same strike and right
     calendar_near: IntArray
     calendar_far: IntArray
-    #: per m: where the m usable strikes each side of every usable row are
-    #: (`rule_base._usable_neighbour_median`), filled on first use
-    neighbours: dict[int, list[tuple[IntArray, BoolArray]]]
+    #: what the rules derive from these rows alone, filled on first use (where each
+    #: usable row's strike neighbours are, `rule_base`; strike groups, `structure`)
+    derived: dict[str, Any]
 
 
 def adjacency(index: ContractIndex, usable: BoolArray) -> Adjacency:
@@ -103,5 +103,5 @@ def _build(index: ContractIndex, usable: BoolArray) -> Adjacency:
         fly_hi=f3[fly],
         calendar_near=near[calendar],
         calendar_far=far[calendar],
-        neighbours={},
+        derived={},
     )

@@ -9,7 +9,9 @@ nearest half, then evenly spaced over the rest of the term structure) and
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import NDArray
 
+from .contracts import restrict
 from .frame import Frame
 from .smile import Z_SCALE_VOL
 from .types import SmileCurve
@@ -39,8 +41,7 @@ def smile_curves(f: Frame) -> tuple[SmileCurve, ...]:
     gi = np.repeat(fitted, _FIT_POINTS + 1)
     fit = np.round(f.smile.evaluate(gi, zs.ravel()).reshape(fitted.size, -1), 6)
     ks = np.round(zs * Z_SCALE_VOL * np.sqrt(f.group_t[fitted])[:, None], 6)
-    pts = np.flatnonzero(f.otm & np.isfinite(f.iv))
-    pts = pts[np.lexsort((f.k[pts], f.group[pts]))]
+    pts = _by_expiry_and_moneyness(f, f.otm & np.isfinite(f.iv))
     bounds = np.searchsorted(f.group[pts], np.arange(n_groups + 1))
     k_round = np.round(f.k[pts], 6)
     iv_round = np.round(f.iv[pts], 6)
@@ -62,3 +63,20 @@ def smile_curves(f: Frame) -> tuple[SmileCurve, ...]:
             )
         )
     return tuple(curves)
+
+
+def _by_expiry_and_moneyness(f: Frame, rows: NDArray[np.bool_]) -> NDArray[np.intp]:
+    """The ``rows`` sorted by (expiry group, k), ties in row order (a stable sort).
+
+    The out-of-the-money quotes of an expiry are its puts then its calls, each by
+    strike, and k = ln(K/F) rises with the strike: so the usable rows' (expiry, right,
+    strike) order restricted to them is that sort whenever (group, k) strictly rises
+    along it (then the sort has one answer); otherwise they are sorted."""
+    cand = restrict(f.adjacent.by_strike, rows)
+    g, k = f.group[cand], f.k[cand]
+    rises = (g[1:] > g[:-1]) | ((g[1:] == g[:-1]) & (k[1:] > k[:-1]))
+    if rises.all():
+        return cand
+    pts = np.flatnonzero(rows)
+    out: NDArray[np.intp] = pts[np.lexsort((f.k[pts], f.group[pts]))]
+    return out

@@ -98,9 +98,10 @@ def _usable_neighbour_median(f: Frame, values: FloatArray, m: int) -> tuple[IntA
     rows = np.flatnonzero(f.usable)
     if not np.array_equal(f.usable, adj.usable):  # a frame with a narrowed mask
         return rows, _neighbour_median(f, values, rows, m)
-    if m not in adj.neighbours:
-        adj.neighbours[m] = _neighbours(adj, rows, m)
-    return rows, _median_over(values, adj.neighbours[m], rows.size)
+    name = f"neighbours/{m}"
+    if name not in adj.derived:
+        adj.derived[name] = _neighbours(adj, rows, m)
+    return rows, _median_over(values, adj.derived[name], rows.size)
 
 
 def _neighbours(adj: Adjacency, rows: IntArray, m: int) -> list[tuple[IntArray, BoolArray]]:

@@ -22,6 +22,8 @@ calls bought and puts sold add, calls sold and puts bought subtract).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -56,13 +58,31 @@ def gamma_exposure(
     sign = np.where(s.is_call[rows], 1.0, -1.0)
     weight = sign * s.open_interest[rows] * cfg.contract_multiplier
     gex = weight * f.gamma[rows] * s.spot * s.spot * 0.01
-    strikes, inv = np.unique(s.strike[rows], return_inverse=True)
+    strikes, inv = _unique_of_rows(f, "gex/strikes", rows, lambda: s.strike[rows])[::2]
     per_strike = np.bincount(inv.ravel(), weights=gex, minlength=strikes.shape[0])
     per_strike = np.where(np.isfinite(per_strike), per_strike, 0.0)
     net = _finite(float(per_strike.sum()))
     curve = _flip_curve(f, rows, weight, cfg)
     flip = flip_level(s.spot, curve, cfg.flip_range)
     return strikes.tolist(), per_strike.tolist(), net, flip, curve
+
+
+def _unique_of_rows(
+    f: Frame, name: str, rows: NDArray[np.intp], keys: Callable[[], NDArray[Any]]
+) -> tuple[NDArray[Any], NDArray[np.intp], NDArray[np.intp]]:
+    """``np.unique(keys(), return_index=True, return_inverse=True)`` where the keys are
+    a function of the contract set's ``rows`` alone: kept on the frame's `Adjacency`
+    under ``name`` and reused while the same rows are asked about (one equality check
+    instead of a sort)."""
+    last = f.adjacent.derived.get(name)
+    if last is not None and np.array_equal(last[0], rows):
+        out: tuple[NDArray[Any], NDArray[np.intp], NDArray[np.intp]] = last[1]
+        return out
+    out = np.unique(keys(), return_index=True, return_inverse=True)
+    for arr in out:
+        arr.setflags(write=False)  # shared with later snapshots
+    f.adjacent.derived[name] = (rows.copy(), out)
+    return out
 
 
 def _finite(value: float) -> float:
@@ -90,10 +110,14 @@ def _flip_curve(
         return np.zeros(cfg.flip_grid_points)
     # a call and a put of the same expiry and strike share gamma (same fitted vol):
     # net their open-interest weights first
-    pair_key = f.group[rows].astype(np.int64) * 10**9 + np.rint(s.strike[rows] * 1000).astype(
-        np.int64
+    uniq, first, inv = _unique_of_rows(
+        f,
+        "gex/pairs",
+        rows,
+        lambda: (
+            f.group[rows].astype(np.int64) * 10**9 + np.rint(s.strike[rows] * 1000).astype(np.int64)
+        ),
     )
-    uniq, first, inv = np.unique(pair_key, return_index=True, return_inverse=True)
     weight = np.bincount(inv.ravel(), weights=weight, minlength=uniq.shape[0]).astype(np.float64)
     rows = rows[first]
     levels = flip_grid(s.spot, cfg.flip_range, cfg.flip_grid_points)
