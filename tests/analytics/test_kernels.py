@@ -132,3 +132,20 @@ def test_curve_points_are_sorted_as_by_a_stable_lexsort(data: st.DataObject) -> 
         want = pts[np.lexsort((k[pts], group[pts]))]
         got = _by_expiry_and_moneyness(f, rows)  # type: ignore[arg-type]
     np.testing.assert_array_equal(got, want)
+
+
+def test_critical_price_skips_unit_carry_exactly() -> None:
+    from spy_analytics.american import _critical_price
+
+    rng = np.random.default_rng(2)
+    n = 2000
+    k = 600.0 * np.exp(rng.normal(0.0, 0.1, n))
+    t = rng.uniform(1.0 / 365.0, 2.0, n)
+    v = rng.uniform(0.05, 1.0, n)
+    r = 0.043
+    q1 = -rng.uniform(1.0, 200.0, n)
+    seed = 0.9 * k
+    with np.errstate(all="ignore"):
+        skipped = _critical_price(seed, k, t, r, 0.0, v, np.sqrt(t), None, q1)
+        ones = _critical_price(seed, k, t, r, 0.0, v, np.sqrt(t), np.ones(n), q1)
+    np.testing.assert_array_equal(skipped, ones)

@@ -74,11 +74,15 @@ def baw_put(
         sqrt_t = np.sqrt(t)
         h1 = (b * t - 2.0 * v * sqrt_t) * k / (k - s_inf)
         crit = s_inf + (k - s_inf) * np.exp(h1)
-        carry = np.exp((b - r) * t)
         q = r - b
+        # b = r (the pipeline's forward carry): e^{(b-r)T} and e^{-qT} are exactly 1
+        # where T is finite, and multiplying by them changes nothing: skipped
+        unit = q == 0.0 and bool(np.isfinite(t).all())
+        carry = None if unit else np.exp((b - r) * t)
         crit = _critical_price(crit, k, t, r, q, v, sqrt_t, carry, q1)
         d1, _sd = d1_sd(crit, k, t, r, q, v)
-        a1 = -(crit / q1) * (1.0 - carry * ndtr(-d1))
+        nd = ndtr(-d1)
+        a1 = -(crit / q1) * (1.0 - (nd if carry is None else carry * nd))
         if euro is None:
             euro = bsm_price(s, k, t, r, q, v, False)
         out: FloatArray = np.where(s > crit, euro + a1 * (s / crit) ** q1, k - s)
@@ -93,7 +97,7 @@ def _critical_price(
     q: float,
     v: FloatArray,
     sqrt_t: FloatArray,
-    carry: FloatArray,
+    carry: FloatArray | None,
     q1: FloatArray,
 ) -> FloatArray:
     """Newton on ``K - S** = P_eu(S**) - (1 - e^{(b-r)T} N(-d1(S**))) S**/q1``.
@@ -101,11 +105,13 @@ def _critical_price(
     ``S** < K``, so the put there is in the money and ``K e^{-rT} N(-d2) - S e^{-qT}
     N(-d1)`` is accurate (no cancellation): the step costs two ``ndtr`` and no
     `bsm_price`. Stops once every element moved by less than 1e-13 (relative), at
-    most ``_NEWTON_STEPS`` steps (6 reach that from Haug's seed on SPY-like puts)."""
+    most ``_NEWTON_STEPS`` steps (6 reach that from Haug's seed on SPY-like puts).
+    ``carry``: ``e^{(b-r)T}``, None where it is exactly 1 (then so is ``e^{-qT}``)."""
     sd = v * sqrt_t
     mu = (r - q + 0.5 * v * v) * t
     k_disc = k * np.exp(-r * t)
-    s_disc = np.exp(-q * t)
+    s_disc = None if carry is None else np.exp(-q * t)
+    slope_nd = 1.0 - 1.0 / q1  # loop-invariant factor of the slope
     out = crit
     idx: NDArray[np.intp] | None = None  # rows still iterating, once compacted
     for _ in range(_NEWTON_STEPS):
@@ -116,11 +122,15 @@ def _critical_price(
         d1 += mu
         d1 /= sd
         nd1 = ndtr(-d1)
-        nd = carry * nd1
-        euro = k_disc * ndtr(sd - d1) - s_disc * crit * nd1
+        nd = nd1 if carry is None else carry * nd1
+        s_nd = crit if s_disc is None else s_disc * crit
+        euro = k_disc * ndtr(sd - d1) - s_nd * nd1
         rhs = euro - (1.0 - nd) * crit / q1
-        pdf = carry * np.exp(-0.5 * d1 * d1) * _INV_SQRT2PI
-        slope = -nd * (1.0 - 1.0 / q1) - (1.0 + pdf / sd) / q1
+        pdf = np.exp(-0.5 * d1 * d1)
+        if carry is not None:
+            pdf = carry * pdf
+        pdf *= _INV_SQRT2PI
+        slope = -nd * slope_nd - (1.0 + pdf / sd) / q1
         new = (k - rhs + slope * crit) / (1.0 + slope)
         go = np.abs(new - crit) > 1e-13 * np.abs(new)
         crit = new
@@ -135,9 +145,11 @@ def _critical_price(
                 out = crit.copy()
                 idx = np.arange(crit.shape[0])
             idx = idx[go]
-            crit, k, t, mu, sd, k_disc, s_disc, carry, q1 = (
-                a[go] for a in (crit, k, t, mu, sd, k_disc, s_disc, carry, q1)
+            crit, k, mu, sd, k_disc, q1, slope_nd = (
+                a[go] for a in (crit, k, mu, sd, k_disc, q1, slope_nd)
             )
+            if carry is not None and s_disc is not None:
+                carry, s_disc = carry[go], s_disc[go]
     return out
 
 
