@@ -42,8 +42,9 @@ def _deviation(f: Frame, resid: FloatArray, rows: IntArray) -> FloatArray:
 def _blame(f: Frame, *candidates: IntArray) -> IntArray:
     """For each tuple of rows, the one whose quote deviates most from the model."""
     resid = f.mid - f.model
-    devs = np.stack([_deviation(f, resid, c) for c in candidates])
     rows = np.stack(candidates)
+    # every candidate's deviation in one call (each row's is its own)
+    devs = _deviation(f, resid, rows.ravel()).reshape(rows.shape)
     pick: IntArray = rows[np.argmax(devs, axis=0), np.arange(rows.shape[1])]
     return pick
 
