@@ -149,3 +149,21 @@ def test_critical_price_skips_unit_carry_exactly() -> None:
         skipped = _critical_price(seed, k, t, r, 0.0, v, np.sqrt(t), None, q1)
         ones = _critical_price(seed, k, t, r, 0.0, v, np.sqrt(t), np.ones(n), q1)
     np.testing.assert_array_equal(skipped, ones)
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data())
+def test_groups_of_a_subset_are_np_unique(data: st.DataObject) -> None:
+    from spy_analytics.structure import _groups_of
+
+    n = data.draw(st.integers(min_value=1, max_value=40))
+    keys = np.array(data.draw(st.lists(st.integers(0, 12), min_size=n, max_size=n)))
+    rows = np.flatnonzero(data.draw(st.lists(st.booleans(), min_size=n, max_size=n)))
+    uniq_all, rank = np.unique(keys, return_inverse=True)
+    present, inv = _groups_of(rank, uniq_all.size, rows)
+    want, want_first, want_inv = np.unique(keys[rows], return_index=True, return_inverse=True)
+    np.testing.assert_array_equal(uniq_all[present], want)
+    np.testing.assert_array_equal(inv, want_inv)
+    first = np.full(want.size, rows.size)
+    np.minimum.at(first, inv, np.arange(rows.size))
+    np.testing.assert_array_equal(first, want_first)

@@ -50,7 +50,7 @@ class Adjacency(NamedTuple):
     calendar_near: IntArray
     calendar_far: IntArray
     #: what the rules derive from these rows alone, filled on first use (where each
-    #: usable row's strike neighbours are, `rule_base`; strike groups, `structure`)
+    #: usable row's strike neighbours are: `rule_base._usable_neighbour_median`)
     derived: dict[str, Any]
 
 

@@ -66,6 +66,21 @@ class ContractIndex:
         out: IntArray = self.key_order[j]
         return out
 
+    @functools.cached_property
+    def strike_groups(self) -> tuple[FloatArray, IntArray]:
+        """The distinct strikes (ascending) and each row's place among them."""
+        uniq, rank = np.unique(self.strike, return_inverse=True)
+        return uniq, rank.reshape(-1)
+
+    @functools.cached_property
+    def pair_groups(self) -> tuple[NDArray[np.int64], IntArray]:
+        """The distinct keys ``group * 10**9 + round(strike * 1000)`` (one per expiry
+        and strike: a call and its put share it) and each row's place among them."""
+        with np.errstate(invalid="ignore"):  # NaN strikes: never usable
+            millis = np.rint(self.strike * 1000).astype(np.int64)
+        uniq, rank = np.unique(self.group.astype(np.int64) * 10**9 + millis, return_inverse=True)
+        return uniq, rank.reshape(-1)
+
     def matches(self, snap: ChainSnapshot) -> bool:
         return (
             self.strike.shape == snap.strike.shape

@@ -85,6 +85,8 @@ class Frame:
     #: usable rows next to each other: sort orders, put-call pairs, verticals,
     #: butterflies, calendars (`spy_analytics.adjacency`)
     adjacent: Adjacency
+    #: the snapshot's contract set (expiry groups, keys, sort orders, strike groups)
+    index: ContractIndex
 
 
 def build_frame(
@@ -158,6 +160,7 @@ def build_frame(
         ask_sync=snap.ask + m.sync,
         sync_unc=m.abs_delta * spot_unc,
         adjacent=adjacent,
+        index=index,
     )
 
 

@@ -22,8 +22,6 @@ calls bought and puts sold add, calls sold and puts bought subtract).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -58,7 +56,9 @@ def gamma_exposure(
     sign = np.where(s.is_call[rows], 1.0, -1.0)
     weight = sign * s.open_interest[rows] * cfg.contract_multiplier
     gex = weight * f.gamma[rows] * s.spot * s.spot * 0.01
-    strikes, inv = _unique_of_rows(f, "gex/strikes", rows, lambda: s.strike[rows])[::2]
+    all_strikes, rank = f.index.strike_groups
+    present, inv = _groups_of(rank, all_strikes.size, rows)
+    strikes = all_strikes[present]  # np.unique(strike[rows]), inv its inverse
     per_strike = np.bincount(inv.ravel(), weights=gex, minlength=strikes.shape[0])
     per_strike = np.where(np.isfinite(per_strike), per_strike, 0.0)
     net = _finite(float(per_strike.sum()))
@@ -67,22 +67,17 @@ def gamma_exposure(
     return strikes.tolist(), per_strike.tolist(), net, flip, curve
 
 
-def _unique_of_rows(
-    f: Frame, name: str, rows: NDArray[np.intp], keys: Callable[[], NDArray[Any]]
-) -> tuple[NDArray[Any], NDArray[np.intp], NDArray[np.intp]]:
-    """``np.unique(keys(), return_index=True, return_inverse=True)`` where the keys are
-    a function of the contract set's ``rows`` alone: kept on the frame's `Adjacency`
-    under ``name`` and reused while the same rows are asked about (one equality check
-    instead of a sort)."""
-    last = f.adjacent.derived.get(name)
-    if last is not None and np.array_equal(last[0], rows):
-        out: tuple[NDArray[Any], NDArray[np.intp], NDArray[np.intp]] = last[1]
-        return out
-    out = np.unique(keys(), return_index=True, return_inverse=True)
-    for arr in out:
-        arr.setflags(write=False)  # shared with later snapshots
-    f.adjacent.derived[name] = (rows.copy(), out)
-    return out
+def _groups_of(
+    rank: NDArray[np.intp], n_groups: int, rows: NDArray[np.intp]
+) -> tuple[NDArray[np.bool_], NDArray[np.intp]]:
+    """Which of the contract set's ``n_groups`` groups (``rank``: each row's) the
+    ``rows`` hold, and each row's place among those: `np.unique`'s values (as a mask of
+    the set's sorted groups) and inverse on a subset, without sorting it."""
+    r = rank[rows]
+    present = np.zeros(n_groups, dtype=np.bool_)
+    present[r] = True
+    inv: NDArray[np.intp] = (np.cumsum(present) - 1)[r]
+    return present, inv
 
 
 def _finite(value: float) -> float:
@@ -110,15 +105,11 @@ def _flip_curve(
         return np.zeros(cfg.flip_grid_points)
     # a call and a put of the same expiry and strike share gamma (same fitted vol):
     # net their open-interest weights first
-    uniq, first, inv = _unique_of_rows(
-        f,
-        "gex/pairs",
-        rows,
-        lambda: (
-            f.group[rows].astype(np.int64) * 10**9 + np.rint(s.strike[rows] * 1000).astype(np.int64)
-        ),
-    )
-    weight = np.bincount(inv.ravel(), weights=weight, minlength=uniq.shape[0]).astype(np.float64)
+    present, inv = _groups_of(f.index.pair_groups[1], f.index.pair_groups[0].size, rows)
+    n_pairs = int(np.count_nonzero(present))
+    first = np.full(n_pairs, rows.size, dtype=np.intp)  # each pair's first row
+    np.minimum.at(first, inv, np.arange(rows.size))
+    weight = np.bincount(inv, weights=weight, minlength=n_pairs).astype(np.float64)
     rows = rows[first]
     levels = flip_grid(s.spot, cfg.flip_range, cfg.flip_grid_points)
     net: FloatArray = _net_gamma(f, rows, weight, levels) * levels * levels * 0.01
