@@ -136,21 +136,29 @@ def _row_median(cols: list[FloatArray], n: int) -> FloatArray:
     as sorting each row (NaN last) and averaging its middle finite entries would give.
 
     The row sort is an odd-even transposition network of elementwise min/max on the
-    columns (a handful of vectorised passes instead of one small sort per row), with
-    NaN taken as +inf so it sorts last; only entries below the finite count are read,
-    and they equal the sorted row's."""
+    columns (a handful of vectorised passes, in place, instead of one small sort per
+    row), with NaN taken as +inf so it sorts last; only entries below the finite count
+    are read, and they equal the sorted row's."""
     if not cols:
         return np.full(n, np.nan)
-    count = np.zeros(n, dtype=np.intp)
+    width = len(cols)
+    count = np.zeros(n, dtype=np.int16)  # finite entries per row
+    ranked = []
     for col in cols:
-        count += np.isfinite(col)
-    s = [np.where(np.isnan(col), np.inf, col) for col in cols]
-    for step in range(len(s)):
-        for i in range(step % 2, len(s) - 1, 2):
-            s[i], s[i + 1] = np.minimum(s[i], s[i + 1]), np.maximum(s[i], s[i + 1])
-    ranked = np.stack(s)
-    at = np.arange(count.size)
-    lo = ranked[np.maximum((count - 1) // 2, 0), at]
-    hi = ranked[np.maximum(count // 2, 0), at]
+        count += np.isfinite(col).view(np.int8)
+        ranked.append(np.fmin(col, np.inf))  # NaN -> +inf, every other value kept
+    scratch = np.empty(n)
+    for step in range(width):
+        for i in range(step % 2, width - 1, 2):
+            np.minimum(ranked[i], ranked[i + 1], out=scratch)
+            np.maximum(ranked[i], ranked[i + 1], out=ranked[i + 1])
+            ranked[i], scratch = scratch, ranked[i]
+    # the middle entries: (count - 1) // 2 and count // 2 (0 for an empty row)
+    lo_at = np.maximum((count - 1) // 2, 0)
+    hi_at = count // 2
+    lo, hi = ranked[0].copy(), ranked[0].copy()
+    for k in range(1, width // 2 + 1):
+        np.copyto(lo, ranked[k], where=lo_at == k)
+        np.copyto(hi, ranked[k], where=hi_at == k)
     out: FloatArray = np.where(count > 0, 0.5 * (lo + hi), np.nan)
     return out
