@@ -99,7 +99,7 @@ def build_frame(
     spot) bounds how far the spot moved under quotes when the snapshot has no spot
     history (`_spot_uncertainty`); ``index``: the snapshot's `ContractIndex` when the
     caller has it."""
-    # ~70 lines: a third of them is the Frame's keyword list; the steps are helpers
+    # ~65 lines: half of them is the Frame's keyword list; the steps are helpers
     n = len(snap)
     index = index if index is not None else contract_index(snap)
     group = index.group
@@ -150,12 +150,7 @@ def build_frame(
         carry=fw.carry,
         spot_q=spot_q,
         spot_unc=spot_unc,
-        fit_iv=m.fit_iv,
-        model=m.model,
-        gamma=m.gamma,
-        eep=m.eep,
-        abs_delta=m.abs_delta,
-        sync=m.sync,
+        **m._asdict(),  # fit_iv, model, gamma, eep, abs_delta, sync
         bid_sync=snap.bid + m.sync,
         ask_sync=snap.ask + m.sync,
         sync_unc=m.abs_delta * spot_unc,
