@@ -105,6 +105,13 @@ def test_adjacency_is_recomputed_for_another_usable_mask() -> None:
         np.testing.assert_array_equal(adj.calendar_near, near[cal])
         lo = restrict(index.by_strike, usable)
         assert (adj.strike_pos[lo] == np.arange(lo.size)).all()
+        a, b, d = lo[:-2], lo[1:-1], lo[2:]
+        vert = (g[a] == g[b]) & (c[a] == c[b])
+        np.testing.assert_array_equal(
+            adj.vertical_lo, lo[:-1][(g[lo[:-1]] == g[lo[1:]]) & (c[lo[:-1]] == c[lo[1:]])]
+        )
+        fly = vert & (g[a] == g[d]) & (c[a] == c[d])
+        np.testing.assert_array_equal(adj.fly_mid, b[fly])
         assert (adj.strike_pos[~usable] == -1).all()
 
 

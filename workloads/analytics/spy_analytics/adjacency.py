@@ -74,34 +74,29 @@ def _build(index: ContractIndex, usable: BoolArray) -> Adjacency:
     )
     strike_pos = np.full(usable.shape[0], -1, dtype=np.intp)
     strike_pos[by_strike] = np.arange(by_strike.size)
-    a, b = by_pair[:-1], by_pair[1:]
-    pair = (group[a] == group[b]) & (strike[a] == strike[b]) & ~call[a] & call[b]
-    lo, hi = by_strike[:-1], by_strike[1:]
-    vertical = (group[lo] == group[hi]) & (call[lo] == call[hi])
-    f1, f2, f3 = by_strike[:-2], by_strike[1:-1], by_strike[2:]
-    fly = (
-        (group[f1] == group[f3])
-        & (group[f1] == group[f2])
-        & (call[f1] == call[f3])
-        & (call[f1] == call[f2])
-    )
-    near, far = by_maturity[:-1], by_maturity[1:]
-    calendar = (strike[near] == strike[far]) & (call[near] == call[far])
+    # each property gathered once along an order, neighbours compared by slicing
+    side = (group[by_strike] * 2 + call[by_strike]).astype(np.intp)  # expiry and right
+    vertical = side[:-1] == side[1:]
+    fly = (side[:-2] == side[2:]) & (side[:-2] == side[1:-1])
+    g, k, c = group[by_pair], strike[by_pair], call[by_pair]
+    pair = (g[:-1] == g[1:]) & (k[:-1] == k[1:]) & ~c[:-1] & c[1:]
+    k, c = strike[by_maturity], call[by_maturity]
+    calendar = (k[:-1] == k[1:]) & (c[:-1] == c[1:])
     return Adjacency(
         usable=usable,
         by_strike=by_strike,
         by_pair=by_pair,
         by_maturity=by_maturity,
         strike_pos=strike_pos,
-        strike_side=(group[by_strike] * 2 + call[by_strike]).astype(np.intp),
-        pair_put=a[pair],
-        pair_call=b[pair],
-        vertical_lo=lo[vertical],
-        vertical_hi=hi[vertical],
-        fly_lo=f1[fly],
-        fly_mid=f2[fly],
-        fly_hi=f3[fly],
-        calendar_near=near[calendar],
-        calendar_far=far[calendar],
+        strike_side=side,
+        pair_put=by_pair[:-1][pair],
+        pair_call=by_pair[1:][pair],
+        vertical_lo=by_strike[:-1][vertical],
+        vertical_hi=by_strike[1:][vertical],
+        fly_lo=by_strike[:-2][fly],
+        fly_mid=by_strike[1:-1][fly],
+        fly_hi=by_strike[2:][fly],
+        calendar_near=by_maturity[:-1][calendar],
+        calendar_far=by_maturity[1:][calendar],
         derived={},
     )
