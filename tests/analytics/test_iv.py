@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import spy_analytics.iv as ivmod
+import spy_analytics.iv_householder as iv_householder
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from spy_analytics import IVReason, bsm_greeks, bsm_price, implied_volatility
@@ -100,7 +101,7 @@ def test_undefined_inputs_give_nan_and_reason(price, spot, strike, t, call, reas
 
 def test_no_convergence_is_reported(monkeypatch):
     monkeypatch.setattr(ivmod, "_FULL_STEPS", 0)
-    monkeypatch.setattr(ivmod, "_MAX_EXTRA_STEPS", 0)
+    monkeypatch.setattr(iv_householder, "_MAX_EXTRA_STEPS", 0)
     iv, code = ivr(10.0, 100.0, 100.0, 1.0, 0.0, 0.0, True)
     assert np.isnan(iv)
     assert int(code) == IVReason.NO_CONVERGENCE

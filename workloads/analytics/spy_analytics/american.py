@@ -74,11 +74,15 @@ def baw_put(
         sqrt_t = np.sqrt(t)
         h1 = (b * t - 2.0 * v * sqrt_t) * k / (k - s_inf)
         crit = s_inf + (k - s_inf) * np.exp(h1)
-        carry = np.exp((b - r) * t)
         q = r - b
+        # b = r (the pipeline's forward carry): e^{(b-r)T} and e^{-qT} are exactly 1
+        # where T is finite, and multiplying by them changes nothing: skipped
+        unit = q == 0.0 and bool(np.isfinite(t).all())
+        carry = None if unit else np.exp((b - r) * t)
         crit = _critical_price(crit, k, t, r, q, v, sqrt_t, carry, q1)
         d1, _sd = d1_sd(crit, k, t, r, q, v)
-        a1 = -(crit / q1) * (1.0 - carry * ndtr(-d1))
+        nd = ndtr(-d1)
+        a1 = -(crit / q1) * (1.0 - (nd if carry is None else carry * nd))
         if euro is None:
             euro = bsm_price(s, k, t, r, q, v, False)
         out: FloatArray = np.where(s > crit, euro + a1 * (s / crit) ** q1, k - s)
@@ -93,7 +97,7 @@ def _critical_price(
     q: float,
     v: FloatArray,
     sqrt_t: FloatArray,
-    carry: FloatArray,
+    carry: FloatArray | None,
     q1: FloatArray,
 ) -> FloatArray:
     """Newton on ``K - S** = P_eu(S**) - (1 - e^{(b-r)T} N(-d1(S**))) S**/q1``.
@@ -101,28 +105,17 @@ def _critical_price(
     ``S** < K``, so the put there is in the money and ``K e^{-rT} N(-d2) - S e^{-qT}
     N(-d1)`` is accurate (no cancellation): the step costs two ``ndtr`` and no
     `bsm_price`. Stops once every element moved by less than 1e-13 (relative), at
-    most ``_NEWTON_STEPS`` steps (6 reach that from Haug's seed on SPY-like puts)."""
+    most ``_NEWTON_STEPS`` steps (6 reach that from Haug's seed on SPY-like puts).
+    ``carry``: ``e^{(b-r)T}``, None where it is exactly 1 (then so is ``e^{-qT}``)."""
     sd = v * sqrt_t
     mu = (r - q + 0.5 * v * v) * t
     k_disc = k * np.exp(-r * t)
-    s_disc = np.exp(-q * t)
+    s_disc = None if carry is None else np.exp(-q * t)
+    slope_nd = 1.0 - 1.0 / q1  # loop-invariant factor of the slope
     out = crit
     idx: NDArray[np.intp] | None = None  # rows still iterating, once compacted
     for _ in range(_NEWTON_STEPS):
-        # d1 as in bsm.d1_sd ((ln(S/K) + (b + v^2/2) T) / (v sqrt T)), written in place
-        # with `mu` and `sd` hoisted out of the loop: this Newton loop is the premia's
-        # hot path (issue 11's speed work).
-        d1 = np.log(crit / k)
-        d1 += mu
-        d1 /= sd
-        nd1 = ndtr(-d1)
-        nd = carry * nd1
-        euro = k_disc * ndtr(sd - d1) - s_disc * crit * nd1
-        rhs = euro - (1.0 - nd) * crit / q1
-        pdf = carry * np.exp(-0.5 * d1 * d1) * _INV_SQRT2PI
-        slope = -nd * (1.0 - 1.0 / q1) - (1.0 + pdf / sd) / q1
-        new = (k - rhs + slope * crit) / (1.0 + slope)
-        go = np.abs(new - crit) > 1e-13 * np.abs(new)
+        new, go = _newton_step(crit, k, mu, sd, k_disc, s_disc, carry, q1, slope_nd)
         crit = new
         if idx is None:
             out = crit
@@ -135,10 +128,71 @@ def _critical_price(
                 out = crit.copy()
                 idx = np.arange(crit.shape[0])
             idx = idx[go]
-            crit, k, t, mu, sd, k_disc, s_disc, carry, q1 = (
-                a[go] for a in (crit, k, t, mu, sd, k_disc, s_disc, carry, q1)
+            crit, k, mu, sd, k_disc, q1, slope_nd = (
+                a[go] for a in (crit, k, mu, sd, k_disc, q1, slope_nd)
             )
+            if carry is not None and s_disc is not None:
+                carry, s_disc = carry[go], s_disc[go]
     return out
+
+
+def _newton_step(
+    crit: FloatArray,
+    k: FloatArray,
+    mu: FloatArray,
+    sd: FloatArray,
+    k_disc: FloatArray,
+    s_disc: FloatArray | None,
+    carry: FloatArray | None,
+    q1: FloatArray,
+    slope_nd: FloatArray,
+) -> tuple[FloatArray, NDArray[np.bool_]]:
+    """One Newton step of `_critical_price` and which elements moved by more than
+    1e-13 (relative). In place in four scratch arrays (the premia's hot path, issue
+    11): each line is the formula's operation on the same operands, so the values
+    are those of the plain expressions::
+
+        d1 = (ln(S/K) + mu) / sd                       (bsm.d1_sd's d1, mu and sd hoisted)
+        nd = carry N(-d1)
+        rhs = K e^{-rT} N(sd - d1) - s_disc S N(-d1) - (1 - nd) S / q1
+        slope = -nd (1 - 1/q1) - (1 + carry n(d1) / sd) / q1
+        new = (K - rhs + slope S) / (1 + slope)
+    """
+    a, b, c, d = (np.empty_like(crit) for _ in range(4))
+    d1 = np.divide(crit, k, out=a)
+    np.log(d1, out=d1)
+    d1 += mu
+    d1 /= sd
+    nd1 = ndtr(np.negative(d1, out=b), out=b)  # N(-d1)
+    nd = nd1 if carry is None else carry * nd1
+    euro = ndtr(np.subtract(sd, d1, out=c), out=c)
+    np.multiply(k_disc, euro, out=euro)
+    s_nd = np.multiply(crit, nd1, out=d) if s_disc is None else s_disc * crit * nd1
+    euro -= s_nd
+    tail = np.subtract(1.0, nd, out=d)  # (1 - nd) S / q1
+    tail *= crit
+    tail /= q1
+    rhs = np.subtract(euro, tail, out=c)
+    pdf = np.multiply(d1, -0.5, out=d)  # n(d1) (with carry), over sd, plus 1, over q1
+    pdf *= d1
+    np.exp(pdf, out=pdf)
+    if carry is not None:
+        np.multiply(carry, pdf, out=pdf)
+    pdf *= _INV_SQRT2PI
+    pdf /= sd
+    pdf += 1.0
+    pdf /= q1
+    slope = np.negative(nd, out=a)
+    slope *= slope_nd
+    slope -= pdf
+    num = np.subtract(k, rhs, out=c)
+    num += np.multiply(slope, crit, out=d)
+    slope += 1.0
+    new: FloatArray = np.divide(num, slope)
+    moved = np.abs(np.subtract(new, crit, out=c), out=c)
+    scale = np.abs(new, out=d)
+    scale *= 1e-13
+    return new, moved > scale
 
 
 def call_one_dividend(

@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .config import AnalyzerConfig
-from .contracts import ContractIndex, restrict
+from .contracts import ContractIndex, restrict, search_keys
 from .frame import Frame
 
 FloatArray = NDArray[np.float64]
@@ -48,10 +48,16 @@ class BaselineState:
     def __len__(self) -> int:
         return int(self.keys.shape[0])
 
-    def lookup(self, keys: NDArray[np.int64]) -> tuple[NDArray[np.intp], NDArray[np.bool_]]:
-        """Index into this state for each key, and whether the key is present."""
+    def lookup(
+        self, keys: NDArray[np.int64], index: ContractIndex | None = None
+    ) -> tuple[NDArray[np.intp], NDArray[np.bool_]]:
+        """Index into this state for each key, and whether the key is present; with
+        ``index`` (the contract set of ``keys``) the answer is reused while the state
+        holds the same keys (`contracts.search_keys`)."""
         if len(self) == 0:
             return np.zeros(keys.shape, dtype=np.intp), np.zeros(keys.shape, dtype=np.bool_)
+        if index is not None:
+            return search_keys(self.keys, keys, index, "baseline")
         idx = np.searchsorted(self.keys, keys)
         idx = np.minimum(idx, len(self) - 1)
         return idx, self.keys[idx] == keys
@@ -71,7 +77,7 @@ def priors(state: BaselineState, pos: NDArray[np.intp], known: NDArray[np.bool_]
     def prior(values: NDArray[Any], fill: float) -> FloatArray:
         if len(state) == 0:
             return np.full(n, fill)
-        return np.where(known, values[pos], fill).astype(np.float64)
+        return np.where(known, values[pos], fill).astype(np.float64, copy=False)
 
     return Priors(
         inc_mean=prior(state.inc_mean, np.nan),
@@ -116,7 +122,7 @@ def updated(
         spread_n=sn1,
     )
     today = int(np.datetime64(f.snap.ts.date().isoformat(), "D").astype(np.int64))
-    return _merge_state(new, state, today)
+    return _merge_state(new, state, today, index)
 
 
 def _ewma_volume(
@@ -160,22 +166,30 @@ def _ewma_spread(
     return sm1, sn0 + usable.astype(np.int64)
 
 
-def _merge_state(new: BaselineState, old: BaselineState, today: int) -> BaselineState:
+def _merge_state(
+    new: BaselineState, old: BaselineState, today: int, index: ContractIndex
+) -> BaselineState:
     """``new`` (sorted by key) plus the contracts of ``old`` it does not hold, sorted
     by key; contracts that expired before ``today`` (days since epoch) leave the state
     (it does not grow for ever)."""
-    parts = [new]
-    if len(old):
-        at = np.minimum(np.searchsorted(new.keys, old.keys), max(len(new) - 1, 0))
-        keep = new.keys[at] != old.keys if len(new) else np.ones(len(old), bool)
-        parts.append(old)
+    if len(old) and len(new):
+        keep = ~search_keys(new.keys, old.keys, index, "merge")[1]
     else:
-        keep = np.zeros(0, bool)
+        keep = np.ones(len(old), bool)
     fields = ("keys", "last_volume", "inc_mean", "inc_var", "inc_n", "spread_mean", "spread_n")
+    carried = bool(keep.any())
     cols = {
-        name: np.concatenate([getattr(new, name)] + [getattr(p, name)[keep] for p in parts[1:]])
+        name: np.concatenate([getattr(new, name), getattr(old, name)[keep]])
+        if carried
+        else getattr(new, name)  # `updated` built these arrays for this state alone
         for name in fields
     }
-    alive = cols["keys"] // 10**10 >= today
-    order = np.argsort(cols["keys"][alive], kind="stable")
-    return BaselineState(**{name: col[alive][order] for name, col in cols.items()})
+    alive = cols["keys"] >= today * 10**10  # the expiry day (keys // 10**10) >= today
+    if not alive.all():
+        cols = {name: col[alive] for name, col in cols.items()}
+    keys = cols["keys"]
+    if carried or not bool(np.all(keys[1:] > keys[:-1])):
+        order = np.argsort(keys, kind="stable")
+        cols = {name: col[order] for name, col in cols.items()}
+    # else: ``new``'s keys alone, unique and in key order already (the sort is the identity)
+    return BaselineState(**cols)

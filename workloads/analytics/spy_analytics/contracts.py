@@ -10,8 +10,10 @@ reused. A new contract set costs the sorts once; quotes never enter the index.
 
 from __future__ import annotations
 
+import functools
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -20,6 +22,7 @@ from .chain import ChainSnapshot, contract_keys, expiry_close_epoch
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.intp]
+BoolArray = NDArray[np.bool_]
 
 _CACHE_SIZE = 8
 _cache: list[ContractIndex] = []
@@ -50,6 +53,33 @@ class ContractIndex:
     by_strike: IntArray
     by_pair: IntArray
     by_maturity: IntArray
+    #: what was last derived from this contract set, per use (`search_keys`,
+    #: `adjacency.adjacency`), reused while asked about the same arrays
+    memo: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @functools.cached_property
+    def first_row(self) -> IntArray:
+        """For each row, the first row (in key order) that holds its key: what looking
+        a row's key up in a snapshot of this same contract set finds."""
+        sorted_keys = self.keys[self.key_order]
+        j = np.minimum(np.searchsorted(sorted_keys, self.keys), max(sorted_keys.size - 1, 0))
+        out: IntArray = self.key_order[j]
+        return out
+
+    @functools.cached_property
+    def strike_groups(self) -> tuple[FloatArray, IntArray]:
+        """The distinct strikes (ascending) and each row's place among them."""
+        uniq, rank = np.unique(self.strike, return_inverse=True)
+        return uniq, rank.reshape(-1)
+
+    @functools.cached_property
+    def pair_groups(self) -> tuple[NDArray[np.int64], IntArray]:
+        """The distinct keys ``group * 10**9 + round(strike * 1000)`` (one per expiry
+        and strike: a call and its put share it) and each row's place among them."""
+        with np.errstate(invalid="ignore"):  # NaN strikes: never usable
+            millis = np.rint(self.strike * 1000).astype(np.int64)
+        uniq, rank = np.unique(self.group.astype(np.int64) * 10**9 + millis, return_inverse=True)
+        return uniq, rank.reshape(-1)
 
     def matches(self, snap: ChainSnapshot) -> bool:
         return (
@@ -109,3 +139,21 @@ def restrict(order: IntArray, rows: NDArray[np.bool_]) -> IntArray:
     """The entries of ``order`` whose row is in the mask ``rows``, in order."""
     out: IntArray = order[rows[order]]
     return out
+
+
+def search_keys(
+    haystack: NDArray[np.int64], needles: NDArray[np.int64], index: ContractIndex, use: str
+) -> tuple[IntArray, BoolArray]:
+    """``pos = min(searchsorted(haystack, needles), len - 1)`` (``haystack`` sorted, not
+    empty) and whether ``haystack[pos] == needles``. The answer is kept on ``index``
+    under ``use`` and reused while both arrays hold the same keys, checked by equality
+    (two passes instead of a binary search per key)."""
+    last = index.memo.get(use)
+    if last is not None and np.array_equal(last[0], haystack) and np.array_equal(last[1], needles):
+        return last[2], last[3]
+    pos = np.minimum(np.searchsorted(haystack, needles), haystack.shape[0] - 1)
+    found = haystack[pos] == needles
+    pos.setflags(write=False)  # shared with later calls: read-only
+    found.setflags(write=False)
+    index.memo[use] = (haystack, needles, pos, found)
+    return pos, found

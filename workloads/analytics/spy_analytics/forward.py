@@ -41,12 +41,13 @@ def implied_forward(
     fwd_model: FloatArray,
     shift: FloatArray,
     group: IntArray,
-    by_pair: IntArray,
+    put_call: tuple[IntArray, IntArray],
     cfg: ForwardConfig,
     spot_q: FloatArray,
     expiry_epoch: FloatArray,
 ) -> FloatArray:
-    """Per-expiry forward from put-call parity at the strikes nearest the money.
+    """Per-expiry forward from put-call parity at the strikes nearest the money;
+    ``put_call``: the usable put-call pairs (`Adjacency.pair_put`, ``pair_call``).
 
     ``F = K + (C_mid - P_mid) e^{rT}`` (less each pair's spot ``shift``, so quotes
     priced off different spots agree) for the ``cfg.pairs`` pairs closest to the model
@@ -61,7 +62,7 @@ def implied_forward(
     is computed on the forward it corrects, so iterate to the fixed point (the bias
     shrinks by about the call's delta per pass).
     """
-    pairs = _nearest_pairs(snap, mid, t, fwd_model, shift, group, by_pair, cfg.pairs)
+    pairs = _nearest_pairs(snap, mid, t, fwd_model, shift, group, put_call, cfg.pairs)
     if pairs is None:
         return fwd_model
     n_groups = int(group.max()) + 1
@@ -97,15 +98,13 @@ def _nearest_pairs(
     fwd_model: FloatArray,
     shift: FloatArray,
     group: IntArray,
-    by_pair: IntArray,
+    put_call: tuple[IntArray, IntArray],
     per_group: int,
 ) -> _Pairs | None:
-    """Adjacent (put, call) rows of ``by_pair`` at the same expiry and strike, the
-    ``per_group`` nearest the model forward (in ``|ln K/F|``) of each expiry."""
+    """The ``per_group`` put-call pairs of each expiry nearest the model forward (in
+    ``|ln K/F|``)."""
     s = snap
-    a, b = by_pair[:-1], by_pair[1:]
-    pair = (group[a] == group[b]) & (s.strike[a] == s.strike[b]) & ~s.is_call[a] & s.is_call[b]
-    put, call = a[pair], b[pair]
+    put, call = put_call
     if put.size == 0:
         return None
     est = s.strike[call] + (mid[call] - mid[put]) * np.exp(s.rate * t[call])

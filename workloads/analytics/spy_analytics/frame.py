@@ -17,23 +17,21 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.special import ndtr
 
-from .bsm import bsm_price, d1_sd
+from .adjacency import Adjacency, adjacency
 from .chain import SECONDS_PER_YEAR, ChainSnapshot
 from .config import AnalyzerConfig, BoundsConfig
-from .contracts import contract_index, restrict
+from .contracts import ContractIndex, contract_index
 from .dividends import pv_dividends
-from .forward import implied_forward, premium
-from .iv import implied_volatility
+from .forward import implied_forward
+from .model import model_at_fit
 from .quality import screen
+from .quote_iv import QuoteIVInputs, quote_ivs
 from .smile import SmileFit, fit_smiles, scaled_moneyness
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
 IntArray = NDArray[np.intp]
 
-_INV_SQRT2PI = float(1.0 / np.sqrt(2.0 * np.pi))
-#: how far the vega at a quote's IV may exceed the vega at the smile (`_implied_vols`)
-_VEGA_RATIO = 2.0
 #: Seconds in a trading year (252 sessions of 6.5 hours): spot moves happen in them.
 _TRADING_YEAR_S = 252 * 6.5 * 3600.0
 
@@ -78,40 +76,44 @@ class Frame:
     #: price change that brings each quote from its own spot to the snapshot's:
     #: delta (S - spot_q), 0 where unknown (static-arbitrage rules compare quotes)
     sync: FloatArray
-    #: usable rows sorted by (expiry, right, strike) - verticals and butterflies
-    by_strike: IntArray
-    #: position of each row in ``by_strike`` (-1: not usable)
-    strike_pos: IntArray
-    #: expiry group * 2 + is_call of each ``by_strike`` entry (same side of a chain)
-    strike_side: IntArray
-    #: usable rows sorted by (expiry, strike, right) - put-call pairs
-    by_pair: IntArray
-    #: usable rows sorted by (right, strike, expiry) - calendars
-    by_maturity: IntArray
+    #: bid and ask moved by ``sync`` to the snapshot's spot (quotes a second apart on a
+    #: moving SPY compared as of one spot)
+    bid_sync: FloatArray
+    ask_sync: FloatArray
+    #: what a quote's spot is not known to within, in USD: abs_delta x spot_unc
+    sync_unc: FloatArray
+    #: usable rows next to each other: sort orders, put-call pairs, verticals,
+    #: butterflies, calendars (`spy_analytics.adjacency`)
+    adjacent: Adjacency
+    #: the snapshot's contract set (expiry groups, keys, sort orders, strike groups)
+    index: ContractIndex
 
 
-def build_frame(snap: ChainSnapshot, cfg: AnalyzerConfig, prev_spot: float | None = None) -> Frame:
+def build_frame(
+    snap: ChainSnapshot,
+    cfg: AnalyzerConfig,
+    prev_spot: float | None = None,
+    index: ContractIndex | None = None,
+) -> Frame:
     """All per-contract arrays of ``snap``; ``prev_spot`` (the previous snapshot's
     spot) bounds how far the spot moved under quotes when the snapshot has no spot
-    history (`_spot_uncertainty`)."""
-    # ~70 lines: a third of them is the Frame's keyword list; the steps are helpers
+    history (`_spot_uncertainty`); ``index``: the snapshot's `ContractIndex` when the
+    caller has it."""
+    # ~65 lines: half of them is the Frame's keyword list; the steps are helpers
     n = len(snap)
-    index = contract_index(snap)
+    index = index if index is not None else contract_index(snap)
     group = index.group
     group_t = (index.group_close - snap.ts_epoch) / SECONDS_PER_YEAR
     t = group_t[group]
     usable, skipped = screen(snap, t, cfg.quality, index)
     strike, call = snap.strike, snap.is_call
-    orders = {
-        name: restrict(getattr(index, name), usable)
-        for name in ("by_strike", "by_pair", "by_maturity")
-    }
+    adjacent = adjacency(index, usable)
     with np.errstate(all="ignore"):
         mid = 0.5 * (snap.bid + snap.ask)
         half = 0.5 * (snap.ask - snap.bid)
         spot_q = snap.spot_at(snap.quote_ts)
         spot_unc = _spot_uncertainty(snap, cfg.bounds, prev_spot)
-        fw = _forwards(snap, cfg, group_t, group, orders["by_pair"], mid, spot_q)
+        fw = _forwards(snap, cfg, group_t, group, adjacent, mid, spot_q)
         k = np.log(strike / fw.fwd)
         z = scaled_moneyness(k, np.where(t > 0.0, t, np.nan))
     otm = usable & np.where(call, strike >= fw.fwd, strike < fw.fwd)
@@ -119,16 +121,13 @@ def build_frame(snap: ChainSnapshot, cfg: AnalyzerConfig, prev_spot: float | Non
     iv = np.full(n, np.nan)
     sigma = np.full(n, np.nan)
     zeros = np.zeros(n)
-    ivs = _IVInputs(mid, half, spot_unc, fw.fwd, strike, t, snap.rate, call, cfg)
-    _implied_vols(ivs, otm, zeros, zeros, iv, sigma)
+    ivs = QuoteIVInputs(mid, half, spot_unc, fw.fwd, strike, t, snap.rate, call, cfg)
+    quote_ivs(ivs, otm, zeros, zeros, iv, sigma)
     smile = fit_smiles(group, group_t.shape[0], z, iv, sigma)
-    m = _model_at_fit(snap, np.flatnonzero(usable), group, z, t, fw, spot_q, smile)
+    m = model_at_fit(snap, np.flatnonzero(usable), group, z, t, fw, spot_q, smile)
     if cfg.iv_residual.test_itm:
         itm = usable & ~otm & np.isfinite(m.fit_iv)
-        _implied_vols(ivs, itm, m.eep, m.abs_delta, iv, sigma, vega_vol=m.fit_iv)
-    by_strike = orders["by_strike"]
-    strike_pos = np.full(n, -1, dtype=np.intp)
-    strike_pos[by_strike] = np.arange(by_strike.size)
+        quote_ivs(ivs, itm, m.eep, m.abs_delta, iv, sigma, vega_vol=m.fit_iv)
     return Frame(
         snap=snap,
         usable=usable,
@@ -151,17 +150,12 @@ def build_frame(snap: ChainSnapshot, cfg: AnalyzerConfig, prev_spot: float | Non
         carry=fw.carry,
         spot_q=spot_q,
         spot_unc=spot_unc,
-        strike_pos=strike_pos,
-        strike_side=(group[by_strike] * 2 + call[by_strike]).astype(np.intp),
-        fit_iv=m.fit_iv,
-        model=m.model,
-        gamma=m.gamma,
-        eep=m.eep,
-        abs_delta=m.abs_delta,
-        sync=m.sync,
-        by_strike=by_strike,
-        by_pair=orders["by_pair"],
-        by_maturity=orders["by_maturity"],
+        **m._asdict(),  # fit_iv, model, gamma, eep, abs_delta, sync
+        bid_sync=snap.bid + m.sync,
+        ask_sync=snap.ask + m.sync,
+        sync_unc=m.abs_delta * spot_unc,
+        adjacent=adjacent,
+        index=index,
     )
 
 
@@ -181,7 +175,7 @@ def _forwards(
     cfg: AnalyzerConfig,
     group_t: FloatArray,
     group: IntArray,
-    by_pair: IntArray,
+    adjacent: Adjacency,
     mid: FloatArray,
     spot_q: FloatArray,
 ) -> _Forwards:
@@ -198,118 +192,12 @@ def _forwards(
     # a quote priced off another spot sees a forward moved one-for-one (grown)
     shift = (spot_q - spot) * grow
     if cfg.forward.implied_from_parity:
+        pairs = (adjacent.pair_put, adjacent.pair_call)
         fwd_ref = implied_forward(
-            snap, mid, t_safe, fwd_ref, shift, group, by_pair, cfg.forward, spot_q, expiry_epoch
+            snap, mid, t_safe, fwd_ref, shift, group, pairs, cfg.forward, spot_q, expiry_epoch
         )
     carry = r - np.log(fwd_ref / spot) / t_safe
     return _Forwards(fwd_ref + shift, fwd_ref, carry, expiry_epoch)
-
-
-class _Model(NamedTuple):
-    fit_iv: FloatArray
-    model: FloatArray
-    gamma: FloatArray
-    eep: FloatArray
-    abs_delta: FloatArray
-    sync: FloatArray
-
-
-def _model_at_fit(
-    snap: ChainSnapshot,
-    use: IntArray,
-    group: IntArray,
-    z: FloatArray,
-    t: FloatArray,
-    fw: _Forwards,
-    spot_q: FloatArray,
-    smile: SmileFit,
-) -> _Model:
-    """Fitted IV of the usable rows and, at it: the American model price (Black on the
-    forward plus the early-exercise premium, at least intrinsic), the premium, delta
-    (its size, and the price change that brings a quote to the snapshot's spot) and
-    gamma on the snapshot's spot."""
-    n, r, spot = len(snap), snap.rate, snap.spot
-    out = _Model(
-        np.full(n, np.nan), np.full(n, np.nan), np.zeros(n), np.zeros(n), np.ones(n), np.zeros(n)
-    )
-    if use.size == 0:
-        return out
-    fit_use = smile.evaluate(group[use], np.nan_to_num(z[use]))
-    out.fit_iv[use] = fit_use
-    vol = np.where(np.isfinite(fit_use) & (fit_use > 0.0), fit_use, np.nan)
-    fu, ku, tu, cu, sq = fw.fwd[use], snap.strike[use], t[use], snap.is_call[use], spot_q[use]
-    euro = bsm_price(fu, ku, tu, r, r, vol, cu)
-    prem = premium(snap, use, fu, ku, tu, vol, cu, sq, fw.expiry_epoch[use], euro)
-    eep = np.nan_to_num(prem)
-    out.eep[use] = eep
-    intrinsic = np.maximum(np.where(cu, sq - ku, ku - sq), 0.0)
-    model = np.maximum(euro + eep, intrinsic)
-    out.model[use] = model
-    with np.errstate(all="ignore"):
-        d1, _sd = d1_sd(fu, ku, tu, r, r, vol)
-        nd1 = ndtr(d1)
-        dlt = np.where(cu, nd1, nd1 - 1.0)
-        # deep in the money a put at its exercise value moves one-for-one
-        dlt = np.where(~cu & (model <= intrinsic + 1e-9), -1.0, dlt)
-    finite = np.isfinite(dlt)
-    out.abs_delta[use] = np.where(finite, np.abs(dlt), 1.0)
-    out.sync[use] = np.where(finite, dlt, 0.0) * (spot - sq)
-    g = _gamma(spot, ku, tu, r, fw.carry[use], vol)
-    out.gamma[use] = np.where(np.isfinite(g), g, 0.0)
-    return out
-
-
-class _IVInputs(NamedTuple):
-    mid: FloatArray
-    half: FloatArray
-    spot_unc: FloatArray
-    fwd: FloatArray
-    strike: FloatArray
-    t: FloatArray
-    rate: float
-    call: BoolArray
-    cfg: AnalyzerConfig
-
-
-def _implied_vols(
-    x: _IVInputs,
-    rows: BoolArray,
-    eep: FloatArray,
-    abs_delta: FloatArray,
-    iv: FloatArray,
-    sigma: FloatArray,
-    vega_vol: FloatArray | None = None,
-) -> None:
-    """IV of ``mid - eep`` on the forward (Black: spot = F, yield = r) and its
-    uncertainty ``sqrt((half/vega)^2 + floor^2 + (u eep/vega)^2 + (|delta| dS/vega)^2)``,
-    written into ``iv`` and ``sigma`` at ``rows``.
-
-    ``vega_vol`` (the fitted IV, in-the-money pass): vega is at most ``_VEGA_RATIO``
-    times the vega at this vol. A deep in-the-money 0DTE quote whose forward is off by a
-    few cents has an IV far above the smile, where its vega is 10-100x the vega at the
-    smile: linearised there, a price error of cents looked like a 5-sigma IV residual.
-    Within that ratio (every ordinary quote) the quote's own vega is kept."""
-    mid, half, spot_unc, fwd, strike, t, r, call, cfg = x
-    sel = np.flatnonzero(rows)
-    if sel.size == 0:
-        return
-    f, kk, tt = fwd[sel], strike[sel], t[sel]
-    iv_sel = implied_volatility(mid[sel] - eep[sel], f, kk, tt, r, r, call[sel])
-    with np.errstate(all="ignore"):
-        d1, _sd = d1_sd(f, kk, tt, r, r, iv_sel)
-        vega = f * np.exp(-r * tt - 0.5 * d1 * d1) * _INV_SQRT2PI * np.sqrt(tt)
-        if vega_vol is not None:
-            d1v, _sd = d1_sd(f, kk, tt, r, r, vega_vol[sel])
-            vega_fit = f * np.exp(-r * tt - 0.5 * d1v * d1v) * _INV_SQRT2PI * np.sqrt(tt)
-            vega = np.fmin(vega, _VEGA_RATIO * vega_fit)
-        price_unc2 = (
-            half[sel] ** 2
-            + (cfg.iv_residual.eep_uncertainty * eep[sel]) ** 2
-            + (abs_delta[sel] * spot_unc[sel]) ** 2
-        )
-        floor = cfg.iv_residual.model_floor
-        sigma[sel] = np.sqrt(price_unc2 / (vega * vega) + floor * floor)
-    iv[sel] = iv_sel
 
 
 def _spot_uncertainty(
@@ -331,16 +219,6 @@ def _spot_uncertainty(
         if prev_spot is not None and np.isfinite(prev_spot):
             move = np.maximum(move, abs(snap.spot - prev_spot))
     out: FloatArray = np.where(covered | ~np.isfinite(age), 0.0, move)
-    return out
-
-
-def _gamma(
-    spot: float, strike: FloatArray, t: FloatArray, r: float, q: FloatArray, vol: FloatArray
-) -> FloatArray:
-    """``e^{-qT} n(d1) / (S sigma sqrt(T))`` (Hull ch. 19)."""
-    with np.errstate(all="ignore"):
-        d1, sd = d1_sd(spot, strike, t, r, q, vol)
-        out: FloatArray = np.exp(-q * t - 0.5 * d1 * d1) * _INV_SQRT2PI / (spot * sd)
     return out
 
 

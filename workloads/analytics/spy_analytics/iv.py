@@ -23,7 +23,7 @@ Method (after Jäckel, *Let's Be Rational*, Wilmott 2015, in numpy form):
 4. The guess is good to ~1e-4 (p99 4e-4) in ln s, so one step of this quartically
    convergent method leaves ~1e-15; the few elements whose step exceeded
    ``_ACCEPT_STEP`` (3e-3) continue on a compacted subset with a bracketing safeguard
-   (at most 50 steps); those still open are NO_CONVERGENCE.
+   (at most 50 steps, `iv_householder.refine`); those still open are NO_CONVERGENCE.
 5. Inputs are processed in blocks of 16,384 so temporaries stay cache-resident (a
    block pays ~120 numpy calls of fixed overhead: 8,192 was ~7% slower on 200k).
 
@@ -39,25 +39,18 @@ from enum import IntEnum
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.special import erfcx
 
 from .iv_guess import initial_guess
+from .iv_householder import householder_step, refine
 
 FloatArray = NDArray[np.float64]
-
-_SQRT2 = float(np.sqrt(2.0))
-_INV_SQRT2 = float(1.0 / np.sqrt(2.0))
-_SQRT_2_OVER_PI = float(np.sqrt(2.0 / np.pi))
-_LN2 = float(np.log(2.0))
 
 _FULL_STEPS = 1
 _BLOCK = 16384
 #: Accept a solution whose (one) Householder step moved ln s by at most this: the
 #: step is about the initial guess's error e, and the error left is of order e^4
-#: (quartic convergence), below 1e-10 here; larger steps go on to `_refine`.
+#: (quartic convergence), below 1e-10 here; larger steps go on to `refine`.
 _ACCEPT_STEP = 3e-3
-_MAX_EXTRA_STEPS = 50
-_REL_TOL = 1e-12
 #: Normalised vega exp(-(h^2+t^2)/2) below e^-700 is treated as underflow.
 _MAX_EXPONENT = 700.0
 
@@ -250,7 +243,7 @@ def _solve_normalised(
     exponent = s
     for _ in range(_FULL_STEPS):
         s_prev = s
-        step, exponent = _householder_step(s, a, sgn, target)
+        step, exponent = householder_step(s, a, sgn, target)
         s = s + step
     status = np.zeros(s.shape, dtype=np.int8)
     # Householder is fourth order: a last step below _ACCEPT_STEP (relative) leaves an
@@ -267,7 +260,7 @@ def _solve_normalised(
             # a NaN step keeps s/2, and no step moves s by more than x2 (cheap
             # safeguard before the bracketing iteration of `_refine`)
             s0 = np.fmin(np.fmax(s[o], 0.5 * s_prev[o]), 2.0 * s_prev[o])
-            s_o, ok_o = _refine(s0, a[o], sgn[o], target[o])
+            s_o, ok_o = refine(s0, a[o], sgn[o], target[o])
             s[o] = s_o
             status[o] = np.where(ok_o, IVReason.OK, IVReason.NO_CONVERGENCE)
         a_j, s_j = a[j], s[j]
@@ -275,105 +268,3 @@ def _solve_normalised(
         under = (status[j] == IVReason.OK) & ~(e_j < _MAX_EXPONENT)
         status[j[under]] = IVReason.VEGA_UNDERFLOW
     return s, status
-
-
-def _objective(
-    s: FloatArray, a: FloatArray, sgn: FloatArray, target: FloatArray
-) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
-    """Objective ``f``, its first log-derivative factor ``f1`` (see module doc), and
-    ``p = a/s``, ``t = s/2`` and the vega exponent ``(p^2 + t^2)/2`` for the step."""
-    p = np.divide(a, s)
-    t = np.multiply(s, 0.5)
-    arg = np.add(p, t)
-    arg *= _INV_SQRT2
-    big = erfcx(arg, out=arg)
-    small = np.subtract(p, t)
-    small *= sgn
-    small *= _INV_SQRT2
-    erfcx(small, out=small)
-    big *= sgn
-    g = np.subtract(small, big, out=small)  # D = small - big (low) ; G = small + big (high)
-    exponent = np.multiply(p, p)
-    exponent += t * t
-    exponent *= 0.5
-    f = np.log(g)
-    f -= exponent
-    f -= target
-    f -= _LN2
-    f1 = np.divide(_SQRT_2_OVER_PI, g, out=g)
-    f1 *= sgn
-    return f, f1, p, t, exponent
-
-
-def _householder_step(
-    s: FloatArray, a: FloatArray, sgn: FloatArray, target: FloatArray
-) -> tuple[FloatArray, FloatArray]:
-    """Third-order Householder step in ``s`` and the vega exponent at ``s``.
-
-    With ``u = f''/f' + f1 = a^2/s^3 - s/4`` (``= p^2/s - t/2``) and
-    ``du = -3 a^2/s^4 - 1/4``: ``eta = f''/f' = u - f1``,
-    ``gamma = f'''/f' = u^2 + du - 3 f1 u + 2 f1^2``, ``nu = -f/f'`` and
-    ``step = nu (1 + eta nu / 2) / (1 + nu (eta + gamma nu / 6))``."""
-    f, f1, p, t, exponent = _objective(s, a, sgn, target)
-    pp_s = np.multiply(p, p)
-    pp_s /= s  # a^2/s^3
-    u = np.multiply(t, -0.5)
-    u += pp_s
-    du = np.divide(pp_s, s, out=pp_s)
-    du *= -3.0
-    du -= 0.25
-    eta = np.subtract(u, f1, out=t)
-    # gamma = u (u - 3 f1) + du + 2 f1^2
-    gamma = np.multiply(f1, -3.0, out=p)
-    gamma += u
-    gamma *= u
-    gamma += du
-    f1sq = np.multiply(f1, f1, out=du)
-    f1sq *= 2.0
-    gamma += f1sq
-    nu = np.divide(f, f1, out=f)
-    np.negative(nu, out=nu)
-    # denominator 1 + nu (eta + gamma nu / 6)
-    den = np.multiply(gamma, nu, out=gamma)
-    den *= 1.0 / 6.0
-    den += eta
-    den *= nu
-    den += 1.0
-    # numerator nu (1 + eta nu / 2)
-    num = np.multiply(eta, nu, out=eta)
-    num *= 0.5
-    num += 1.0
-    num *= nu
-    num /= den
-    return num, exponent
-
-
-def _refine(
-    s: FloatArray, a: FloatArray, sgn: FloatArray, target: FloatArray
-) -> tuple[FloatArray, NDArray[np.bool_]]:
-    """Safeguarded Householder on the hard cases: keep a bracket, bisect (in ln s) when
-    a step leaves it. The objective is increasing in s for the low branch and
-    decreasing for the high branch, so ``sgn * f`` is increasing in both."""
-    lo = np.zeros_like(s)
-    hi = np.full_like(s, np.inf)
-    done = np.zeros(s.shape, dtype=np.bool_)
-    for _ in range(_MAX_EXTRA_STEPS):
-        inc = sgn * _objective(s, a, sgn, target)[0]
-        lo = np.where(inc < 0.0, np.maximum(lo, s), lo)
-        hi = np.where(inc > 0.0, np.minimum(hi, s), hi)
-        step = _householder_step(s, a, sgn, target)[0]
-        s_new = s + step
-        bad = ~np.isfinite(s_new) | (s_new <= lo) | (s_new >= hi)
-        fallback = np.where(
-            np.isinf(hi), 2.0 * np.maximum(s, lo), np.where(lo > 0.0, np.sqrt(lo * hi), 0.5 * hi)
-        )
-        # a step this small converged even if rounding puts s + step on the bracket's
-        # end (s itself is that end when f(s) rounds to the wrong sign): keep s then
-        conv = np.abs(step) <= _REL_TOL * s
-        conv |= inc == 0.0
-        s_next = np.where(done, s, np.where(bad, np.where(conv, s, fallback), s_new))
-        done |= conv
-        s = s_next
-        if done.all():
-            break
-    return s, done & np.isfinite(s) & (s > 0.0)

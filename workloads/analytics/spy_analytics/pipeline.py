@@ -23,10 +23,10 @@ from . import rules
 from .baseline import BaselineState, Priors, priors, updated
 from .chain import ChainSnapshot
 from .config import DEFAULT_CONFIG, AnalyzerConfig
-from .contracts import contract_index
+from .contracts import ContractIndex, contract_index
+from .curves import smile_curves
 from .frame import Frame, build_frame
 from .shards import owned_findings
-from .smile import Z_SCALE_VOL
 from .structure import gamma_exposure, premium_flow
 from .types import (
     Anomaly,
@@ -35,16 +35,10 @@ from .types import (
     GammaExposure,
     MarketState,
     PremiumFlow,
-    SmileCurve,
     anomaly_id,
 )
 
 FloatArray = NDArray[np.float64]
-_FIT_POINTS = 25
-#: Backend limits of a market-state record (spy_backend.models.series): at most 32
-#: expiries per record and 256 smile points per curve.
-MAX_EXPIRIES = 32
-MAX_POINTS = 256
 
 
 @dataclass(frozen=True, eq=False)
@@ -102,10 +96,10 @@ def _analyze(
     config: AnalyzerConfig,
 ) -> AnalysisResult:
     state = baseline if baseline is not None else BaselineState.empty()
-    f = build_frame(snapshot, config, previous.spot if previous is not None else None)
     index = contract_index(snapshot)
-    pos, known = state.lookup(index.keys)
-    increment = _increments(snapshot, index.keys, state, pos, known, previous)
+    f = build_frame(snapshot, config, previous.spot if previous is not None else None, index)
+    pos, known = state.lookup(index.keys, index)
+    increment = _increments(snapshot, index, state, pos, known, previous)
     if previous is not None and (
         (snapshot.ts - previous.ts).total_seconds() > config.structure.max_increment_gap_s
     ):
@@ -132,7 +126,7 @@ def _analyze(
             symbol=snapshot.symbol,
             spot=snapshot.spot,
             bad_quotes=quality.total,
-            expiries=_smiles(f),
+            expiries=smile_curves(f),
         ),
         gex=gex,
         flow=flow,
@@ -196,7 +190,7 @@ def _findings(
 
 def _increments(
     snap: ChainSnapshot,
-    keys: NDArray[np.int64],
+    index: ContractIndex,
     state: BaselineState,
     pos: NDArray[np.intp],
     known: NDArray[np.bool_],
@@ -207,15 +201,25 @@ def _increments(
     if len(state):
         inc = np.where(known, snap.volume - state.last_volume[pos], np.nan)
     if previous is not None and len(previous):
-        pindex = contract_index(previous)
-        order = pindex.key_order
-        sk = pindex.keys[order]
-        j = np.minimum(np.searchsorted(sk, keys), sk.shape[0] - 1)
-        found = sk[j] == keys
-        prev_inc = np.where(found, snap.volume - previous.volume[order[j]], np.nan)
-        inc = np.where(np.isfinite(inc), inc, prev_inc)
+        inc = np.where(np.isfinite(inc), inc, _since_previous(snap, index, previous))
     with np.errstate(invalid="ignore"):
         return np.where(inc >= 0.0, inc, np.nan)
+
+
+def _since_previous(
+    snap: ChainSnapshot, index: ContractIndex, previous: ChainSnapshot
+) -> FloatArray:
+    """Volume since ``previous`` per contract, matched by key (NaN: not in it)."""
+    pindex = contract_index(previous)
+    if pindex is index:  # the same contract set: every key is there
+        same: FloatArray = snap.volume - previous.volume[index.first_row]
+        return same
+    order = pindex.key_order
+    sk = pindex.keys[order]
+    j = np.minimum(np.searchsorted(sk, index.keys), sk.shape[0] - 1)
+    found = sk[j] == index.keys
+    out: FloatArray = np.where(found, snap.volume - previous.volume[order[j]], np.nan)
+    return out
 
 
 def _to_anomalies(f: Frame, findings: list[rules.Finding]) -> tuple[Anomaly, ...]:
@@ -256,46 +260,3 @@ def _to_anomalies(f: Frame, findings: list[rules.Finding]) -> tuple[Anomaly, ...
             )
         )
     return tuple(out)
-
-
-def _smiles(f: Frame) -> tuple[SmileCurve, ...]:
-    n_groups = len(f.group_expiry)
-    fitted = np.flatnonzero(f.smile.ok & (f.group_t > 0.0))
-    if fitted.size == 0:
-        return ()
-    if fitted.size > MAX_EXPIRIES:
-        # the nearest half, then evenly spaced over the rest of the term structure
-        near = MAX_EXPIRIES // 2
-        rest = fitted[near:]
-        pick = np.unique(np.round(np.linspace(0, rest.size - 1, MAX_EXPIRIES - near)))
-        fitted = np.concatenate([fitted[:near], rest[pick.astype(np.intp)]])
-    # every group's fit grid and ATM point evaluated in one vectorised call
-    frac = np.linspace(0.0, 1.0, _FIT_POINTS)
-    zs = f.smile.z_lo[fitted, None] + (f.smile.z_hi - f.smile.z_lo)[fitted, None] * frac
-    zs = np.concatenate([zs, np.zeros((fitted.size, 1))], axis=1)
-    gi = np.repeat(fitted, _FIT_POINTS + 1)
-    fit = np.round(f.smile.evaluate(gi, zs.ravel()).reshape(fitted.size, -1), 6)
-    ks = np.round(zs * Z_SCALE_VOL * np.sqrt(f.group_t[fitted])[:, None], 6)
-    pts = np.flatnonzero(f.otm & np.isfinite(f.iv))
-    pts = pts[np.lexsort((f.k[pts], f.group[pts]))]
-    bounds = np.searchsorted(f.group[pts], np.arange(n_groups + 1))
-    k_round = np.round(f.k[pts], 6)
-    iv_round = np.round(f.iv[pts], 6)
-    curves = []
-    for row, g in enumerate(fitted.tolist()):
-        lo, hi = bounds[g], bounds[g + 1]
-        keep = np.arange(lo, hi)
-        if keep.size > MAX_POINTS:
-            keep = keep[np.unique(np.round(np.linspace(0, keep.size - 1, MAX_POINTS)).astype(int))]
-        curves.append(
-            SmileCurve(
-                expiry=f.group_expiry[g],
-                t=round(float(f.group_t[g]), 6),
-                atm_iv=float(fit[row, -1]),
-                points_k=tuple(k_round[keep].tolist()),
-                points_iv=tuple(iv_round[keep].tolist()),
-                fit_k=tuple(ks[row, :-1].tolist()),
-                fit_iv=tuple(fit[row, :-1].tolist()),
-            )
-        )
-    return tuple(curves)

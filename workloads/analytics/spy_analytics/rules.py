@@ -23,14 +23,14 @@ from .rule_base import (
     FloatArray,
     _describe,
     _finding,
-    _neighbour_median,
+    _usable_neighbour_median,
     severity_of,
 )
 from .types import AnomalyKind
 
 
 def iv_residual(f: Frame, cfg: IVResidualConfig) -> list[Finding]:
-    """z = (iv_mid - iv_fit) / sigma (sigma: `frame._implied_vols`). Out-of-the-money
+    """z = (iv_mid - iv_fit) / sigma (sigma: `quote_iv.quote_ivs`). Out-of-the-money
     quotes always; in-the-money ones through the IV of their mid less the estimated
     early-exercise premium (``test_itm``), whose uncertainty is part of sigma."""
     if not cfg.enabled:
@@ -132,8 +132,8 @@ def spread_blowout(
     floor = 2.0 * cfg.tick
     with np.errstate(all="ignore"):
         ref_nb = np.full(spread.shape, np.nan)
-        use = np.flatnonzero(f.usable)
-        ref_nb[use] = _neighbour_median(f, spread, use, cfg.neighbours)
+        use, ref_use = _usable_neighbour_median(f, spread, cfg.neighbours)
+        ref_nb[use] = ref_use
         ref_nb = np.maximum(ref_nb, floor)
         ratio_nb = spread / ref_nb
         ratio_nb /= _chain_median(ratio_nb, f.usable & np.isfinite(ratio_nb))

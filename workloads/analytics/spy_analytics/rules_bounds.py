@@ -27,13 +27,13 @@ from .rule_base import (
 from .types import AnomalyKind
 
 
-def _deviation(f: Frame, rows: IntArray) -> FloatArray:
+def _deviation(f: Frame, resid: FloatArray, rows: IntArray) -> FloatArray:
     """How far a quote's mid is off the model, in half spreads, after removing the
     model error its strike neighbours share (the median of their mid - model over
     two strikes each side, same expiry and right): a smooth model error (an early-
     exercise premium under- or overestimated, a smile slightly off) moves every leg of
-    a spread alike, a mispriced leg stands out from its neighbours."""
-    resid = f.mid - f.model
+    a spread alike, a mispriced leg stands out from its neighbours. ``resid``: mid -
+    model of every row."""
     local = _neighbour_median(f, resid, rows, 2)
     dev: FloatArray = np.abs(resid[rows] - np.nan_to_num(local)) / np.maximum(f.half[rows], 0.005)
     return np.nan_to_num(dev, nan=0.0)
@@ -41,8 +41,10 @@ def _deviation(f: Frame, rows: IntArray) -> FloatArray:
 
 def _blame(f: Frame, *candidates: IntArray) -> IntArray:
     """For each tuple of rows, the one whose quote deviates most from the model."""
-    devs = np.stack([_deviation(f, c) for c in candidates])
+    resid = f.mid - f.model
     rows = np.stack(candidates)
+    # every candidate's deviation in one call (each row's is its own)
+    devs = _deviation(f, resid, rows.ravel()).reshape(rows.shape)
     pick: IntArray = rows[np.argmax(devs, axis=0), np.arange(rows.shape[1])]
     return pick
 
@@ -95,12 +97,10 @@ def parity(f: Frame, cfg: BoundsConfig) -> list[Finding]:
     if not cfg.parity_enabled:
         return []
     s = f.snap
-    order = f.by_pair
-    a, b = order[:-1], order[1:]
-    pair = (f.group[a] == f.group[b]) & (s.strike[a] == s.strike[b]) & ~s.is_call[a] & s.is_call[b]
+    put, call = f.adjacent.pair_put, f.adjacent.pair_call
     fresh = fresh_quotes(f, cfg)
-    pair &= fresh[a] & fresh[b]
-    put, call = a[pair], b[pair]
+    both = fresh[put] & fresh[call]
+    put, call = put[both], call[both]
     strike, t = s.strike[call], f.t[call]
     disc = np.exp(-s.rate * t)
     widen = _sync_unc(f, call, put)
@@ -151,7 +151,7 @@ def early_exercise(f: Frame, cfg: BoundsConfig) -> list[Finding]:
     intrinsic = np.where(call, spot - strike, strike - spot)
     lower = np.maximum(np.maximum(intrinsic, fwd_lower), 0.0)
     upper = np.where(call, spot, strike)
-    widen = f.abs_delta[rows] * f.spot_unc[rows]
+    widen = f.sync_unc[rows]
     brk_lo = lower - s.ask[rows] - widen
     brk_hi = s.bid[rows] - upper - widen
     brk = np.maximum(brk_lo, brk_hi)
@@ -174,14 +174,14 @@ def early_exercise(f: Frame, cfg: BoundsConfig) -> list[Finding]:
 def _synced(f: Frame) -> tuple[FloatArray, FloatArray]:
     """Bid and ask moved from each quote's own spot to the snapshot's (`Frame.sync`):
     legs quoted a second apart on a moving SPY are compared as of one spot."""
-    return f.snap.bid + f.sync, f.snap.ask + f.sync
+    return f.bid_sync, f.ask_sync
 
 
 def _sync_unc(f: Frame, *legs: IntArray) -> FloatArray:
     """What the legs' spots are not known to within, in USD (|delta| x spot_unc)."""
     total: FloatArray = np.zeros(legs[0].shape[0])
     for x in legs:
-        total += f.abs_delta[x] * f.spot_unc[x]
+        total += f.sync_unc[x]
     return total
 
 
@@ -194,10 +194,7 @@ def call_spread(f: Frame, cfg: StaticArbConfig) -> list[Finding]:
     if not cfg.call_spread_enabled:
         return []
     s = f.snap
-    order = f.by_strike
-    lo, hi = order[:-1], order[1:]
-    same = (f.group[lo] == f.group[hi]) & (s.is_call[lo] == s.is_call[hi])
-    lo, hi = lo[same], hi[same]
+    lo, hi = f.adjacent.vertical_lo, f.adjacent.vertical_hi
     call = s.is_call[lo]
     width = s.strike[hi] - s.strike[lo]
     bid, ask = _synced(f)
@@ -232,15 +229,7 @@ def butterfly(f: Frame, cfg: StaticArbConfig) -> list[Finding]:
     if not cfg.butterfly_enabled:
         return []
     s = f.snap
-    order = f.by_strike
-    a, b, c = order[:-2], order[1:-1], order[2:]
-    same = (
-        (f.group[a] == f.group[c])
-        & (f.group[a] == f.group[b])
-        & (s.is_call[a] == s.is_call[c])
-        & (s.is_call[a] == s.is_call[b])
-    )
-    a, b, c = a[same], b[same], c[same]
+    a, b, c = f.adjacent.fly_lo, f.adjacent.fly_mid, f.adjacent.fly_hi
     k1, k2, k3 = s.strike[a], s.strike[b], s.strike[c]
     w1 = (k3 - k2) / (k3 - k1)
     w3 = (k2 - k1) / (k3 - k1)
@@ -267,10 +256,7 @@ def calendar(f: Frame, cfg: StaticArbConfig) -> list[Finding]:
     if not cfg.calendar_enabled:
         return []
     s = f.snap
-    order = f.by_maturity
-    near, far = order[:-1], order[1:]
-    same = (s.strike[near] == s.strike[far]) & (s.is_call[near] == s.is_call[far])
-    near, far = near[same], far[same]
+    near, far = f.adjacent.calendar_near, f.adjacent.calendar_far
     if s.context_expiries:
         # a detector shard: a pair is checked by the shard that owns its near leg (the
         # far leg may be the context expiry after it), so each adjacent pair once

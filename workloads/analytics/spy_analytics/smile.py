@@ -26,6 +26,7 @@ rules (docs/analytics.md).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,6 +44,12 @@ _HUBER_C = 2.0
 _TUKEY_C = 6.0
 
 
+#: (a, b) pairs of the 4x4 block of one segment's normal equations, in the order they
+#: are accumulated, and which of the 10 distinct products ``B_a B_b`` (a <= b) each is
+_PAIRS = [(a, b) for a in range(4) for b in range(4)]
+_SYM = np.array([[0, 1, 2, 3], [1, 4, 5, 6], [2, 5, 7, 8], [3, 6, 8, 9]])
+
+
 @dataclass(frozen=True)
 class SmileFit:
     """Spline coefficients per expiry group and the data range they cover."""
@@ -54,9 +61,9 @@ class SmileFit:
 
     def evaluate(self, group: IntArray, z: FloatArray) -> FloatArray:
         """Fitted IV at scaled moneyness ``z`` of expiry group ``group`` (NaN if unfit)."""
-        idx, basis = _basis(group, z, self.z_lo, self.z_hi)
-        vals = self.coef.ravel()[group[:, None] * N_BASIS + idx]
-        out: FloatArray = np.sum(vals * basis, axis=1)
+        u = _knot_position(group, z, self.z_lo, self.z_hi)
+        j = _segment(u)
+        out = _combine(self.coef.ravel(), group * N_BASIS + j, _basis(u - j))
         return np.where(self.ok[group], out, np.nan)
 
 
@@ -89,26 +96,23 @@ def fit_smiles(
     if not ok.any():
         return SmileFit(coef=coef, z_lo=z_lo, z_hi=z_hi, ok=ok)
 
-    idx, basis = _basis(g, zz, z_lo, z_hi)
+    u = _knot_position(g, zz, z_lo, z_hi)
+    j = _segment(u)
     # sort points by (group, segment): each run shares the same 4x4 block of the normal
     # equations, so they are accumulated with reduceat instead of scattered adds
-    seg_key = g * N_SEGMENTS + idx[:, 0]
+    seg_key = g * N_SEGMENTS + j
     order = np.argsort(seg_key, kind="stable")
-    g, idx, basis, seg_key = g[order], idx[order], basis[order], seg_key[order]
-    sel = sel[order]
+    g, j, u, seg_key, sel = g[order], j[order], u[order], seg_key[order], sel[order]
+    basis = _basis(u - j)  # (4, points): one row per basis function
     y = iv[sel]
     w0 = 1.0 / (sigma[sel] ** 2)
-    starts = np.flatnonzero(np.r_[True, seg_key[1:] != seg_key[:-1]])
-    seg_g = g[starts]
-    seg_j = idx[starts, 0]
-    outer = (basis[:, :, None] * basis[:, None, :]).reshape(-1, 16)
-    penalty = _penalty()
-    flat_idx = g[:, None] * N_BASIS + idx
+    system = _NormalEquations(n_groups, g, j, seg_key, basis, ok)
+    flat_idx = g * N_BASIS + j
     rho = np.ones_like(y)
     for stage in range(3):
         w = w0 * rho
-        coef = _solve_groups(n_groups, starts, seg_g, seg_j, outer, basis, y, w, penalty, ok)
-        fitted = np.sum(coef.ravel()[flat_idx] * basis, axis=1)
+        coef = system.solve(y, w)
+        fitted = _combine(coef.ravel(), flat_idx, basis)
         r = (y - fitted) * np.sqrt(w0)
         if stage == 0:
             a = np.abs(r)
@@ -119,62 +123,94 @@ def fit_smiles(
     return SmileFit(coef=coef, z_lo=z_lo, z_hi=z_hi, ok=ok)
 
 
-def _solve_groups(
-    n_groups: int,
-    starts: IntArray,
-    seg_g: IntArray,
-    seg_j: IntArray,
-    outer: FloatArray,
-    basis: FloatArray,
-    y: FloatArray,
-    w: FloatArray,
-    penalty: FloatArray,
-    ok: NDArray[np.bool_],
-) -> FloatArray:
-    nb = N_BASIS
-    blocks = np.add.reduceat(w[:, None] * outer, starts, axis=0)
-    rhs_blocks = np.add.reduceat((w * y)[:, None] * basis, starts, axis=0)
-    ata = np.zeros((n_groups, nb, nb))
-    atb = np.zeros((n_groups, nb))
-    for a in range(4):
-        atb[seg_g, seg_j + a] += rhs_blocks[:, a]
-        for b in range(4):
-            ata[seg_g, seg_j + a, seg_j + b] += blocks[:, 4 * a + b]
-    scale = np.trace(ata, axis1=1, axis2=2) / nb
-    lam = _LAMBDA * np.maximum(scale, 1e-300)
-    system = ata + lam[:, None, None] * penalty[None, :, :]
-    system[~ok] = np.eye(nb)
-    atb[~ok] = 0.0
-    coef: FloatArray = np.linalg.solve(system, atb[:, :, None])[:, :, 0]
-    coef[~ok] = np.nan
-    return coef
+class _NormalEquations:
+    """The weighted normal equations of every group, assembled per (group, segment)
+    run of the sorted points: the 10 distinct products ``B_a B_b`` of a point are
+    formed once, each pass weights and sums them per run (reduceat along contiguous
+    rows) and scatters the runs' 4x4 blocks into the groups' 11x11 systems with one
+    ``bincount`` (accumulating in the same order as 16 scattered adds would)."""
+
+    def __init__(
+        self,
+        n_groups: int,
+        g: IntArray,
+        j: IntArray,
+        seg_key: IntArray,
+        basis: FloatArray,
+        ok: NDArray[np.bool_],
+    ) -> None:
+        nb = N_BASIS
+        self.n_groups, self.basis, self.ok = n_groups, basis, ok
+        self.starts = np.flatnonzero(np.r_[True, seg_key[1:] != seg_key[:-1]])
+        seg_g, seg_j = g[self.starts], j[self.starts]
+        self.products = np.stack([basis[a] * basis[b] for a in range(4) for b in range(a, 4)])
+        self.cell = np.concatenate(
+            [seg_g * (nb * nb) + (seg_j + a) * nb + (seg_j + b) for a, b in _PAIRS]
+        )
+        self.sym = np.array([_SYM[a, b] for a, b in _PAIRS])
+        self.rhs_cell = np.concatenate([seg_g * nb + seg_j + a for a in range(4)])
+
+    def solve(self, y: FloatArray, w: FloatArray) -> FloatArray:
+        nb, n_groups, ok = N_BASIS, self.n_groups, self.ok
+        blocks = np.add.reduceat(w * self.products, self.starts, axis=1)
+        rhs_blocks = np.add.reduceat((w * y) * self.basis, self.starts, axis=1)
+        ata = np.bincount(
+            self.cell, weights=blocks[self.sym].ravel(), minlength=n_groups * nb * nb
+        ).reshape(n_groups, nb, nb)
+        atb = np.bincount(self.rhs_cell, weights=rhs_blocks.ravel(), minlength=n_groups * nb)
+        atb = atb.reshape(n_groups, nb)
+        scale = np.trace(ata, axis1=1, axis2=2) / nb
+        lam = _LAMBDA * np.maximum(scale, 1e-300)
+        system = ata + lam[:, None, None] * _penalty()[None, :, :]
+        system[~ok] = np.eye(nb)
+        atb[~ok] = 0.0
+        coef: FloatArray = np.linalg.solve(system, atb[:, :, None])[:, :, 0]
+        coef[~ok] = np.nan
+        return coef
 
 
-def _basis(
+def _knot_position(
     group: IntArray, z: FloatArray, z_lo: FloatArray, z_hi: FloatArray
-) -> tuple[IntArray, FloatArray]:
+) -> FloatArray:
+    """Position of ``z`` on its group's knots, in segments (0 .. N_SEGMENTS)."""
     lo = z_lo[group]
     hi = z_hi[group]
-    u = (np.clip(z, lo, hi) - lo) * (N_SEGMENTS / (hi - lo))
-    j = np.minimum(u.astype(np.intp), N_SEGMENTS - 1)
-    tau = u - j
+    u: FloatArray = (np.clip(z, lo, hi) - lo) * (N_SEGMENTS / (hi - lo))
+    return u
+
+
+def _segment(u: FloatArray) -> IntArray:
+    j: IntArray = np.minimum(u.astype(np.intp), N_SEGMENTS - 1)
+    return j
+
+
+def _basis(tau: FloatArray) -> FloatArray:
+    """The 4 uniform cubic B-splines nonzero on a segment at fraction ``tau`` of it,
+    one row each."""
     tau2 = tau * tau
     tau3 = tau2 * tau
     omt = 1.0 - tau
-    basis = np.stack(
+    return np.stack(
         [
             omt * omt * omt / 6.0,
             (3.0 * tau3 - 6.0 * tau2 + 4.0) / 6.0,
             (-3.0 * tau3 + 3.0 * tau2 + 3.0 * tau + 1.0) / 6.0,
             tau3 / 6.0,
-        ],
-        axis=1,
+        ]
     )
-    idx = j[:, None] + np.arange(4)[None, :]
-    return idx, basis
 
 
+def _combine(coef: FloatArray, first: IntArray, basis: FloatArray) -> FloatArray:
+    """``sum_a coef[first + a] B_a``, summed left to right."""
+    out: FloatArray = coef[first] * basis[0]
+    for a in range(1, 4):
+        out += coef[first + a] * basis[a]
+    return out
+
+
+@functools.cache
 def _penalty() -> FloatArray:
     d = np.diff(np.eye(N_BASIS), n=2, axis=0)
     pen: FloatArray = d.T @ d
+    pen.setflags(write=False)
     return pen

@@ -56,13 +56,28 @@ def gamma_exposure(
     sign = np.where(s.is_call[rows], 1.0, -1.0)
     weight = sign * s.open_interest[rows] * cfg.contract_multiplier
     gex = weight * f.gamma[rows] * s.spot * s.spot * 0.01
-    strikes, inv = np.unique(s.strike[rows], return_inverse=True)
+    all_strikes, rank = f.index.strike_groups
+    present, inv = _groups_of(rank, all_strikes.size, rows)
+    strikes = all_strikes[present]  # np.unique(strike[rows]), inv its inverse
     per_strike = np.bincount(inv.ravel(), weights=gex, minlength=strikes.shape[0])
     per_strike = np.where(np.isfinite(per_strike), per_strike, 0.0)
     net = _finite(float(per_strike.sum()))
     curve = _flip_curve(f, rows, weight, cfg)
     flip = flip_level(s.spot, curve, cfg.flip_range)
     return strikes.tolist(), per_strike.tolist(), net, flip, curve
+
+
+def _groups_of(
+    rank: NDArray[np.intp], n_groups: int, rows: NDArray[np.intp]
+) -> tuple[NDArray[np.bool_], NDArray[np.intp]]:
+    """Which of the contract set's ``n_groups`` groups (``rank``: each row's) the
+    ``rows`` hold, and each row's place among those: `np.unique`'s values (as a mask of
+    the set's sorted groups) and inverse on a subset, without sorting it."""
+    r = rank[rows]
+    present = np.zeros(n_groups, dtype=np.bool_)
+    present[r] = True
+    inv: NDArray[np.intp] = (np.cumsum(present) - 1)[r]
+    return present, inv
 
 
 def _finite(value: float) -> float:
@@ -90,11 +105,11 @@ def _flip_curve(
         return np.zeros(cfg.flip_grid_points)
     # a call and a put of the same expiry and strike share gamma (same fitted vol):
     # net their open-interest weights first
-    pair_key = f.group[rows].astype(np.int64) * 10**9 + np.rint(s.strike[rows] * 1000).astype(
-        np.int64
-    )
-    uniq, first, inv = np.unique(pair_key, return_index=True, return_inverse=True)
-    weight = np.bincount(inv.ravel(), weights=weight, minlength=uniq.shape[0]).astype(np.float64)
+    present, inv = _groups_of(f.index.pair_groups[1], f.index.pair_groups[0].size, rows)
+    n_pairs = int(np.count_nonzero(present))
+    first = np.full(n_pairs, rows.size, dtype=np.intp)  # each pair's first row
+    np.minimum.at(first, inv, np.arange(rows.size))
+    weight = np.bincount(inv, weights=weight, minlength=n_pairs).astype(np.float64)
     rows = rows[first]
     levels = flip_grid(s.spot, cfg.flip_range, cfg.flip_grid_points)
     net: FloatArray = _net_gamma(f, rows, weight, levels) * levels * levels * 0.01
@@ -123,8 +138,8 @@ def flip_level(spot: float, curve: FloatArray, flip_range: float) -> float | Non
 def _net_gamma(
     f: Frame, rows: NDArray[np.intp], weight: FloatArray, levels: FloatArray
 ) -> FloatArray:
-    """``sum_i w_i gamma_i(L)`` at every spot level ``L`` (gamma as in `_gamma` of
-    `spy_analytics.frame`, Hull ch. 19): with ``d1 = ln(L) / sd + c_i``,
+    """``sum_i w_i gamma_i(L)`` at every spot level ``L`` (gamma as in `gamma` of
+    `spy_analytics.model`, Hull ch. 19): with ``d1 = ln(L) / sd + c_i``,
     ``c_i = (-ln K + (r - q) t) / sd + sd / 2``, it is
     ``(1 / L) sum_i (w_i e^{-q t} / (sd sqrt(2 pi))) e^{-d1^2 / 2}``: a rows x levels
     exponential and one matrix-vector product. Rows whose terms are not finite are

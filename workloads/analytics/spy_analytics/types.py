@@ -6,6 +6,7 @@ service serialises them with `to_wire()` and posts them to the backend. Pure dat
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 from dataclasses import dataclass, field
@@ -56,10 +57,16 @@ def anomaly_id(kind: str, symbol: str, expiry: str, strike: float, right: str, t
     anomaly of the same snapshot always has the same id (idempotent ingest), whichever
     side computes it.
     """
-    ts_utc = ts.astimezone(UTC) if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
-    key = f"{kind}|{symbol}|{expiry}|{float(strike):.2f}|{right}|"
-    key += ts_utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    key = f"{kind}|{symbol}|{expiry}|{float(strike):.2f}|{right}|{_id_ts(ts)}"
     return hashlib.sha1(key.encode("utf-8"), usedforsecurity=False).hexdigest()
+
+
+@functools.lru_cache(maxsize=16)
+def _id_ts(ts: datetime) -> str:
+    """``ts`` as `anomaly_id` renders it: formatted once per snapshot time, not once
+    per anomaly (equal datetimes are the same instant, so render the same)."""
+    ts_utc = ts.astimezone(UTC) if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
+    return ts_utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass(frozen=True)
