@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +33,22 @@ def wait_for(
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; last: {last!r}")
+
+
+def loopback_text(url: str, timeout: float = 2.0) -> str | None:
+    """The body of a plain-http loopback URL, or None when nothing answers yet.
+
+    For polling loops: urllib builds no TLS context for http://, while every
+    `httpx.get` loads the system CA bundle again (one of those loads, polling an
+    operator's metrics 10 times a second, failed with `ssl.SSLError: [X509] PEM lib`
+    in a CI run, failing a test that never used TLS)."""
+    if not url.startswith("http://127.0.0.1:"):
+        raise ValueError(f"loopback_text is for http://127.0.0.1 URLs only, not {url}")
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return str(resp.read().decode())
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return None
 
 
 @dataclass

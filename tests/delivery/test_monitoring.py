@@ -17,7 +17,7 @@ import httpx
 import pytest
 import yaml
 from delivery_support import CHART, run, tool
-from k8s_support import Cluster, wait_for
+from k8s_support import Cluster, loopback_text, wait_for
 from operator_support import OperatorProcess
 from prometheus_client.parser import text_string_to_metric_families
 from spy_backend.settings import DEV_INGEST_TOKEN
@@ -181,13 +181,7 @@ def detector_metrics_url(backend: BackendProcess) -> Iterator[str]:
     try:
 
         def snapshots() -> bool:
-            try:
-                return (
-                    'spy_detector_snapshots_total{source="synthetic"}'
-                    in httpx.get(url, timeout=2).text
-                )
-            except httpx.TransportError:
-                return False
+            return 'spy_detector_snapshots_total{source="synthetic"}' in (loopback_text(url) or "")
 
         wait_for("detector analysing snapshots", snapshots, timeout=60, interval=0.5)
         yield url

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import httpx
 import pytest
-from k8s_support import Cluster, Kubectl, wait_for
+from k8s_support import Cluster, Kubectl, loopback_text, wait_for
 from operator_support import (
     GateInvariantWatcher,
     OperatorProcess,
@@ -21,9 +20,8 @@ from spy_operator import constants as c
 
 
 def leader_metric(op: OperatorProcess) -> float | None:
-    try:
-        text = httpx.get(f"http://127.0.0.1:{op.metrics_port}/metrics", timeout=2).text
-    except httpx.HTTPError:
+    text = loopback_text(f"http://127.0.0.1:{op.metrics_port}/metrics")
+    if text is None:
         return None
     for line in text.splitlines():
         if line.startswith("spy_operator_leader "):
