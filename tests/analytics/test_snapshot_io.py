@@ -69,7 +69,7 @@ def test_record_cli_writes_a_replayable_session(tmp_path):
     ],
 )
 def test_expiry_cutoff_is_16_00_new_york(expiry: str, close_utc: datetime) -> None:
-    from spy_analytics.chain import _close_epoch, _us_dst, expiry_close_epoch
+    from spy_analytics.exchange_clock import _close_epoch, _us_dst, expiry_close_epoch
 
     # a 0DTE snapshot taken 30 minutes before the close
     ts = close_utc - timedelta(minutes=30)

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .chain import ChainSnapshot, contract_keys, expiry_close_epoch
+from .chain import ChainSnapshot, contract_keys
+from .exchange_clock import expiry_close_epoch
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.intp]

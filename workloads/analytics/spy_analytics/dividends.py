@@ -30,12 +30,12 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from datetime import UTC, date, datetime, time, timedelta
 
 import numpy as np
 from numpy.typing import NDArray
 
+from .exchange_clock import exchange_tz
 from .nyse_calendar import previous_trading_day, third_friday
 
 FloatArray = NDArray[np.float64]
@@ -178,15 +178,7 @@ def last_dividend(
 
 @functools.lru_cache(maxsize=1024)
 def _open_epoch(day: date) -> float:
-    tz = _exchange_tz()
+    tz = exchange_tz()
     if tz is None:  # no tz database: 09:30 EST (14:30 UTC) - off by an hour in summer
         return datetime.combine(day, time(14, 30), tzinfo=UTC).timestamp()
     return datetime.combine(day, _OPEN, tzinfo=tz).timestamp()
-
-
-@functools.cache
-def _exchange_tz() -> tzinfo | None:
-    try:
-        return ZoneInfo("America/New_York")
-    except ZoneInfoNotFoundError:
-        return None

@@ -16,7 +16,8 @@ from numpy.typing import NDArray
 
 from ..american import early_exercise_premium
 from ..bsm import bsm_price
-from ..chain import SECONDS_PER_YEAR, ChainSnapshot, contract_keys, expiry_close_epoch
+from ..chain import SECONDS_PER_YEAR, ChainSnapshot, contract_keys
+from ..exchange_clock import expiry_close_epoch
 from ..types import AnomalyKind
 from .injection import InjectContext, InjectedAnomaly
 from .listing import listed_expiries, strike_grid

@@ -41,8 +41,9 @@ from numpy.typing import NDArray
 from scipy.special import ndtr
 
 from ..bsm import bsm_price, d1_sd
-from ..chain import SECONDS_PER_YEAR, ChainSnapshot, contract_keys, expiry_close_epoch
+from ..chain import SECONDS_PER_YEAR, ChainSnapshot, contract_keys
 from ..dividends import DividendSchedule
+from ..exchange_clock import expiry_close_epoch
 from ..nyse_calendar import is_trading_day
 from ..types import AnomalyKind
 from .injection import MAGNITUDES, InjectedAnomaly
