@@ -4,9 +4,11 @@ For each N: create secrets, N/50 IBGateways and N TradingBots (half armed with a
 approval) in a fresh namespace, then measure the time until every child exists and
 every status is current:
 
-* floor    - no operator; a plain async client loop writes the same children and
-             statuses directly (server-side apply, 8 in flight, no reads), on the same
-             control plane, right after the same CRs are created;
+* floor    - no operator; a plain async client loop writes the same children (the
+             gateway StatefulSet and Services; each bot's ServiceAccount, Role,
+             RoleBinding and Deployment) and statuses directly (server-side apply,
+             8 in flight, no reads), on the same control plane, right after the same
+             CRs are created;
 * operator - `python -m spy_operator` (8 workers) watching that namespace.
 
 Also: API writes per CR (the operator's own counter), writes during a quiet period
@@ -45,7 +47,7 @@ from convergence_world import (
 )
 from spy_dev.devcluster import ClusterState, DevCluster, running
 from spy_dev.webhook import WebhookProcess
-from spy_operator import builders
+from spy_operator import bot_access, builders
 from spy_operator import constants as c
 from spy_operator.api import view
 
@@ -71,6 +73,9 @@ async def floor_run(state: ClusterState, n: int) -> float:
                 "Deployment": "deployments",
                 "StatefulSet": "statefulsets",
                 "Service": "services",
+                "ServiceAccount": "serviceaccounts",
+                "Role": "roles",
+                "RoleBinding": "rolebindings",
             }[manifest["kind"]]
             prefix = (
                 "/api/v1" if manifest["apiVersion"] == "v1" else f"/apis/{manifest['apiVersion']}"
@@ -100,6 +105,8 @@ async def floor_run(state: ClusterState, n: int) -> float:
                 await status(obj, {"conditions": []})
             else:
                 want = 1 if obj["spec"].get("armed") else 0
+                for manifest in bot_access.build_bot_access(view(obj)):
+                    await apply(manifest)  # the bot's own identity, as the operator writes it
                 await apply(builders.build_bot_deployment(view(obj), want, 1, 4002))
                 await status(obj, {"replicas": want, "armed": bool(want), "reason": "Floor"})
 
